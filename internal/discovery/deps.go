@@ -62,3 +62,11 @@ type Store interface {
 type Queue interface {
 	Send(ctx context.Context, msgs ...work.Message) error
 }
+
+// Recorder receives discovery progress (Prometheus in local mode, EMF in Lambda).
+type Recorder interface {
+	GroupDone(status string)
+	ProjectDone(status, readiness string)
+	ScanError(kind, step string) // kind: forbidden, not_found, budget, server, timeout, malformed, other
+	QueueDepth(n int64)
+}
