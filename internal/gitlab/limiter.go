@@ -25,6 +25,6 @@ type Limiter interface {
 // endpoint is a bounded class such as "projects/:id/merge_requests", never a raw path.
 type Observer interface {
 	Request(endpoint string, status int, d time.Duration) // status 0: no response (timeout, network)
-	Retry(reason string)                                   // "429", "5xx", "timeout", "network", "malformed"
+	Retry(reason string)                                  // "429", "5xx", "timeout", "network", "malformed"
 	RateLimitRemaining(remaining int)
 }

@@ -104,18 +104,18 @@ type CI struct {
 
 // Features are what the project uses that a migration must carry over or replace.
 type Features struct {
-	HasCI          bool     `json:"has_ci"`
-	CI             *CI      `json:"ci,omitempty"`
-	UsesLFS        bool     `json:"uses_lfs"`
-	HasSubmodules  bool     `json:"has_submodules"`
-	HasCodeowners  bool     `json:"has_codeowners"`
-	WikiEnabled    bool     `json:"wiki_enabled"`
-	RegistryInUse  bool     `json:"registry_in_use"`
-	PackageTypes   []string `json:"package_types"` // sorted, unique
-	IssuesEnabled  bool     `json:"issues_enabled"`
-	MREnabled      bool     `json:"merge_requests_enabled"`
-	JobsEnabled    bool     `json:"jobs_enabled"`
-	RegistryEnabled bool    `json:"container_registry_enabled"`
+	HasCI           bool     `json:"has_ci"`
+	CI              *CI      `json:"ci,omitempty"`
+	UsesLFS         bool     `json:"uses_lfs"`
+	HasSubmodules   bool     `json:"has_submodules"`
+	HasCodeowners   bool     `json:"has_codeowners"`
+	WikiEnabled     bool     `json:"wiki_enabled"`
+	RegistryInUse   bool     `json:"registry_in_use"`
+	PackageTypes    []string `json:"package_types"` // sorted, unique
+	IssuesEnabled   bool     `json:"issues_enabled"`
+	MREnabled       bool     `json:"merge_requests_enabled"`
+	JobsEnabled     bool     `json:"jobs_enabled"`
+	RegistryEnabled bool     `json:"container_registry_enabled"`
 }
 
 // ScanError records one failed profiling step; the scan goes on without it.
