@@ -1,0 +1,442 @@
+// Package gitlab is the discovery agent's GitLab REST client. It is built on
+// gitlab.com/gitlab-org/api/client-go (request building, authentication, error decoding)
+// with that library's own limiter and retries turned off: every request goes through our
+// transport, which waits on a shared Limiter, feeds rate-limit headers back to it and
+// retries transient failures with bounded, jittered backoff.
+package gitlab
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	gogitlab "gitlab.com/gitlab-org/api/client-go"
+
+	"github.com/gl2gh/discovery-agent/internal/inventory"
+)
+
+// Classified failures; an *APIError matches them with errors.Is.
+var (
+	ErrUnauthorized = errors.New("GitLab rejected the token (401)")
+	ErrForbidden    = errors.New("forbidden (403)")
+	ErrNotFound     = errors.New("not found (404)")
+)
+
+// APIError is a final non-2xx answer (after retries).
+type APIError struct {
+	Endpoint string // endpoint class, e.g. "projects/:id/hooks"
+	Status   int
+	Message  string
+}
+
+func (e *APIError) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("GET %s: %d %s", e.Endpoint, e.Status, http.StatusText(e.Status))
+	}
+	return fmt.Sprintf("GET %s: %d %s", e.Endpoint, e.Status, e.Message)
+}
+
+func (e *APIError) Is(target error) bool {
+	switch target {
+	case ErrUnauthorized:
+		return e.Status == http.StatusUnauthorized
+	case ErrForbidden:
+		return e.Status == http.StatusForbidden
+	case ErrNotFound:
+		return e.Status == http.StatusNotFound
+	}
+	return false
+}
+
+// Status returns the HTTP status carried by err, 0 when there is none.
+func Status(err error) int {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Status
+	}
+	return 0
+}
+
+// Options configure a Client. Zero values get the defaults noted.
+type Options struct {
+	Limiter     Limiter       // required
+	Observer    Observer      // optional
+	Concurrency int           // in-flight requests; default 8
+	Timeout     time.Duration // per attempt; default 30s
+	MaxRetries  int           // default 5; negative = none
+	BaseBackoff time.Duration // default 500ms
+	MaxBackoff  time.Duration // default 30s
+	// Transport is the underlying HTTP transport; default a clone of http.DefaultTransport.
+	Transport http.RoundTripper
+}
+
+// Client talks to one GitLab instance with one token.
+type Client struct {
+	gl         *gogitlab.Client
+	t          *transport
+	maxRetries int
+}
+
+// New returns a client for the GitLab at baseURL (e.g. https://gitlab.example.com).
+func New(baseURL, token string, opts Options) (*Client, error) {
+	if opts.Limiter == nil {
+		return nil, errors.New("gitlab: a Limiter is required")
+	}
+	if token == "" {
+		return nil, errors.New("gitlab: no token (set GITLAB_TOKEN)")
+	}
+	u, err := url.Parse(strings.TrimSpace(baseURL))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("gitlab: invalid GitLab URL %q: want http(s)://host", baseURL)
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 8
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	if opts.MaxRetries == 0 {
+		opts.MaxRetries = 5
+	}
+	if opts.BaseBackoff <= 0 {
+		opts.BaseBackoff = 500 * time.Millisecond
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 30 * time.Second
+	}
+	if opts.Transport == nil {
+		dt := http.DefaultTransport.(*http.Transport).Clone()
+		dt.MaxIdleConnsPerHost = opts.Concurrency
+		opts.Transport = dt
+	}
+	t := &transport{
+		next:        opts.Transport,
+		limiter:     opts.Limiter,
+		observer:    opts.Observer,
+		sem:         make(chan struct{}, opts.Concurrency),
+		maxRetries:  max(opts.MaxRetries, 0),
+		baseBackoff: opts.BaseBackoff,
+		maxBackoff:  opts.MaxBackoff,
+		timeout:     opts.Timeout,
+	}
+	gl, err := gogitlab.NewClient(token,
+		gogitlab.WithBaseURL(strings.TrimRight(u.String(), "/")+"/api/v4"),
+		gogitlab.WithHTTPClient(&http.Client{Transport: t}),
+		gogitlab.WithoutRetries(),
+		gogitlab.WithCustomLimiter(noLimit{}),
+		gogitlab.WithUserAgent("gl2gh-discovery-agent"),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("gitlab: %w", err)
+	}
+	return &Client{gl: gl, t: t, maxRetries: t.maxRetries}, nil
+}
+
+type noLimit struct{}
+
+func (noLimit) Wait(context.Context) error { return nil }
+
+// Calls returns how many HTTP requests the client has sent, retries included.
+func (c *Client) Calls() int64 { return c.t.calls.Load() }
+
+// get sends one GET (retried by the transport) and decodes JSON into v when v is not
+// nil. A body that does not decode is retried too: GitLab behind a proxy sometimes
+// truncates.
+func (c *Client) get(ctx context.Context, path string, q url.Values, v any) (*gogitlab.Response, error) {
+	endpoint := EndpointClass("/api/v4/" + path)
+	for attempt := 0; ; attempt++ {
+		req, err := c.gl.NewRequest(http.MethodGet, path, nil, []gogitlab.RequestOptionFunc{gogitlab.WithContext(ctx)})
+		if err != nil {
+			return nil, fmt.Errorf("build request %s: %w", endpoint, err)
+		}
+		req.URL.RawQuery = q.Encode()
+		var buf bytes.Buffer
+		resp, err := c.gl.Do(req, &buf)
+		if err != nil {
+			var er *gogitlab.ErrorResponse
+			if errors.As(err, &er) && er.Response != nil {
+				return resp, &APIError{Endpoint: endpoint, Status: er.Response.StatusCode, Message: er.Message}
+			}
+			return resp, fmt.Errorf("GET %s: %w", endpoint, err)
+		}
+		if v == nil {
+			return resp, nil
+		}
+		if w, ok := v.(*[]byte); ok {
+			*w = buf.Bytes()
+			return resp, nil
+		}
+		err = json.Unmarshal(buf.Bytes(), v)
+		if err == nil {
+			return resp, nil
+		}
+		if attempt >= c.maxRetries || ctx.Err() != nil {
+			return resp, fmt.Errorf("GET %s: malformed JSON after %d attempts: %w", endpoint, attempt+1, err)
+		}
+		if c.t.observer != nil {
+			c.t.observer.Retry("malformed")
+		}
+		if err := sleep(ctx, c.t.backoff(attempt)); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Group is the part of a GitLab group the scanner uses.
+type Group struct {
+	ID       int64  `json:"id"`
+	Name     string `json:"name"`
+	FullPath string `json:"full_path"`
+	ParentID int64  `json:"parent_id"`
+}
+
+// CurrentUser checks the token: it returns the username or ErrUnauthorized.
+func (c *Client) CurrentUser(ctx context.Context) (string, error) {
+	var u struct {
+		Username string `json:"username"`
+	}
+	if _, err := c.get(ctx, "user", nil, &u); err != nil {
+		return "", err
+	}
+	return u.Username, nil
+}
+
+// Group returns a group by numeric ID or full path.
+func (c *Client) Group(ctx context.Context, idOrPath string) (Group, error) {
+	var g Group
+	q := url.Values{"with_projects": {"false"}}
+	_, err := c.get(ctx, "groups/"+gogitlab.PathEscape(idOrPath), q, &g)
+	return g, err
+}
+
+// TopLevelGroups lists every top-level group the token can see.
+func (c *Client) TopLevelGroups(ctx context.Context) ([]Group, error) {
+	q := url.Values{"top_level_only": {"true"}, "order_by": {"id"}, "sort": {"asc"}}
+	return listAll[Group](ctx, c, "groups", q)
+}
+
+// Subgroups lists a group's direct subgroups.
+func (c *Client) Subgroups(ctx context.Context, groupID int64) ([]Group, error) {
+	q := url.Values{"order_by": {"id"}, "sort": {"asc"}}
+	return listAll[Group](ctx, c, "groups/"+strconv.FormatInt(groupID, 10)+"/subgroups", q)
+}
+
+// PerPage is the page size the client asks for (GitLab's maximum).
+const PerPage = 100
+
+func listAll[T any](ctx context.Context, c *Client, path string, q url.Values) ([]T, error) {
+	var all []T
+	q.Set("per_page", strconv.Itoa(PerPage))
+	for page := 1; page != 0; {
+		q.Set("page", strconv.Itoa(page))
+		var items []T
+		resp, err := c.get(ctx, path, q, &items)
+		if err != nil {
+			return all, err
+		}
+		all = append(all, items...)
+		page = int(resp.NextPage)
+	}
+	return all, nil
+}
+
+// Project is the part of a GitLab project the scanner uses.
+type Project struct {
+	ID                int64  `json:"id"`
+	Name              string `json:"name"`
+	PathWithNamespace string `json:"path_with_namespace"`
+	Namespace         struct {
+		ID       int64  `json:"id"`
+		FullPath string `json:"full_path"`
+	} `json:"namespace"`
+	Visibility        string          `json:"visibility"`
+	Archived          bool            `json:"archived"`
+	ForkedFromProject json.RawMessage `json:"forked_from_project"`
+	Mirror            bool            `json:"mirror"`
+	EmptyRepo         bool            `json:"empty_repo"`
+	DefaultBranch     string          `json:"default_branch"`
+	CreatedAt         time.Time       `json:"created_at"`
+	LastActivityAt    time.Time       `json:"last_activity_at"`
+	WebURL            string          `json:"web_url"`
+	OpenIssuesCount   int64           `json:"open_issues_count"`
+
+	// GitLab sends both the older *_enabled booleans and the *_access_level values;
+	// either may be missing depending on version.
+	IssuesEnabled            *bool  `json:"issues_enabled"`
+	MergeRequestsEnabled     *bool  `json:"merge_requests_enabled"`
+	JobsEnabled              *bool  `json:"jobs_enabled"`
+	WikiEnabled              *bool  `json:"wiki_enabled"`
+	ContainerRegistryEnabled *bool  `json:"container_registry_enabled"`
+	PackagesEnabled          *bool  `json:"packages_enabled"`
+	IssuesAccessLevel        string `json:"issues_access_level"`
+	MergeRequestsAccessLevel string `json:"merge_requests_access_level"`
+	BuildsAccessLevel        string `json:"builds_access_level"`
+	WikiAccessLevel          string `json:"wiki_access_level"`
+	RegistryAccessLevel      string `json:"container_registry_access_level"`
+
+	Statistics *inventory.Statistics `json:"statistics"`
+}
+
+// Fork reports whether the project is a fork.
+func (p *Project) Fork() bool {
+	return len(p.ForkedFromProject) > 0 && string(p.ForkedFromProject) != "null"
+}
+
+func enabled(flag *bool, level string) bool {
+	if level != "" {
+		return level != "disabled"
+	}
+	return flag == nil || *flag
+}
+
+// Feature flags, defaulting to enabled when GitLab says nothing.
+func (p *Project) IssuesOn() bool   { return enabled(p.IssuesEnabled, p.IssuesAccessLevel) }
+func (p *Project) MROn() bool       { return enabled(p.MergeRequestsEnabled, p.MergeRequestsAccessLevel) }
+func (p *Project) JobsOn() bool     { return enabled(p.JobsEnabled, p.BuildsAccessLevel) }
+func (p *Project) WikiOn() bool     { return enabled(p.WikiEnabled, p.WikiAccessLevel) }
+func (p *Project) RegistryOn() bool { return enabled(p.ContainerRegistryEnabled, p.RegistryAccessLevel) }
+func (p *Project) PackagesOn() bool { return p.PackagesEnabled == nil || *p.PackagesEnabled }
+
+// GroupProjects returns one page of a group's direct projects, in ID order, with
+// statistics when GitLab includes them, and the next page (0 at the end).
+func (c *Client) GroupProjects(ctx context.Context, groupID int64, page int) ([]Project, int, error) {
+	q := url.Values{
+		"per_page": {strconv.Itoa(PerPage)}, "page": {strconv.Itoa(max(page, 1))},
+		"order_by": {"id"}, "sort": {"asc"}, "statistics": {"true"},
+		"include_subgroups": {"false"}, "with_shared": {"false"},
+	}
+	var ps []Project
+	resp, err := c.get(ctx, "groups/"+strconv.FormatInt(groupID, 10)+"/projects", q, &ps)
+	if err != nil {
+		return nil, 0, err
+	}
+	return ps, int(resp.NextPage), nil
+}
+
+// Project returns one project with statistics.
+func (c *Client) Project(ctx context.Context, id int64) (Project, error) {
+	var p Project
+	_, err := c.get(ctx, "projects/"+strconv.FormatInt(id, 10), url.Values{"statistics": {"true"}}, &p)
+	return p, err
+}
+
+// TotalCap is where GitLab stops counting: above it X-Total is omitted.
+const TotalCap = 10000
+
+// Count returns how many items a project list resource holds, from X-Total of a
+// one-item page. Above 10,000 GitLab omits X-Total: the count is then the lower bound
+// 10000 and lowerBound is true. resource is e.g. "repository/branches".
+func (c *Client) Count(ctx context.Context, projectID int64, resource string, q url.Values) (n int64, lowerBound bool, err error) {
+	if q == nil {
+		q = url.Values{}
+	}
+	q.Set("per_page", "1")
+	var items []json.RawMessage
+	resp, err := c.get(ctx, "projects/"+strconv.FormatInt(projectID, 10)+"/"+resource, q, &items)
+	if err != nil {
+		return 0, false, err
+	}
+	if s := resp.Header.Get("X-Total"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, false, fmt.Errorf("count %s: bad X-Total %q", resource, s)
+		}
+		return n, false, nil
+	}
+	if resp.NextPage != 0 {
+		return TotalCap, true, nil
+	}
+	return int64(len(items)), false, nil
+}
+
+// TreeEntry is one entry of a repository tree.
+type TreeEntry struct {
+	Name string `json:"name"`
+	Type string `json:"type"` // blob or tree
+	Path string `json:"path"`
+}
+
+// maxTreePages bounds a tree listing: the scanner only looks for a few well-known names.
+const maxTreePages = 10
+
+// Tree lists a directory of the repository at ref ("" = default branch).
+func (c *Client) Tree(ctx context.Context, projectID int64, path, ref string) ([]TreeEntry, error) {
+	q := url.Values{"per_page": {strconv.Itoa(PerPage)}}
+	if path != "" {
+		q.Set("path", path)
+	}
+	if ref != "" {
+		q.Set("ref", ref)
+	}
+	var all []TreeEntry
+	for page := 1; page != 0 && page <= maxTreePages; {
+		q.Set("page", strconv.Itoa(page))
+		var items []TreeEntry
+		resp, err := c.get(ctx, "projects/"+strconv.FormatInt(projectID, 10)+"/repository/tree", q, &items)
+		if err != nil {
+			return all, err
+		}
+		all = append(all, items...)
+		page = int(resp.NextPage)
+	}
+	return all, nil
+}
+
+// MaxFileSize bounds what RawFile reads; CI and attribute files are far smaller.
+const MaxFileSize = 1 << 20
+
+// RawFile returns a repository file's content at ref ("" = default branch).
+func (c *Client) RawFile(ctx context.Context, projectID int64, path, ref string) ([]byte, error) {
+	q := url.Values{}
+	if ref != "" {
+		q.Set("ref", ref)
+	}
+	var b []byte
+	_, err := c.get(ctx, "projects/"+strconv.FormatInt(projectID, 10)+"/repository/files/"+gogitlab.PathEscape(path)+"/raw", q, &b)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxFileSize {
+		b = b[:MaxFileSize]
+	}
+	return b, nil
+}
+
+// maxPackagePages bounds the package listing: types repeat, a few pages tell them.
+const maxPackagePages = 5
+
+// PackageTypes returns the sorted, unique package types a project publishes.
+func (c *Client) PackageTypes(ctx context.Context, projectID int64) ([]string, error) {
+	q := url.Values{"per_page": {strconv.Itoa(PerPage)}}
+	seen := map[string]bool{}
+	for page := 1; page != 0 && page <= maxPackagePages; {
+		q.Set("page", strconv.Itoa(page))
+		var items []struct {
+			PackageType string `json:"package_type"`
+		}
+		resp, err := c.get(ctx, "projects/"+strconv.FormatInt(projectID, 10)+"/packages", q, &items)
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range items {
+			if it.PackageType != "" {
+				seen[it.PackageType] = true
+			}
+		}
+		page = int(resp.NextPage)
+	}
+	types := make([]string, 0, len(seen))
+	for t := range seen {
+		types = append(types, t)
+	}
+	slices.Sort(types)
+	return types, nil
+}

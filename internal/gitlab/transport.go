@@ -1,0 +1,249 @@
+package gitlab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// transport is the client's only way to GitLab. Every attempt, retries included, first
+// waits on the shared Limiter; every response's rate-limit headers go back to it; 429,
+// 5xx, timeouts and network errors are retried with bounded exponential backoff.
+type transport struct {
+	next        http.RoundTripper
+	limiter     Limiter
+	observer    Observer
+	sem         chan struct{} // bounds in-flight requests (CONCURRENT_REQUESTS)
+	maxRetries  int
+	baseBackoff time.Duration
+	maxBackoff  time.Duration
+	timeout     time.Duration // per attempt
+	calls       atomic.Int64
+}
+
+// callCounter counts the requests made on behalf of one unit of work (a message, a
+// project), retries included. Counters nest: a request counts in every enclosing one.
+// A counter with a limit refuses requests past it (MAX_PER_PROJECT_CALLS).
+type callCounter struct {
+	n      atomic.Int64
+	limit  int64
+	parent *callCounter
+}
+
+type counterKey struct{}
+
+// ErrProjectBudget is returned when a project has used its MAX_PER_PROJECT_CALLS.
+var ErrProjectBudget = errors.New("per-project API call budget spent")
+
+// WithCallCounter returns a context whose requests are counted, refused past limit
+// (0 = unlimited), and a function reporting how many were made.
+func WithCallCounter(ctx context.Context, limit int) (context.Context, func() int64) {
+	parent, _ := ctx.Value(counterKey{}).(*callCounter)
+	c := &callCounter{limit: int64(limit), parent: parent}
+	return context.WithValue(ctx, counterKey{}, c), c.n.Load
+}
+
+// admit reports whether every counter enclosing ctx allows one more request.
+func admit(ctx context.Context) bool {
+	for c, _ := ctx.Value(counterKey{}).(*callCounter); c != nil; c = c.parent {
+		if c.limit > 0 && c.n.Load() >= c.limit {
+			return false
+		}
+	}
+	return true
+}
+
+func count(ctx context.Context) {
+	for c, _ := ctx.Value(counterKey{}).(*callCounter); c != nil; c = c.parent {
+		c.n.Add(1)
+	}
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	endpoint := EndpointClass(req.URL.Path)
+	for attempt := 0; ; attempt++ {
+		resp, err := t.attempt(ctx, req, endpoint)
+		reason, wait := t.retryable(resp, err)
+		if reason == "" {
+			return resp, err
+		}
+		if attempt >= t.maxRetries || ctx.Err() != nil {
+			if err != nil {
+				return nil, fmt.Errorf("%s after %d attempts: %w", reason, attempt+1, err)
+			}
+			return resp, nil // the caller sees the final status
+		}
+		if resp != nil {
+			drain(resp)
+		}
+		if t.observer != nil {
+			t.observer.Retry(reason)
+		}
+		backoff := t.backoff(attempt)
+		if wait > backoff {
+			backoff = wait
+		}
+		if reason == "429" {
+			// Every worker sharing the limiter backs off together.
+			t.limiter.PauseUntil(ctx, time.Now().Add(backoff))
+			continue // the limiter does the waiting
+		}
+		if err := sleep(ctx, backoff); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (t *transport) attempt(ctx context.Context, req *http.Request, endpoint string) (*http.Response, error) {
+	if !admit(ctx) {
+		return nil, ErrProjectBudget
+	}
+	if err := t.limiter.Wait(ctx); err != nil {
+		return nil, &waitError{err}
+	}
+	select {
+	case t.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-t.sem }()
+	t.calls.Add(1)
+	count(ctx)
+
+	actx, cancel := context.WithTimeout(ctx, t.timeout)
+	start := time.Now()
+	resp, err := t.next.RoundTrip(req.Clone(actx))
+	d := time.Since(start)
+	if err != nil {
+		cancel()
+		if t.observer != nil {
+			t.observer.Request(endpoint, 0, d)
+		}
+		return nil, err
+	}
+	// The body is read after RoundTrip returns: cancel the attempt's context only
+	// when the caller closes it.
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	if t.observer != nil {
+		t.observer.Request(endpoint, resp.StatusCode, d)
+	}
+	t.observe(ctx, resp)
+	return resp, nil
+}
+
+// observe feeds GitLab's rate-limit headers back to the shared limiter.
+func (t *transport) observe(ctx context.Context, resp *http.Response) {
+	h := resp.Header
+	rem, err := strconv.Atoi(h.Get("RateLimit-Remaining"))
+	if err != nil {
+		return
+	}
+	limit, _ := strconv.Atoi(h.Get("RateLimit-Limit"))
+	var reset time.Time
+	if s, err := strconv.ParseInt(h.Get("RateLimit-Reset"), 10, 64); err == nil {
+		reset = time.Unix(s, 0)
+	}
+	t.limiter.Observe(ctx, limit, rem, reset)
+	if t.observer != nil {
+		t.observer.RateLimitRemaining(rem)
+	}
+}
+
+// retryable says why an attempt should be retried ("" when it should not) and the
+// least time GitLab asked us to wait.
+func (t *transport) retryable(resp *http.Response, err error) (reason string, wait time.Duration) {
+	if err != nil {
+		var ne net.Error
+		switch {
+		case isLimiterError(err), errors.Is(err, ErrProjectBudget), errors.Is(err, context.Canceled):
+			return "", 0
+		case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+			return "timeout", 0
+		default:
+			return "network", 0
+		}
+	}
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests:
+		return "429", retryAfter(resp.Header)
+	case resp.StatusCode >= 500:
+		return "5xx", 0
+	}
+	return "", 0
+}
+
+// waitError marks an error from Limiter.Wait (budget spent, or the context ended):
+// retrying cannot help.
+type waitError struct{ err error }
+
+func (e *waitError) Error() string { return e.err.Error() }
+func (e *waitError) Unwrap() error { return e.err }
+
+func isLimiterError(err error) bool {
+	var we *waitError
+	return errors.As(err, &we)
+}
+
+// retryAfter reads how long a 429 asks us to wait: Retry-After (seconds), else
+// RateLimit-Reset (Unix seconds). Zero when neither is present (GitLab.com sends 429s
+// without headers on some APIs): exponential backoff applies then.
+func retryAfter(h http.Header) time.Duration {
+	if s, err := strconv.Atoi(h.Get("Retry-After")); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if s, err := strconv.ParseInt(h.Get("RateLimit-Reset"), 10, 64); err == nil {
+		if d := time.Until(time.Unix(s, 0)); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// backoff is exponential with full jitter over the upper half.
+func (t *transport) backoff(attempt int) time.Duration {
+	d := t.baseBackoff << min(attempt, 10)
+	if d > t.maxBackoff || d <= 0 {
+		d = t.maxBackoff
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func drain(resp *http.Response) {
+	var buf [4096]byte
+	for range 16 { // read a little so the connection can be reused; never unbounded
+		if _, err := resp.Body.Read(buf[:]); err != nil {
+			break
+		}
+	}
+	resp.Body.Close()
+}
+
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
