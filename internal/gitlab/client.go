@@ -165,6 +165,9 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, v any) (*go
 			if errors.As(err, &er) && er.Response != nil {
 				return resp, &APIError{Endpoint: endpoint, Status: er.Response.StatusCode, Message: er.Message}
 			}
+			if errors.Is(err, gogitlab.ErrNotFound) { // the library's own sentinel for 404
+				return resp, &APIError{Endpoint: endpoint, Status: http.StatusNotFound}
+			}
 			return resp, fmt.Errorf("GET %s: %w", endpoint, err)
 		}
 		if v == nil {

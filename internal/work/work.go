@@ -31,6 +31,9 @@ type Message struct {
 	// Page is the first page of the group's project list this message handles; a
 	// continuation message (a group too big for one invocation) starts past 1.
 	Page int `json:"page,omitempty"`
+	// Subgroups carries the group's direct subgroup count to continuation messages,
+	// which do not list subgroups again.
+	Subgroups int `json:"subgroups,omitempty"`
 }
 
 // Key is the message's identity within its run: a message sent twice has one key, so
