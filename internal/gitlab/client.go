@@ -301,11 +301,13 @@ func enabled(flag *bool, level string) bool {
 }
 
 // Feature flags, defaulting to enabled when GitLab says nothing.
-func (p *Project) IssuesOn() bool   { return enabled(p.IssuesEnabled, p.IssuesAccessLevel) }
-func (p *Project) MROn() bool       { return enabled(p.MergeRequestsEnabled, p.MergeRequestsAccessLevel) }
-func (p *Project) JobsOn() bool     { return enabled(p.JobsEnabled, p.BuildsAccessLevel) }
-func (p *Project) WikiOn() bool     { return enabled(p.WikiEnabled, p.WikiAccessLevel) }
-func (p *Project) RegistryOn() bool { return enabled(p.ContainerRegistryEnabled, p.RegistryAccessLevel) }
+func (p *Project) IssuesOn() bool { return enabled(p.IssuesEnabled, p.IssuesAccessLevel) }
+func (p *Project) MROn() bool     { return enabled(p.MergeRequestsEnabled, p.MergeRequestsAccessLevel) }
+func (p *Project) JobsOn() bool   { return enabled(p.JobsEnabled, p.BuildsAccessLevel) }
+func (p *Project) WikiOn() bool   { return enabled(p.WikiEnabled, p.WikiAccessLevel) }
+func (p *Project) RegistryOn() bool {
+	return enabled(p.ContainerRegistryEnabled, p.RegistryAccessLevel)
+}
 func (p *Project) PackagesOn() bool { return p.PackagesEnabled == nil || *p.PackagesEnabled }
 
 // GroupProjects returns one page of a group's direct projects, in ID order, with

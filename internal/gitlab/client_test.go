@@ -218,9 +218,9 @@ func TestEndpointClass(t *testing.T) {
 		"/api/v4/groups/a%2Fb/projects":                          "groups/:id/projects",
 		"/api/v4/projects/7/repository/files/.gitlab-ci.yml/raw": "projects/:id/repository/files/:path/raw",
 		"/api/v4/projects/7/registry/repositories":               "projects/:id/registry/repositories",
-		"/api/v4/user":                                           "user",
-		"/api/v4/projects/7/unknown":                             "other",
-		"/elsewhere":                                             "other",
+		"/api/v4/user":               "user",
+		"/api/v4/projects/7/unknown": "other",
+		"/elsewhere":                 "other",
 	}
 	for in, want := range tests {
 		if got := EndpointClass(in); got != want {
