@@ -1,0 +1,94 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    func(Config) error
+		wantErr string
+	}{
+		{"defaults", map[string]string{}, func(c Config) error {
+			if c.RateLimitRPM != 600 || c.MaxPerProjectCalls != 200 || c.Concurrency != 8 || c.MaxAPICalls != 0 ||
+				c.HealthAddr != ":8080" || c.MetricsAddr != ":9090" || c.RequestTimeout != 30*time.Second {
+				return fmt.Errorf("defaults wrong: %+v", c)
+			}
+			return nil
+		}, ""},
+		{"root groups trimmed", map[string]string{"ROOT_GROUPS": " a/b/ , ,42"}, func(c Config) error {
+			if strings.Join(c.RootGroups, "|") != "a/b|42" {
+				return fmt.Errorf("roots %q", c.RootGroups)
+			}
+			return nil
+		}, ""},
+		{"CACHE_TTL in seconds as the runbook writes it", map[string]string{"CACHE_TTL": "3600"}, func(c Config) error {
+			if c.CacheTTL != time.Hour {
+				return fmt.Errorf("ttl %v", c.CacheTTL)
+			}
+			return nil
+		}, ""},
+		{"CACHE_TTL as a duration", map[string]string{"CACHE_TTL": "24h"}, func(c Config) error {
+			if c.CacheTTL != 24*time.Hour {
+				return fmt.Errorf("ttl %v", c.CacheTTL)
+			}
+			return nil
+		}, ""},
+		{"bad numbers are named", map[string]string{"MAX_API_CALLS": "lots", "CONCURRENT_REQUESTS": "-1"}, nil, "MAX_API_CALLS"},
+		{"zero concurrency", map[string]string{"CONCURRENT_REQUESTS": "0"}, nil, "CONCURRENT_REQUESTS must be at least 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parse(env(tt.env))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.want(c); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestValidateAndRedaction(t *testing.T) {
+	c, _ := parse(env(map[string]string{"GITLAB_URL": "gitlab.example.com", "GITLAB_TOKEN": "glpat-secret"}))
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "http") {
+		t.Errorf("a URL without scheme must be refused: %v", err)
+	}
+	for _, s := range []string{c.String(), fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c)} {
+		if strings.Contains(s, "glpat-secret") {
+			t.Errorf("token printed: %s", s)
+		}
+	}
+	c2, _ := parse(env(map[string]string{}))
+	if err := c2.Validate(); err == nil || !strings.Contains(err.Error(), "GITLAB_TOKEN") || !strings.Contains(err.Error(), "GITLAB_URL") {
+		t.Errorf("missing URL and token must both be named: %v", err)
+	}
+}
+
+// The README's configuration table must list every variable the agent reads.
+func TestREADMEListsEveryVariable(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range Vars {
+		if !strings.Contains(string(b), "`"+v.Name+"`") {
+			t.Errorf("README.md does not document %s", v.Name)
+		}
+	}
+}
