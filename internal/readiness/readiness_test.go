@@ -1,0 +1,435 @@
+package readiness
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gl2gh/discovery-agent/internal/inventory"
+)
+
+func ptr(n int64) *int64 { return &n }
+
+// clean is a fully scanned project that no rule flags.
+func clean() inventory.Project {
+	zero := func() *int64 { return ptr(0) }
+	return inventory.Project{
+		ID:                1,
+		PathWithNamespace: "g/p",
+		Visibility:        "private",
+		ScanStatus:        inventory.StatusComplete,
+		Statistics:        &inventory.Statistics{RepositorySize: 10 * int64(MiB)},
+		Counts: inventory.Counts{
+			Branches: zero(), Tags: zero(), MergeRequests: zero(), OpenMergeRequests: zero(),
+			Issues: zero(), OpenIssues: zero(), Pipelines: zero(), Releases: zero(),
+			Webhooks: zero(), ProtectedBranches: zero(), CIVariables: zero(),
+		},
+	}
+}
+
+func codes(fs []inventory.Finding) []string {
+	out := []string{}
+	for _, f := range fs {
+		out = append(out, f.Code)
+	}
+	return out
+}
+
+func TestAssessRules(t *testing.T) {
+	def := DefaultThresholds()
+	tests := []struct {
+		name     string
+		mod      func(p *inventory.Project)
+		codes    []string
+		category string
+	}{
+		{"clean project is ready", func(*inventory.Project) {}, []string{}, inventory.Ready},
+
+		{"repository exactly 40 GiB", func(p *inventory.Project) { p.Statistics.RepositorySize = int64(40 * GiB) },
+			[]string{CodeLargeRepo}, inventory.NeedsAttention},
+		{"repository one byte over 40 GiB", func(p *inventory.Project) { p.Statistics.RepositorySize = int64(40*GiB) + 1 },
+			[]string{CodeExportTooLarge, CodeRepoTooLarge}, inventory.Blocked},
+		{"export exactly 40 GiB", func(p *inventory.Project) {
+			p.Statistics = &inventory.Statistics{RepositorySize: int64(GiB), WikiSize: int64(GiB), LFSObjectsSize: int64(36 * GiB), SnippetsSize: int64(GiB), UploadsSize: int64(GiB)}
+		}, []string{CodeLFS}, inventory.NeedsAttention},
+		{"export one byte over 40 GiB", func(p *inventory.Project) {
+			p.Statistics = &inventory.Statistics{RepositorySize: int64(GiB), WikiSize: int64(GiB), LFSObjectsSize: int64(36 * GiB), SnippetsSize: int64(GiB), UploadsSize: int64(GiB) + 1}
+		}, []string{CodeExportTooLarge, CodeLFS}, inventory.Blocked},
+		{"artifacts, packages and registry do not count toward the export", func(p *inventory.Project) {
+			p.Statistics = &inventory.Statistics{JobArtifactsSize: int64(100 * GiB), StorageSize: int64(100 * GiB)}
+		}, []string{}, inventory.Ready},
+
+		{"repository exactly 5 GiB", func(p *inventory.Project) { p.Statistics.RepositorySize = int64(5 * GiB) }, []string{}, inventory.Ready},
+		{"repository one byte over 5 GiB", func(p *inventory.Project) { p.Statistics.RepositorySize = int64(5*GiB) + 1 },
+			[]string{CodeLargeRepo}, inventory.NeedsAttention},
+
+		{"gitlab ci", func(p *inventory.Project) {
+			p.Features.HasCI = true
+			p.Features.CI = &inventory.CI{Jobs: 3, Complexity: 20}
+		}, []string{CodeGitLabCI}, inventory.NeedsAttention},
+		{"gitlab ci not parsed", func(p *inventory.Project) { p.Features.HasCI = true }, []string{CodeGitLabCI}, inventory.NeedsAttention},
+		{"invalid ci", func(p *inventory.Project) {
+			p.Features.HasCI = true
+			p.Features.CI = &inventory.CI{Invalid: true}
+		}, []string{CodeGitLabCI, CodeCIInvalid}, inventory.NeedsAttention},
+
+		{"lfs flag", func(p *inventory.Project) { p.Features.UsesLFS = true }, []string{CodeLFS}, inventory.NeedsAttention},
+		{"lfs bytes", func(p *inventory.Project) { p.Statistics.LFSObjectsSize = 1 }, []string{CodeLFS}, inventory.NeedsAttention},
+		{"submodules", func(p *inventory.Project) { p.Features.HasSubmodules = true }, []string{CodeSubmodules}, inventory.NeedsAttention},
+		{"registry flag", func(p *inventory.Project) { p.Features.RegistryInUse = true }, []string{CodeContainerRegistry}, inventory.NeedsAttention},
+		{"registry bytes", func(p *inventory.Project) { p.Statistics.ContainerRegistrySize = 1 }, []string{CodeContainerRegistry}, inventory.NeedsAttention},
+		{"registry enabled but empty", func(p *inventory.Project) { p.Features.RegistryEnabled = true }, []string{}, inventory.Ready},
+		{"package types", func(p *inventory.Project) { p.Features.PackageTypes = []string{"maven", "npm"} }, []string{CodePackages}, inventory.NeedsAttention},
+		{"package bytes", func(p *inventory.Project) { p.Statistics.PackagesSize = 1 }, []string{CodePackages}, inventory.NeedsAttention},
+
+		{"one webhook", func(p *inventory.Project) { p.Counts.Webhooks = ptr(1) }, []string{CodeWebhooks}, inventory.NeedsAttention},
+		{"one ci variable", func(p *inventory.Project) { p.Counts.CIVariables = ptr(1) }, []string{CodeCIVariables}, inventory.NeedsAttention},
+		{"one protected branch", func(p *inventory.Project) { p.Counts.ProtectedBranches = ptr(1) }, []string{CodeProtectedBranches}, inventory.NeedsAttention},
+		{"internal visibility", func(p *inventory.Project) { p.Visibility = "internal" }, []string{CodeInternalVisibility}, inventory.NeedsAttention},
+		{"public visibility", func(p *inventory.Project) { p.Visibility = "public" }, []string{}, inventory.Ready},
+
+		{"merge requests at 5000", func(p *inventory.Project) { p.Counts.MergeRequests = ptr(5000) }, []string{}, inventory.Ready},
+		{"merge requests at 5001", func(p *inventory.Project) { p.Counts.MergeRequests = ptr(5001) }, []string{CodeManyMergeRequests}, inventory.NeedsAttention},
+		{"issues at 5000", func(p *inventory.Project) { p.Counts.Issues = ptr(5000) }, []string{}, inventory.Ready},
+		{"issues at 5001", func(p *inventory.Project) { p.Counts.Issues = ptr(5001) }, []string{CodeManyIssues}, inventory.NeedsAttention},
+		{"pipelines at 5000", func(p *inventory.Project) { p.Counts.Pipelines = ptr(5000) }, []string{}, inventory.Ready},
+		{"pipelines at 5001", func(p *inventory.Project) { p.Counts.Pipelines = ptr(5001) }, []string{CodeManyPipelines}, inventory.NeedsAttention},
+		{"branches at 1000", func(p *inventory.Project) { p.Counts.Branches = ptr(1000) }, []string{}, inventory.Ready},
+		{"branches at 1001", func(p *inventory.Project) { p.Counts.Branches = ptr(1001) }, []string{CodeManyBranches}, inventory.NeedsAttention},
+		{"tags at 5000", func(p *inventory.Project) { p.Counts.Tags = ptr(5000) }, []string{}, inventory.Ready},
+		{"tags at 5001", func(p *inventory.Project) { p.Counts.Tags = ptr(5001) }, []string{CodeManyTags}, inventory.NeedsAttention},
+
+		{"archived", func(p *inventory.Project) { p.Archived = true }, []string{CodeArchived}, inventory.Ready},
+		{"empty repo", func(p *inventory.Project) { p.EmptyRepo = true }, []string{CodeEmptyRepo}, inventory.Ready},
+		{"lower bound counts", func(p *inventory.Project) {
+			p.Counts.MergeRequests = ptr(10000)
+			p.Counts.LowerBounds = []string{"merge_requests"}
+		}, []string{CodeManyMergeRequests, CodeLowerBoundCounts}, inventory.NeedsAttention},
+		{"partial scan", func(p *inventory.Project) {
+			p.ScanStatus = inventory.StatusPartial
+			p.Errors = []inventory.ScanError{{Step: "hooks", Status: 403, Message: "403 Forbidden"}}
+			p.Counts.Webhooks = nil
+		}, []string{CodeIncompleteScan}, inventory.Ready},
+
+		{"unknown values never trigger a rule", func(p *inventory.Project) {
+			*p = inventory.Project{ID: 1, ScanStatus: inventory.StatusComplete}
+		}, []string{}, inventory.Ready},
+
+		{"everything at once, blockers first then by code", func(p *inventory.Project) {
+			p.Statistics.RepositorySize = int64(41 * GiB)
+			p.Archived = true
+			p.Visibility = "internal"
+			p.Counts.Webhooks = ptr(2)
+			p.Features.HasCI = true
+			p.Features.HasSubmodules = true
+		}, []string{CodeExportTooLarge, CodeRepoTooLarge, CodeGitLabCI, CodeInternalVisibility, CodeSubmodules, CodeWebhooks, CodeArchived}, inventory.Blocked},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := clean()
+			tt.mod(&p)
+			got := Assess(p, def)
+			if c := codes(got.Findings); !slices.Equal(c, tt.codes) {
+				t.Errorf("codes = %v, want %v", c, tt.codes)
+			}
+			if got.Category != tt.category {
+				t.Errorf("category = %q, want %q", got.Category, tt.category)
+			}
+			if got.Score < 0 || got.Score > 100 {
+				t.Errorf("score %d out of range", got.Score)
+			}
+			for _, f := range got.Findings {
+				r, ok := RuleFor(f.Code)
+				if !ok || f.Severity != r.Severity || f.Remediation != r.Remediation || f.Message == "" {
+					t.Errorf("finding %+v does not match its rule %+v", f, r)
+				}
+			}
+		})
+	}
+}
+
+func TestAssessNilStatisticsDoNotPanic(t *testing.T) {
+	p := inventory.Project{Features: inventory.Features{HasCI: true, UsesLFS: true, RegistryInUse: true}}
+	got := Assess(p, DefaultThresholds())
+	if got.SizeClass != "" {
+		t.Errorf("size class with unknown statistics = %q, want empty", got.SizeClass)
+	}
+	if want := []string{CodeContainerRegistry, CodeGitLabCI, CodeLFS}; !slices.Equal(codes(got.Findings), want) {
+		t.Errorf("codes = %v, want %v", codes(got.Findings), want)
+	}
+}
+
+func TestAssessMessages(t *testing.T) {
+	p := clean()
+	p.Statistics.RepositorySize = int64(45 * GiB)
+	p.Counts.MergeRequests = ptr(10000)
+	p.Counts.LowerBounds = []string{"merge_requests"}
+	p.Features.HasCI = true
+	p.Features.CI = &inventory.CI{Jobs: 12, Stages: 4, Includes: 2, Complexity: 57}
+	got := Assess(p, DefaultThresholds())
+	want := map[string]string{
+		CodeRepoTooLarge:      "45 GiB",
+		CodeGitLabCI:          "complexity 57/100",
+		CodeManyMergeRequests: "at least 10000 merge requests",
+		CodeLowerBoundCounts:  "merge_requests",
+	}
+	for _, f := range got.Findings {
+		if w, ok := want[f.Code]; ok && !strings.Contains(f.Message, w) {
+			t.Errorf("%s message %q does not mention %q", f.Code, f.Message, w)
+		}
+	}
+}
+
+func TestAssessOverrides(t *testing.T) {
+	tight := DefaultThresholds()
+	tight.MaxRepositorySize = 1 * GiB
+	tight.ManyBranches = 10
+	tight.LargeRepositorySize = 100 * MiB
+
+	tests := []struct {
+		name     string
+		mod      func(p *inventory.Project)
+		codes    []string
+		category string
+	}{
+		{"repo at lowered limit", func(p *inventory.Project) { p.Statistics.RepositorySize = int64(GiB) }, []string{CodeLargeRepo}, inventory.NeedsAttention},
+		{"repo over lowered limit", func(p *inventory.Project) { p.Statistics.RepositorySize = int64(GiB) + 1 }, []string{CodeRepoTooLarge}, inventory.Blocked},
+		{"branches at lowered threshold", func(p *inventory.Project) { p.Counts.Branches = ptr(10) }, []string{}, inventory.Ready},
+		{"branches over lowered threshold", func(p *inventory.Project) { p.Counts.Branches = ptr(11) }, []string{CodeManyBranches}, inventory.NeedsAttention},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := clean()
+			tt.mod(&p)
+			got := Assess(p, tight)
+			if c := codes(got.Findings); !slices.Equal(c, tt.codes) || got.Category != tt.category {
+				t.Errorf("got %v %s, want %v %s", c, got.Category, tt.codes, tt.category)
+			}
+		})
+	}
+}
+
+func TestSizeClass(t *testing.T) {
+	def := DefaultThresholds()
+	tests := []struct {
+		size int64
+		want string
+	}{
+		{0, SizeS},
+		{int64(100*MiB) - 1, SizeS},
+		{int64(100 * MiB), SizeM},
+		{int64(GiB) - 1, SizeM},
+		{int64(GiB), SizeL},
+		{int64(10*GiB) - 1, SizeL},
+		{int64(10 * GiB), SizeXL},
+		{int64(500 * GiB), SizeXL},
+	}
+	for _, tt := range tests {
+		// Split across export components to show the class is of the export size.
+		st := &inventory.Statistics{RepositorySize: tt.size / 2, WikiSize: tt.size - tt.size/2, JobArtifactsSize: int64(TiB)}
+		if got := SizeClass(st, def); got != tt.want {
+			t.Errorf("SizeClass(%d) = %q, want %q", tt.size, got, tt.want)
+		}
+	}
+	if got := SizeClass(nil, def); got != "" {
+		t.Errorf("SizeClass(nil) = %q, want empty", got)
+	}
+	custom := def
+	custom.SizeM, custom.SizeL, custom.SizeXL = 10, 20, 30
+	if got := SizeClass(&inventory.Statistics{RepositorySize: 25}, custom); got != SizeL {
+		t.Errorf("SizeClass with overrides = %q, want L", got)
+	}
+}
+
+func TestScore(t *testing.T) {
+	blocker := inventory.Finding{Severity: SeverityBlocker}
+	warning := inventory.Finding{Severity: SeverityWarning}
+	info := inventory.Finding{Severity: SeverityInfo}
+	tests := []struct {
+		name     string
+		p        inventory.Project
+		findings []inventory.Finding
+		want     int
+	}{
+		{"nothing known", inventory.Project{}, nil, 0},
+		{"ci complexity 100", inventory.Project{Features: inventory.Features{CI: &inventory.CI{Complexity: 100}}}, nil, 25},
+		{"ci complexity 40", inventory.Project{Features: inventory.Features{CI: &inventory.CI{Complexity: 40}}}, nil, 10},
+		{"invalid ci adds nothing", inventory.Project{Features: inventory.Features{CI: &inventory.CI{Invalid: true, Complexity: 100}}}, nil, 0},
+		{"9999 merge requests", inventory.Project{Counts: inventory.Counts{MergeRequests: ptr(9999)}}, nil, 25},
+		{"99 merge requests", inventory.Project{Counts: inventory.Counts{MergeRequests: ptr(99)}}, nil, 13}, // 12.5 rounds up
+		{"million issues capped", inventory.Project{Counts: inventory.Counts{Issues: ptr(1e6)}}, nil, 15},
+		{"40 GiB export", inventory.Project{Statistics: &inventory.Statistics{RepositorySize: int64(40 * GiB)}}, nil, 20},
+		{"one blocker two warnings one info", inventory.Project{}, []inventory.Finding{blocker, warning, warning, info}, 11},
+		{"findings capped", inventory.Project{}, []inventory.Finding{blocker, blocker, blocker, blocker}, 15},
+		{"everything maxed", inventory.Project{
+			Features:   inventory.Features{CI: &inventory.CI{Complexity: 100}},
+			Counts:     inventory.Counts{MergeRequests: ptr(1e5), Issues: ptr(1e5)},
+			Statistics: &inventory.Statistics{RepositorySize: int64(TiB)},
+		}, []inventory.Finding{blocker, blocker, blocker}, 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Score(tt.p, tt.findings); got != tt.want {
+				t.Errorf("Score = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestScoreMonotone(t *testing.T) {
+	prev := -1
+	for _, n := range []int64{0, 1, 10, 100, 1000, 5000, 10000, 50000} {
+		p := clean()
+		p.Counts.MergeRequests = ptr(n)
+		p.Counts.Issues = ptr(n)
+		p.Statistics.RepositorySize = n * int64(MiB)
+		s := Assess(p, DefaultThresholds()).Score
+		if s < prev {
+			t.Fatalf("score fell from %d to %d at n=%d", prev, s, n)
+		}
+		prev = s
+	}
+}
+
+func TestLoadThresholds(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	def := DefaultThresholds()
+	tests := []struct {
+		name    string
+		file    string
+		body    string
+		want    func(t *Thresholds)
+		wantErr string
+	}{
+		{"yaml partial override", "t.yaml", "many_branches: 200\nmax_repository_size: 20GiB\nlarge_repository_size: 2 GB\n",
+			func(t *Thresholds) { t.ManyBranches = 200; t.MaxRepositorySize = 20 * GiB; t.LargeRepositorySize = 2e9 }, ""},
+		{"yaml bytes as number", "t.yml", "size_m: 1048576\n", func(t *Thresholds) { t.SizeM = MiB }, ""},
+		{"json partial override", "t.json", `{"many_tags": 10, "max_export_size": "1.5TiB", "size_xl": 21474836480}`,
+			func(t *Thresholds) { t.ManyTags = 10; t.MaxExportSize = 3 * TiB / 2; t.SizeXL = 20 * GiB }, ""},
+		{"empty yaml keeps defaults", "empty.yaml", "", func(*Thresholds) {}, ""},
+		{"unknown yaml key", "t.yaml", "many_brnaches: 5\n", nil, "many_brnaches"},
+		{"unknown json key", "t.json", `{"many_brnaches": 5}`, nil, "many_brnaches"},
+		{"bad size", "t.yaml", "max_repository_size: big\n", nil, "invalid size"},
+		{"bad unit", "t.json", `{"max_repository_size": "5 PB"}`, nil, "invalid size"},
+		{"negative count", "t.yaml", "many_issues: -1\n", nil, "many_issues is negative"},
+		{"size classes out of order", "t.yaml", "size_m: 2GiB\n", nil, "out of order"},
+		{"malformed json", "t.json", `{"many_tags": `, nil, "t.json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := LoadThresholds(write(tt.file, tt.body))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := def
+			tt.want(&want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got %+v\nwant %+v", got, want)
+			}
+		})
+	}
+	if _, err := LoadThresholds(filepath.Join(dir, "missing.yaml")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: err = %v, want not-exist", err)
+	}
+}
+
+func TestThresholdsFromEnv(t *testing.T) {
+	t.Setenv(EnvThresholds, "")
+	got, err := ThresholdsFromEnv()
+	if err != nil || got != DefaultThresholds() {
+		t.Fatalf("unset: got %+v, %v; want defaults", got, err)
+	}
+	path := filepath.Join(t.TempDir(), "thresholds.yaml")
+	if err := os.WriteFile(path, []byte("many_pipelines: 7\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvThresholds, path)
+	got, err = ThresholdsFromEnv()
+	if err != nil || got.ManyPipelines != 7 {
+		t.Fatalf("set: got %+v, %v; want many_pipelines 7", got, err)
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Bytes
+		err  bool
+	}{
+		{"0", 0, false},
+		{"42949672960", 40 * GiB, false},
+		{"40GiB", 40 * GiB, false},
+		{"40 gib", 40 * GiB, false},
+		{"5GB", 5e9, false},
+		{"100 MiB", 100 * MiB, false},
+		{"1.5KiB", 1536, false},
+		{"7B", 7, false},
+		{"", 0, true},
+		{"GiB", 0, true},
+		{"-1", 0, true},
+		{"1 XB", 0, true},
+		{"9223372036854775807", 1<<63 - 1, false},
+		{"9000000 TiB", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseBytes(tt.in)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d, err %v", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestBytesString(t *testing.T) {
+	tests := []struct {
+		in   Bytes
+		want string
+	}{
+		{0, "0 B"},
+		{1023, "1023 B"},
+		{KiB, "1 KiB"},
+		{1536, "1.5 KiB"},
+		{40 * GiB, "40 GiB"},
+		{40*GiB + 1, "40 GiB"},
+		{3 * TiB, "3 TiB"},
+		{-2 * MiB, "-2 MiB"},
+	}
+	for _, tt := range tests {
+		if got := tt.in.String(); got != tt.want {
+			t.Errorf("Bytes(%d).String() = %q, want %q", int64(tt.in), got, tt.want)
+		}
+	}
+}
+
+// TestRulesDocumented keeps docs/EXPORTS.md in step with the rules.
+func TestRulesDocumented(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "EXPORTS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range Rules() {
+		if !strings.Contains(string(doc), "`"+r.Code+"`") {
+			t.Errorf("docs/EXPORTS.md does not document rule %s", r.Code)
+		}
+	}
+	if !strings.Contains(string(doc), EnvThresholds) {
+		t.Errorf("docs/EXPORTS.md does not document %s", EnvThresholds)
+	}
+}
