@@ -1,0 +1,447 @@
+package filestore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/gl2gh/discovery-agent/internal/work"
+)
+
+// DefaultMaxReceives is how many deliveries a message gets before it is dead-lettered.
+const DefaultMaxReceives = 5
+
+// Delivery is one received message. Ack or Nack it with the queue it came from.
+type Delivery struct {
+	Msg      work.Message
+	Receives int // deliveries so far, this one included
+	id       []byte
+}
+
+// DeadLetter is a message the queue gave up on.
+type DeadLetter struct {
+	RunID    string       `json:"run_id,omitempty"` // empty when the record was unreadable
+	Key      string       `json:"key,omitempty"`    // the message key it was queued under
+	Msg      work.Message `json:"msg,omitzero"`     // zero when Body could not be decoded
+	Body     []byte       `json:"body"`
+	Reason   string       `json:"reason"`
+	Receives int          `json:"receives"`
+	At       time.Time    `json:"at"`
+}
+
+// Queue is a durable at-least-once work queue in the store's file. Messages are keyed
+// by run and work.Message.Key, so sending a key that is still queued is a no-op.
+//
+// Visibility is kept in memory: messages are appended under increasing sequence
+// numbers, a receiver takes the oldest ones past cursor (the highest sequence this
+// process delivered), and Nack re-appends a message past the cursor. So everything at or
+// below cursor is in flight, everything above is visible, and after a restart (cursor
+// 0) every unacknowledged message is delivered again.
+type Queue struct {
+	db *bolt.DB
+
+	// mu serialises the queue's transactions with cursor; it is always taken before a
+	// bolt write transaction starts, never inside one.
+	mu          sync.Mutex
+	cursor      uint64
+	maxReceives int
+	wake        chan struct{} // closed and replaced when messages become visible
+
+	n         atomic.Int64 // queued + in flight
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func newQueue(db *bolt.DB, queued int) *Queue {
+	q := &Queue{
+		db:          db,
+		maxReceives: DefaultMaxReceives,
+		wake:        make(chan struct{}),
+		closed:      make(chan struct{}),
+	}
+	q.n.Store(int64(queued))
+	return q
+}
+
+// SetMaxReceives sets how many deliveries a message gets before it is dead-lettered
+// (at least 1).
+func (q *Queue) SetMaxReceives(n int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.maxReceives = max(n, 1)
+}
+
+// Len returns the number of messages queued or in flight.
+func (q *Queue) Len() int { return int(q.n.Load()) }
+
+// Send queues messages in one transaction. A message whose key is still queued is
+// dropped as a duplicate; one whose key is in flight is queued again, so that work the
+// sender asks for after a delivery started is not lost when that delivery is acked.
+func (q *Queue) Send(ctx context.Context, msgs ...work.Message) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	type item struct{ key, body []byte }
+	items := make([]item, 0, len(msgs))
+	for _, m := range msgs {
+		if err := m.Validate(); err != nil {
+			return fmt.Errorf("send %s: %w", m.Key(), err)
+		}
+		k, err := runKey(m.RunID, m.Key())
+		if err != nil {
+			return fmt.Errorf("send %s: %w", m.Key(), err)
+		}
+		items = append(items, item{k, m.Encode()})
+	}
+
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.isClosed() {
+		return fmt.Errorf("send: %w", ErrClosed)
+	}
+	var added, appended int64
+	err := q.db.Update(func(tx *bolt.Tx) error {
+		b, keys := tx.Bucket(bucketQueue), tx.Bucket(bucketQueueKeys)
+		for _, it := range items {
+			if seq := keys.Get(it.key); seq != nil && b.Get(seq) != nil {
+				if binary.BigEndian.Uint64(seq) > q.cursor {
+					continue // still queued
+				}
+				if err := b.Delete(seq); err != nil {
+					return err
+				}
+				added--
+			}
+			seq, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			sk := seqKey(seq)
+			if err := b.Put(sk, encodeRecord(0, it.key, it.body)); err != nil {
+				return err
+			}
+			if err := keys.Put(it.key, sk); err != nil {
+				return err
+			}
+			added++
+			appended++
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("send %d messages: %w", len(msgs), err)
+	}
+	q.n.Add(added)
+	if appended > 0 {
+		q.broadcast()
+	}
+	return nil
+}
+
+// Receive returns up to limit visible messages, oldest first, blocking until there is
+// at least one, ctx is done or the store is closed. Each returned message is invisible
+// to other receivers until it is acked or nacked. A message that cannot be decoded, or
+// was delivered MaxReceives times without an ack or nack (its receiver crashed), goes
+// to the dead-letter bucket instead.
+func (q *Queue) Receive(ctx context.Context, limit int) ([]Delivery, error) {
+	limit = max(limit, 1)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if q.isClosed() {
+			return nil, fmt.Errorf("receive: %w", ErrClosed)
+		}
+		q.mu.Lock()
+		wake := q.wake // taken before looking, so a Send after the look still wakes us
+		ds, err := q.take(limit)
+		q.mu.Unlock()
+		if err != nil {
+			return nil, fmt.Errorf("receive: %w", err)
+		}
+		if len(ds) > 0 {
+			return ds, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-q.closed:
+			return nil, fmt.Errorf("receive: %w", ErrClosed)
+		case <-wake:
+		}
+	}
+}
+
+// take delivers up to limit messages past the cursor; q.mu must be held.
+func (q *Queue) take(limit int) ([]Delivery, error) {
+	type dead struct {
+		seq, key []byte
+		letter   DeadLetter
+	}
+	var (
+		out    []Delivery
+		dls    []dead
+		cursor uint64
+	)
+	err := q.db.Update(func(tx *bolt.Tx) error {
+		out, dls, cursor = nil, nil, q.cursor
+		b := tx.Bucket(bucketQueue)
+		type update struct{ k, v []byte }
+		var updates []update
+		c := b.Cursor()
+		for k, v := c.Seek(seqKey(cursor + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+			cursor = binary.BigEndian.Uint64(k)
+			sk := bytes.Clone(k)
+			rec, err := decodeRecord(v)
+			if err != nil {
+				dls = append(dls, dead{sk, nil, DeadLetter{Body: bytes.Clone(v), Reason: "unreadable queue record: " + err.Error()}})
+				continue
+			}
+			msg, err := work.Decode(rec.body)
+			if err != nil {
+				dls = append(dls, dead{sk, bytes.Clone(rec.key), DeadLetter{Body: bytes.Clone(rec.body), Reason: err.Error(), Receives: rec.receives}})
+				continue
+			}
+			if rec.receives >= q.maxReceives {
+				dls = append(dls, dead{sk, bytes.Clone(rec.key), DeadLetter{Msg: msg, Body: bytes.Clone(rec.body),
+					Reason: fmt.Sprintf("delivered %d times without ack or nack", rec.receives), Receives: rec.receives}})
+				continue
+			}
+			rec.receives++
+			updates = append(updates, update{sk, encodeRecord(rec.receives, rec.key, rec.body)})
+			out = append(out, Delivery{Msg: msg, Receives: rec.receives, id: sk})
+		}
+		// Written after the scan: a bolt cursor must not see its bucket change under it.
+		for _, u := range updates {
+			if err := b.Put(u.k, u.v); err != nil {
+				return err
+			}
+		}
+		for i := range dls {
+			if err := deadLetter(tx, dls[i].seq, dls[i].key, &dls[i].letter); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	q.cursor = cursor
+	q.n.Add(-int64(len(dls)))
+	for _, d := range dls {
+		logDeadLetter(d.letter)
+	}
+	return out, nil
+}
+
+// Ack deletes a delivered message. Acking twice, or a message that was sent again
+// while in flight, is a no-op.
+func (q *Queue) Ack(ctx context.Context, d Delivery) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(d.id) != 8 {
+		return errors.New("ack: not a delivery of this queue")
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var removed bool
+	err := q.db.Update(func(tx *bolt.Tx) error {
+		removed = false
+		b := tx.Bucket(bucketQueue)
+		v := b.Get(d.id)
+		if v == nil {
+			return nil
+		}
+		if rec, err := decodeRecord(v); err == nil {
+			if err := unindex(tx, rec.key, d.id); err != nil {
+				return err
+			}
+		}
+		removed = true
+		return b.Delete(d.id)
+	})
+	if err != nil {
+		return fmt.Errorf("ack %s: %w", d.Msg.Key(), err)
+	}
+	if removed {
+		q.n.Add(-1)
+	}
+	return nil
+}
+
+// Nack makes a delivered message visible again, behind the messages already queued.
+// A message delivered MaxReceives times goes to the dead-letter bucket with reason.
+func (q *Queue) Nack(ctx context.Context, d Delivery, reason string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(d.id) != 8 {
+		return errors.New("nack: not a delivery of this queue")
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var (
+		requeued bool
+		letter   *DeadLetter
+	)
+	err := q.db.Update(func(tx *bolt.Tx) error {
+		requeued, letter = false, nil
+		b := tx.Bucket(bucketQueue)
+		v := b.Get(d.id)
+		if v == nil {
+			return nil // acked, or sent again while in flight
+		}
+		rec, err := decodeRecord(v)
+		if err != nil {
+			letter = &DeadLetter{Body: bytes.Clone(v), Reason: "unreadable queue record: " + err.Error()}
+			return deadLetter(tx, d.id, nil, letter)
+		}
+		if rec.receives >= q.maxReceives {
+			letter = &DeadLetter{Msg: d.Msg, Body: bytes.Clone(rec.body), Reason: reason, Receives: rec.receives}
+			return deadLetter(tx, d.id, rec.key, letter)
+		}
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		sk := seqKey(seq)
+		if err := b.Put(sk, encodeRecord(rec.receives, rec.key, rec.body)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketQueueKeys).Put(bytes.Clone(rec.key), sk); err != nil {
+			return err
+		}
+		requeued = true
+		return b.Delete(d.id)
+	})
+	if err != nil {
+		return fmt.Errorf("nack %s: %w", d.Msg.Key(), err)
+	}
+	switch {
+	case requeued:
+		q.broadcast()
+	case letter != nil:
+		q.n.Add(-1)
+		logDeadLetter(*letter)
+	}
+	return nil
+}
+
+// DeadLetters returns the dead-lettered messages, oldest first.
+func (q *Queue) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []DeadLetter
+	err := q.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDeadLetters).ForEach(func(k, v []byte) error {
+			var dl DeadLetter
+			if err := json.Unmarshal(v, &dl); err != nil {
+				return fmt.Errorf("decode dead letter %x: %w", k, err)
+			}
+			out = append(out, dl)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dead letters: %w", err)
+	}
+	return out, nil
+}
+
+// broadcast wakes every blocked receiver; q.mu must be held.
+func (q *Queue) broadcast() {
+	close(q.wake)
+	q.wake = make(chan struct{})
+}
+
+func (q *Queue) close() { q.closeOnce.Do(func() { close(q.closed) }) }
+
+func (q *Queue) isClosed() bool {
+	select {
+	case <-q.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// deadLetter moves the record at seq to the dead-letter bucket.
+func deadLetter(tx *bolt.Tx, seq, key []byte, dl *DeadLetter) error {
+	dl.At = time.Now().UTC()
+	if key != nil {
+		dl.RunID, dl.Key = splitRunKey(key)
+	}
+	v, err := json.Marshal(dl)
+	if err != nil {
+		return fmt.Errorf("encode dead letter: %w", err)
+	}
+	dlq := tx.Bucket(bucketDeadLetters)
+	n, err := dlq.NextSequence()
+	if err != nil {
+		return err
+	}
+	if err := dlq.Put(seqKey(n), v); err != nil {
+		return err
+	}
+	if key != nil {
+		if err := unindex(tx, key, seq); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketQueue).Delete(seq)
+}
+
+// unindex forgets key's deduplication entry if it still points at seq.
+func unindex(tx *bolt.Tx, key, seq []byte) error {
+	keys := tx.Bucket(bucketQueueKeys)
+	if bytes.Equal(keys.Get(key), seq) {
+		return keys.Delete(bytes.Clone(key))
+	}
+	return nil
+}
+
+func logDeadLetter(dl DeadLetter) {
+	slog.Warn("message dead-lettered", "run_id", dl.RunID, "key", dl.Key,
+		"receives", dl.Receives, "reason", dl.Reason)
+}
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// record is a queued message: receive count, deduplication key and body.
+// Layout: uint32 receives | uint16 len(key) | key | body.
+type record struct {
+	receives int
+	key      []byte
+	body     []byte
+}
+
+func encodeRecord(receives int, key, body []byte) []byte {
+	v := make([]byte, 0, 6+len(key)+len(body))
+	v = binary.BigEndian.AppendUint32(v, uint32(receives))
+	v = binary.BigEndian.AppendUint16(v, uint16(len(key)))
+	v = append(v, key...)
+	return append(v, body...)
+}
+
+func decodeRecord(v []byte) (record, error) {
+	if len(v) < 6 {
+		return record{}, fmt.Errorf("record of %d bytes is too short", len(v))
+	}
+	kl := int(binary.BigEndian.Uint16(v[4:]))
+	if len(v) < 6+kl {
+		return record{}, fmt.Errorf("record of %d bytes cannot hold a %d-byte key", len(v), kl)
+	}
+	return record{receives: int(binary.BigEndian.Uint32(v)), key: v[6 : 6+kl], body: v[6+kl:]}, nil
+}
