@@ -288,3 +288,29 @@ func TestAvailable(t *testing.T) {
 		t.Errorf("unlimited: Available = %v, want +Inf", got)
 	}
 }
+
+// BenchmarkWait measures the limiter's own cost per granted call, uncontended and
+// with every core contending for it.
+func BenchmarkWait(b *testing.B) {
+	ctx := context.Background()
+	b.Run("serial", func(b *testing.B) {
+		m := NewMemory(Config{})
+		b.ReportAllocs()
+		for range b.N {
+			if err := m.Wait(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		m := NewMemory(Config{RPM: math.MaxInt32, MaxCalls: math.MaxInt64})
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := m.Wait(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+}

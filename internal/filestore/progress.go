@@ -54,7 +54,10 @@ func (s *Store) Done(ctx context.Context, runID, key string) (remaining int64, f
 	if err != nil {
 		return 0, false, fmt.Errorf("done: %w", err)
 	}
-	counter, _ := runKey(runID, counterPending) // runID already checked by runKey
+	counter, err := runKey(runID, counterPending)
+	if err != nil {
+		return 0, false, fmt.Errorf("done: %w", err)
+	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		pending, done, counters := tx.Bucket(bucketPending), tx.Bucket(bucketDone), tx.Bucket(bucketCounters)
 		remaining = getInt64(counters, counter)

@@ -1,0 +1,723 @@
+package budget
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+)
+
+// The budget item's attributes. Times are Unix microseconds from the writer's clock,
+// except expires_at (Unix seconds, for DynamoDB TTL).
+const (
+	attrKey        = "key"
+	attrTAT        = "tat"         // GCRA theoretical arrival time: the bucket is empty until then
+	attrPause      = "pause_until" // no lease before this
+	attrLimit      = "limit_rpm"   // lowest rate GitLab announced lately, per minute
+	attrLimitUntil = "limit_until" // when limit_rpm lapses unless announced again
+	attrRuns       = "runs"        // map run id -> calls leased for that run
+	attrRunsAt     = "runs_at"     // map run id -> Unix seconds of the run's last lease
+	attrExpires    = "expires_at"
+)
+
+const (
+	// announcedFor is how long an announced limit holds without being announced again.
+	announcedFor = time.Minute
+	// unlimitedHold is how long leased tokens stay valid when no rate applies; it bounds
+	// how late a worker learns of a pause another worker set.
+	unlimitedHold = 10 * time.Second
+	// itemTTL keeps an abandoned host/token item from living forever.
+	itemTTL = 30 * 24 * time.Hour
+	// staleRun is how long a run's call counter stays on the item after its last lease.
+	staleRun = 7 * 24 * time.Hour
+	maxChunk = 50
+)
+
+// DynamoConfig configures a Dynamo limiter.
+type DynamoConfig struct {
+	// RPM is the request rate per minute shared by every worker using the same table
+	// and key; 0 means no rate of our own (GitLab's announced limit still applies).
+	RPM int
+	// Chunk is the most tokens one lease takes from the table, and the bucket's burst.
+	// Default max(1, RPM/60) capped at 50; 50 when RPM is 0.
+	Chunk int
+	// MaxCalls caps the calls of run RunID across all workers; 0 is unlimited.
+	MaxCalls int64
+	RunID    string
+	// Now is the clock (for tests); default time.Now.
+	Now func() time.Time
+	// Logger receives write failures of Observe and PauseUntil, which have no error
+	// result; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Dynamo is a gitlab.Limiter whose budget lives in one DynamoDB item, shared by every
+// worker (Lambda invocations, local goroutines) that uses the same table and key.
+//
+// # Design
+//
+// The item is a GCRA token bucket: tat, the theoretical arrival time, is when the
+// bucket would be full again; tokens available at now = (now + Chunk/rate - tat) * rate,
+// capped at Chunk. A worker leases n <= Chunk tokens with ONE conditional UpdateItem:
+//
+//	idle  (tat <= now):                   SET tat = :now + n/rate
+//	busy  (now < tat <= now+(Chunk-n)/rate): SET tat = tat + n/rate
+//
+// both also conditioned on pause_until <= now and, with MaxCalls, on the run's leased
+// count leaving room for n. It then hands the tokens out locally, so the table sees
+// one write per lease, not per request. Leased tokens are valid until the new tat —
+// the moment the lease is paid for — and are dropped after, so a frozen Lambda cannot
+// wake up with a stale burst; dropped tokens go back to the run's MaxCalls count with
+// the next lease (or Release). The lease size follows demand: the goroutines waiting
+// and how much of the previous lease was used, so a worker issuing one request at a
+// time does not lease tokens it lets expire.
+//
+// When the condition fails, the item's old image comes back with the error
+// (ReturnValuesOnConditionCheckFailure) and tells how long to wait: until the pause
+// ends or enough of the bucket refills. An exhausted MaxCalls returns ErrExhausted.
+//
+// GitLab's signals are shared through the item: PauseUntil and Observe with little
+// remaining write pause_until, conditioned so that it only moves forward; an announced
+// limit below RPM is stored with a one-minute lifetime, refreshed while it is
+// announced, and only lowered meanwhile, so that endpoints announcing different
+// limits do not make the item flap. Every worker applies min(RPM, announced) from the
+// item image its last lease returned.
+//
+// # Bounds
+//
+// Tokens leased from a cold start up to any time t number at most rate*t + Chunk. As
+// a token is spent before its lease's tat, requests in any window of length L number
+// at most rate*L + 2*Chunk (one chunk of burst, one of lead). Set RPM a few percent
+// below GitLab's limit for GitLab's fixed one-minute windows.
+//
+// Clock skew: every timestamp is the writing worker's clock. A worker whose clock is
+// ahead by s can lease up to s*rate tokens early and ends a pause s early; a clock
+// behind only waits longer. The refill never exceeds one chunk (the burst), so skew
+// cannot build up credit; a worker also holds at most one lease, and may keep spending
+// it for at most Chunk/rate after another worker set a pause. Lambda clocks are
+// NTP-synchronised to milliseconds, which at GitLab rates is under one request.
+//
+// # MaxCalls
+//
+// The run's call count lives on the same item, in the map runs[run id], so the lease
+// stays one write. Entries of runs idle for 7 days are removed when a limiter first
+// touches the item. Calls are counted when leased, so MaxCalls is never exceeded;
+// tokens that expire unspent are given back.
+//
+// # Table
+//
+// Partition key "key" (S), no sort key; TTL on expires_at (see mototest.CreateTables).
+// The key must not contain the token: use TokenKey.
+type Dynamo struct {
+	client *dynamodb.Client
+	table  string
+	key    string
+	cfg    DynamoConfig
+	log    *slog.Logger
+	sleep  func(ctx context.Context, d time.Duration) error
+
+	leasing chan struct{} // held by the one goroutine leasing for this instance
+
+	mu         sync.Mutex
+	waiters    int       // goroutines in Wait
+	tokens     int       // leased and not spent
+	validUntil time.Time // tokens expire then
+	leaseSize  int       // size of the current lease
+	spent      int       // tokens of the current lease spent
+	unused     int64     // expired tokens not yet given back to the run's count
+	want       int       // lease size the recent demand asks for
+	used       int64     // calls granted by this instance
+	ensured    bool      // the run maps exist on the item
+
+	// The item as this instance last saw it.
+	tat        time.Time
+	pause      time.Time
+	limit      int
+	limitUntil time.Time
+	runCalls   int64
+}
+
+// NewDynamo returns a limiter sharing the budget stored under key in table.
+func NewDynamo(client *dynamodb.Client, table, key string, cfg DynamoConfig) *Dynamo {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Chunk <= 0 {
+		cfg.Chunk = maxChunk
+		if cfg.RPM > 0 {
+			cfg.Chunk = min(max(1, cfg.RPM/60), maxChunk)
+		}
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Dynamo{
+		client:  client,
+		table:   table,
+		key:     key,
+		cfg:     cfg,
+		log:     log,
+		sleep:   sleep,
+		leasing: make(chan struct{}, 1),
+		want:    1,
+	}
+}
+
+// TokenKey returns the budget key for a GitLab host and token: the host and a short
+// hash of the token, so that the token itself never reaches the table.
+func TokenKey(host, token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return host + "#" + hex.EncodeToString(sum[:8])
+}
+
+// Wait blocks until a request may be sent. It returns an error wrapping ErrExhausted
+// once the run's MaxCalls are leased and spent, or ctx's error.
+func (d *Dynamo) Wait(ctx context.Context) error {
+	d.mu.Lock()
+	d.waiters++
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.waiters--
+		d.mu.Unlock()
+	}()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		wait, ok := d.take()
+		if ok {
+			return nil
+		}
+		if wait > 0 {
+			if err := d.sleep(ctx, wait); err != nil {
+				return err
+			}
+			continue
+		}
+		select {
+		case d.leasing <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		err := d.lease(ctx)
+		<-d.leasing
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// take spends a local token, or says how long the local pause lasts (0: lease more).
+func (d *Dynamo) take() (time.Duration, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.cfg.Now()
+	if now.Before(d.pause) {
+		return d.pause.Sub(now), false
+	}
+	d.expire(now)
+	if d.tokens == 0 {
+		return 0, false
+	}
+	d.tokens--
+	d.spent++
+	d.used++
+	if d.tokens == 0 && d.spent == d.leaseSize {
+		// The whole lease was used in time: demand may be higher.
+		d.want = min(2*d.want, d.cfg.Chunk)
+	}
+	return 0, true
+}
+
+// expire drops tokens past their lease's validity. d.mu must be held.
+func (d *Dynamo) expire(now time.Time) {
+	if d.tokens == 0 || now.Before(d.validUntil) {
+		return
+	}
+	d.unused += int64(d.tokens)
+	d.want = max(1, d.spent)
+	d.tokens = 0
+}
+
+// lease tries, under d.leasing, to take tokens from the table. It returns nil after a
+// successful lease or when the caller should look again: tokens arrived meanwhile, or
+// it slept as long as the refused lease's item image said.
+func (d *Dynamo) lease(ctx context.Context) error {
+	if d.cfg.MaxCalls > 0 && !d.isEnsured() {
+		if err := d.ensureRun(ctx); err != nil {
+			return err
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		now := d.cfg.Now()
+		p, err := d.plan(now)
+		if err != nil || p.n == 0 {
+			return err // p.n == 0: tokens or a pause arrived meanwhile
+		}
+		out, err := d.client.UpdateItem(ctx, p.input(d, now))
+		if err == nil {
+			d.granted(p, now, out.Attributes)
+			return nil
+		}
+		var ccf *types.ConditionalCheckFailedException
+		switch {
+		case errors.As(err, &ccf):
+			item := ccf.Item
+			if item == nil {
+				if item, err = d.read(ctx); err != nil {
+					return err
+				}
+			}
+			wait, err := d.refused(p, now, item)
+			if err != nil {
+				return err
+			}
+			if wait <= 0 && attempt < 3 {
+				continue // the image corrected the cached state: the next plan fits
+			}
+			wait = max(wait, time.Duration(attempt)*time.Millisecond)
+			// Wait looks at local state again after the sleep: tokens or a pause may
+			// have arrived meanwhile.
+			return d.sleep(ctx, wait+jitter(wait))
+		case d.cfg.MaxCalls > 0 && isValidation(err) && attempt == 0:
+			// The item was deleted (an operator reset) and the run maps with it.
+			if err := d.ensureRun(ctx); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("lease %d API calls from budget %q: %w", p.n, d.key, err)
+		}
+	}
+}
+
+// leasePlan is one conditional UpdateItem.
+type leasePlan struct {
+	n        int           // tokens asked for
+	delta    int64         // added to the run's count: n minus tokens given back
+	interval time.Duration // 0 when no rate applies
+	busy     bool          // the bucket is (as far as we know) not idle
+	newTAT   time.Time     // idle case: the new tat
+	limitTAT time.Time     // busy case: the latest tat that still has n tokens
+	give     int64         // tokens given back to the run's count
+}
+
+// plan sizes the next lease from demand, MaxCalls and the cached item. n == 0 means
+// no lease is needed any more.
+func (d *Dynamo) plan(now time.Time) (leasePlan, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.expire(now)
+	if d.tokens > 0 || now.Before(d.pause) {
+		return leasePlan{}, nil
+	}
+	n := min(max(d.want, d.waiters), d.cfg.Chunk)
+	if d.cfg.MaxCalls > 0 {
+		left := d.cfg.MaxCalls - (d.runCalls - d.unused)
+		if left <= 0 {
+			// The cached count may be stale only upwards of what was leased; a lease
+			// of 1 asks the table, which refuses with the current count if it is spent.
+			left = 1
+		}
+		n = min(n, int(min(left, int64(d.cfg.Chunk))))
+	}
+	p := leasePlan{n: n, give: d.unused, delta: int64(n) - d.unused, interval: d.interval(now)}
+	if p.interval > 0 {
+		span := time.Duration(n) * p.interval
+		if d.tat.After(now) {
+			p.busy = true
+			p.limitTAT = now.Add(time.Duration(d.cfg.Chunk)*p.interval - span)
+		} else {
+			p.newTAT = now.Add(span)
+		}
+	}
+	return p, nil
+}
+
+// interval is the time one token takes to refill at min(RPM, announced limit); 0 when
+// neither sets a rate. d.mu must be held.
+func (d *Dynamo) interval(now time.Time) time.Duration {
+	rate := d.cfg.RPM
+	if d.limit > 0 && now.Before(d.limitUntil) && (rate == 0 || d.limit < rate) {
+		rate = d.limit
+	}
+	if rate <= 0 {
+		return 0
+	}
+	return time.Minute / time.Duration(rate)
+}
+
+func (p leasePlan) input(d *Dynamo, now time.Time) *dynamodb.UpdateItemInput {
+	names := map[string]string{"#pause": attrPause, "#exp": attrExpires}
+	values := map[string]types.AttributeValue{
+		":now": micros(now),
+		":exp": num(now.Add(itemTTL).Unix()),
+	}
+	set := []string{"#exp = :exp"}
+	cond := []string{"(attribute_not_exists(#pause) OR #pause <= :now)"}
+	if p.interval > 0 {
+		names["#tat"] = attrTAT
+		if p.busy {
+			set = append(set, "#tat = #tat + :span")
+			values[":span"] = num(int64(time.Duration(p.n)*p.interval) / int64(time.Microsecond))
+			values[":lim"] = micros(p.limitTAT)
+			cond = append(cond, "#tat > :now AND #tat <= :lim")
+		} else {
+			set = append(set, "#tat = :tat")
+			values[":tat"] = micros(p.newTAT)
+			cond = append(cond, "(attribute_not_exists(#tat) OR #tat <= :now)")
+		}
+	}
+	if d.cfg.MaxCalls > 0 {
+		names["#runs"], names["#runsAt"], names["#run"] = attrRuns, attrRunsAt, d.cfg.RunID
+		values[":delta"] = num(p.delta)
+		values[":zero"] = num(0)
+		values[":room"] = num(d.cfg.MaxCalls - p.delta)
+		values[":sec"] = num(now.Unix())
+		set = append(set, "#runs.#run = if_not_exists(#runs.#run, :zero) + :delta", "#runsAt.#run = :sec")
+		cond = append(cond, "(attribute_not_exists(#runs.#run) OR #runs.#run <= :room)")
+	}
+	return &dynamodb.UpdateItemInput{
+		TableName:                           aws.String(d.table),
+		Key:                                 d.itemKey(),
+		UpdateExpression:                    aws.String("SET " + strings.Join(set, ", ")),
+		ConditionExpression:                 aws.String(strings.Join(cond, " AND ")),
+		ExpressionAttributeNames:            names,
+		ExpressionAttributeValues:           values,
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
+}
+
+// granted hands out a successful lease's tokens.
+func (d *Dynamo) granted(p leasePlan, now time.Time, item map[string]types.AttributeValue) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.absorb(item)
+	d.unused -= p.give
+	d.tokens, d.leaseSize, d.spent = p.n, p.n, 0
+	switch {
+	case p.interval > 0 && d.tat.After(now):
+		d.validUntil = d.tat
+	case p.interval > 0:
+		d.validUntil = now.Add(time.Duration(p.n) * p.interval)
+	default:
+		d.validUntil = now.Add(unlimitedHold)
+	}
+}
+
+// refused learns from a refused lease's item image how long to wait.
+func (d *Dynamo) refused(p leasePlan, now time.Time, item map[string]types.AttributeValue) (time.Duration, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.absorb(item)
+	if now.Before(d.pause) {
+		return d.pause.Sub(now), nil
+	}
+	if d.cfg.MaxCalls > 0 {
+		calls := d.runCalls - d.unused // as if the expired tokens were given back
+		if calls >= d.cfg.MaxCalls {
+			if d.unused > 0 {
+				return 0, nil // the next lease gives them back and may fit
+			}
+			return 0, fmt.Errorf("run %s leased %d of %d calls: %w", d.cfg.RunID, d.runCalls, d.cfg.MaxCalls, ErrExhausted)
+		}
+		if d.runCalls+p.delta > d.cfg.MaxCalls {
+			return 0, nil // the next plan asks for what is left
+		}
+	}
+	if iv := d.interval(now); iv > 0 && d.tat.After(now) {
+		// n tokens are back when tat <= now' + (Chunk-n)*interval.
+		ready := d.tat.Add(-time.Duration(d.cfg.Chunk-p.n) * iv)
+		if ready.After(now) {
+			return ready.Sub(now), nil
+		}
+	}
+	return 0, nil
+}
+
+// absorb caches what an item image says; nil is an item that does not exist. d.mu
+// must be held.
+func (d *Dynamo) absorb(item map[string]types.AttributeValue) {
+	// A missing attribute is news too: the item was reset, or never had it.
+	d.tat, _ = timeAttr(item[attrTAT])
+	if t, ok := timeAttr(item[attrPause]); ok && t.After(d.pause) {
+		d.pause = t // the local pause only moves forward as well
+	}
+	limit, _ := intAttr(item[attrLimit])
+	d.limit = int(limit)
+	d.limitUntil, _ = timeAttr(item[attrLimitUntil])
+	if d.cfg.MaxCalls > 0 {
+		d.runCalls = 0
+		if runs, ok := item[attrRuns].(*types.AttributeValueMemberM); ok {
+			d.runCalls, _ = intAttr(runs.Value[d.cfg.RunID])
+		}
+	}
+}
+
+func (d *Dynamo) read(ctx context.Context) (map[string]types.AttributeValue, error) {
+	out, err := d.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(d.table),
+		Key:            d.itemKey(),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read budget %q: %w", d.key, err)
+	}
+	return out.Item, nil
+}
+
+func (d *Dynamo) isEnsured() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ensured
+}
+
+// ensureRun creates the run maps on the item (a nested SET needs its parent map) and
+// removes counters of runs idle for a week, so the item does not grow without bound.
+func (d *Dynamo) ensureRun(ctx context.Context) error {
+	now := d.cfg.Now()
+	out, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(d.table),
+		Key:                       d.itemKey(),
+		UpdateExpression:          aws.String("SET #runs = if_not_exists(#runs, :empty), #runsAt = if_not_exists(#runsAt, :empty), #exp = :exp"),
+		ExpressionAttributeNames:  map[string]string{"#runs": attrRuns, "#runsAt": attrRunsAt, "#exp": attrExpires},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":empty": &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{}}, ":exp": num(now.Add(itemTTL).Unix())},
+		ReturnValues:              types.ReturnValueAllNew,
+	})
+	if err != nil {
+		return fmt.Errorf("prepare run %s on budget %q: %w", d.cfg.RunID, d.key, err)
+	}
+	var stale []string
+	if at, ok := out.Attributes[attrRunsAt].(*types.AttributeValueMemberM); ok {
+		for run, v := range at.Value {
+			if sec, ok := intAttr(v); ok && run != d.cfg.RunID && now.Sub(time.Unix(sec, 0)) > staleRun {
+				stale = append(stale, run)
+			}
+		}
+	}
+	sort.Strings(stale)
+	if len(stale) > 0 {
+		if err := d.prune(ctx, stale[:min(len(stale), 50)]); err != nil {
+			return err
+		}
+	}
+	d.mu.Lock()
+	d.ensured = true
+	d.absorb(out.Attributes)
+	d.mu.Unlock()
+	return nil
+}
+
+func (d *Dynamo) prune(ctx context.Context, runs []string) error {
+	names := map[string]string{"#runs": attrRuns, "#runsAt": attrRunsAt}
+	var paths []string
+	for i, run := range runs {
+		n := "#r" + strconv.Itoa(i)
+		names[n] = run
+		paths = append(paths, "#runs."+n, "#runsAt."+n)
+	}
+	_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(d.table),
+		Key:                      d.itemKey(),
+		UpdateExpression:         aws.String("REMOVE " + strings.Join(paths, ", ")),
+		ExpressionAttributeNames: names,
+	})
+	if err != nil {
+		return fmt.Errorf("remove %d stale run counters from budget %q: %w", len(runs), d.key, err)
+	}
+	return nil
+}
+
+// Release gives the tokens this instance holds back to the run's MaxCalls count. A
+// Lambda handler calls it before returning, since a frozen instance cannot spend them.
+// Without MaxCalls it only drops them.
+func (d *Dynamo) Release(ctx context.Context) error {
+	d.mu.Lock()
+	give := d.unused + int64(d.tokens)
+	d.unused, d.tokens = 0, 0
+	d.mu.Unlock()
+	if give == 0 || d.cfg.MaxCalls == 0 {
+		return nil
+	}
+	_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(d.table),
+		Key:                       d.itemKey(),
+		UpdateExpression:          aws.String("SET #runs.#run = #runs.#run - :n"),
+		ConditionExpression:       aws.String("attribute_exists(#runs.#run)"),
+		ExpressionAttributeNames:  map[string]string{"#runs": attrRuns, "#run": d.cfg.RunID},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":n": num(give)},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return nil // the counter is gone (item reset or pruned): nothing to give back to
+	}
+	if err != nil {
+		d.mu.Lock()
+		d.unused += give // try again with the next lease
+		d.mu.Unlock()
+		return fmt.Errorf("give %d unused calls back to run %s on budget %q: %w", give, d.cfg.RunID, d.key, err)
+	}
+	return nil
+}
+
+// Observe shares what GitLab said: an announced limit below RPM lowers every worker's
+// rate, and little remaining (at most one chunk, which the fleet's requests in flight
+// will use) pauses every worker until reset.
+func (d *Dynamo) Observe(ctx context.Context, limit, remaining int, reset time.Time) {
+	if limit > 0 {
+		d.announce(ctx, limit)
+	}
+	if remaining <= max(reserve, d.cfg.Chunk) && !reset.IsZero() {
+		d.PauseUntil(ctx, reset)
+	}
+}
+
+// announce stores limit on the item when it lowers the rate there, or refreshes it
+// when it is about to lapse; otherwise it costs nothing.
+func (d *Dynamo) announce(ctx context.Context, limit int) {
+	now := d.cfg.Now()
+	d.mu.Lock()
+	current := d.limit > 0 && now.Before(d.limitUntil)
+	skip := (d.cfg.RPM > 0 && limit >= d.cfg.RPM) || // never raises above RPM
+		(current && limit > d.limit) || // a lower limit holds until it lapses
+		(current && limit == d.limit && d.limitUntil.Sub(now) > announcedFor/2)
+	if !skip {
+		d.limit, d.limitUntil = limit, now.Add(announcedFor)
+	}
+	d.mu.Unlock()
+	if skip {
+		return
+	}
+	_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:           aws.String(d.table),
+		Key:                 d.itemKey(),
+		UpdateExpression:    aws.String("SET #limit = :limit, #until = :until, #exp = :exp"),
+		ConditionExpression: aws.String("attribute_not_exists(#until) OR #until <= :now OR #limit >= :limit"),
+		ExpressionAttributeNames: map[string]string{
+			"#limit": attrLimit, "#until": attrLimitUntil, "#exp": attrExpires,
+		},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":limit": num(int64(limit)),
+			":until": micros(now.Add(announcedFor)),
+			":now":   micros(now),
+			":exp":   num(now.Add(itemTTL).Unix()),
+		},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	d.afterSignal(ctx, err, "store announced limit", slog.Int("limit", limit))
+}
+
+// PauseUntil stops every worker's requests until t. The item's pause only moves
+// forward; an earlier t changes nothing.
+func (d *Dynamo) PauseUntil(ctx context.Context, t time.Time) {
+	d.mu.Lock()
+	known := !t.After(d.pause) || !t.After(d.cfg.Now())
+	if !known {
+		d.pause = t
+	}
+	d.mu.Unlock()
+	if known {
+		return
+	}
+	_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           aws.String(d.table),
+		Key:                                 d.itemKey(),
+		UpdateExpression:                    aws.String("SET #pause = :t, #exp = :exp"),
+		ConditionExpression:                 aws.String("attribute_not_exists(#pause) OR #pause < :t"),
+		ExpressionAttributeNames:            map[string]string{"#pause": attrPause, "#exp": attrExpires},
+		ExpressionAttributeValues:           map[string]types.AttributeValue{":t": micros(t), ":exp": num(d.cfg.Now().Add(itemTTL).Unix())},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	d.afterSignal(ctx, err, "share pause", slog.Time("until", t))
+}
+
+// afterSignal handles the result of a write that has no caller to return an error to:
+// a refused condition means the item already says more, and its image is kept.
+func (d *Dynamo) afterSignal(ctx context.Context, err error, what string, attr slog.Attr) {
+	var ccf *types.ConditionalCheckFailedException
+	switch {
+	case err == nil:
+	case errors.As(err, &ccf):
+		if ccf.Item != nil {
+			d.mu.Lock()
+			d.absorb(ccf.Item)
+			d.mu.Unlock()
+		}
+	default:
+		// The local state already holds the signal; other workers learn it from
+		// GitLab themselves.
+		d.log.WarnContext(ctx, "budget: "+what+" failed", slog.String("budget_key", d.key), attr, slog.Any("error", err))
+	}
+}
+
+// Available returns the tokens this instance holds (for the tokens-available gauge):
+// 0 while paused.
+func (d *Dynamo) Available() float64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.cfg.Now()
+	if now.Before(d.pause) || !now.Before(d.validUntil) {
+		return 0
+	}
+	return float64(d.tokens)
+}
+
+// Used returns how many calls this instance granted.
+func (d *Dynamo) Used() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.used
+}
+
+func (d *Dynamo) itemKey() map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{attrKey: &types.AttributeValueMemberS{Value: d.key}}
+}
+
+func num(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
+
+func micros(t time.Time) types.AttributeValue { return num(t.UnixMicro()) }
+
+func intAttr(v types.AttributeValue) (int64, bool) {
+	n, ok := v.(*types.AttributeValueMemberN)
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.ParseInt(n.Value, 10, 64)
+	return i, err == nil
+}
+
+func timeAttr(v types.AttributeValue) (time.Time, bool) {
+	us, ok := intAttr(v)
+	if !ok {
+		return time.Time{}, false
+	}
+	return time.UnixMicro(us), true
+}
+
+// jitter spreads workers that learned the same refill time, so they do not all hit
+// the item in the same millisecond.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(rand.Int64N(int64(max(d/10, time.Millisecond))))
+}
+
+func isValidation(err error) bool {
+	var api smithy.APIError
+	return errors.As(err, &api) && api.ErrorCode() == "ValidationException"
+}

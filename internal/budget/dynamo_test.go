@@ -1,0 +1,446 @@
+package budget_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go/middleware"
+
+	"github.com/gl2gh/discovery-agent/internal/budget"
+	"github.com/gl2gh/discovery-agent/internal/gitlab"
+	"github.com/gl2gh/discovery-agent/internal/mototest"
+)
+
+var _ gitlab.Limiter = (*budget.Dynamo)(nil)
+
+// moto can, rarely, let two racing conditional updates both pass (it does not lock
+// items), which real DynamoDB never does; bounds below allow one extra chunk for it.
+const motoSlack = 1
+
+// TestDynamo runs every DynamoDB budget test on one moto_server: the package has no
+// TestMain of its own to share one with.
+func TestDynamo(t *testing.T) {
+	srv := mototest.Start(t)
+	tests := []struct {
+		name string
+		fn   func(*testing.T, *mototest.Server)
+	}{
+		{"RateBoundUnderConcurrency", testRateBound},
+		{"PauseMovesForwardOnly", testPauseForwardOnly},
+		{"AnnouncedLimit", testAnnouncedLimit},
+		{"MaxCalls", testMaxCalls},
+		{"Release", testRelease},
+		{"Cancel", testCancel},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, srv) })
+	}
+}
+
+// newTable creates a budget table for one test.
+func newTable(t *testing.T, srv *mototest.Server) string {
+	t.Helper()
+	table := mototest.Name("budget")
+	if err := mototest.CreateTables(context.Background(), srv.DynamoDB(), mototest.Name("store"), table); err != nil {
+		t.Fatal(err)
+	}
+	return table
+}
+
+// countWrites returns a client option counting successful UpdateItem calls.
+func countWrites(n *atomic.Int64) func(*dynamodb.Options) {
+	return func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
+			return s.Initialize.Add(middleware.InitializeMiddlewareFunc("countWrites",
+				func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+					out, md, err := next.HandleInitialize(ctx, in)
+					if _, ok := in.Parameters.(*dynamodb.UpdateItemInput); ok && err == nil {
+						n.Add(1)
+					}
+					return out, md, err
+				}), middleware.After)
+		})
+	}
+}
+
+// item reads the budget item.
+func item(t *testing.T, db *dynamodb.Client, table, key string) map[string]types.AttributeValue {
+	t.Helper()
+	out, err := db.GetItem(context.Background(), &dynamodb.GetItemInput{
+		TableName:      aws.String(table),
+		Key:            map[string]types.AttributeValue{"key": &types.AttributeValueMemberS{Value: key}},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Item
+}
+
+func numAttr(t *testing.T, v types.AttributeValue) int64 {
+	t.Helper()
+	n, ok := v.(*types.AttributeValueMemberN)
+	if !ok {
+		t.Fatalf("attribute %#v is not a number", v)
+	}
+	i, err := strconv.ParseInt(n.Value, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return i
+}
+
+// testRateBound runs two limiters (two Lambdas) of 30 goroutines each on one key for
+// two seconds and checks the GCRA bounds on the permits they granted.
+func testRateBound(t *testing.T, srv *mototest.Server) {
+	const (
+		rpm      = 3000 // 50 per second
+		chunk    = 5
+		perLimit = 30
+		run      = 2 * time.Second
+	)
+	var writes atomic.Int64
+	db := srv.DynamoDB(countWrites(&writes))
+	table := newTable(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), run)
+	defer cancel()
+
+	var (
+		mu     sync.Mutex
+		stamps []time.Time
+		errs   []error
+		wg     sync.WaitGroup
+	)
+	start := time.Now()
+	for range 2 {
+		lim := budget.NewDynamo(db, table, "gitlab.example#abc", budget.DynamoConfig{RPM: rpm, Chunk: chunk})
+		for range perLimit {
+			wg.Go(func() {
+				for {
+					err := lim.Wait(ctx)
+					now := time.Now()
+					mu.Lock()
+					if err != nil {
+						if !errors.Is(err, context.DeadlineExceeded) {
+							errs = append(errs, err)
+						}
+						mu.Unlock()
+						return
+					}
+					stamps = append(stamps, now)
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("Wait failed: %v", errs[0])
+	}
+	slices.SortFunc(stamps, func(a, b time.Time) int { return a.Compare(b) })
+	rate := float64(rpm) / 60
+	elapsed := time.Since(start)
+	t.Logf("%d permits in %v (%.0f/s), %d lease writes", len(stamps), elapsed.Round(time.Millisecond),
+		float64(len(stamps))/elapsed.Seconds(), writes.Load())
+
+	// From a cold bucket, the k-th permit comes no earlier than (k - chunk)/rate.
+	allow := float64(chunk * (1 + motoSlack))
+	for k, at := range stamps {
+		if limit := rate*at.Sub(start).Seconds() + allow; float64(k+1) > limit {
+			t.Fatalf("permit %d granted %v after start: over rate*t + chunk = %.1f", k+1, at.Sub(start), limit)
+		}
+	}
+	// In any window of length L, at most rate*L + 2 chunks (burst and lead).
+	const window = 500 * time.Millisecond
+	for i, from := range stamps {
+		n, _ := slices.BinarySearchFunc(stamps[i:], from.Add(window), func(a, b time.Time) int { return a.Compare(b) })
+		if limit := rate*window.Seconds() + float64(chunk*(2+motoSlack)); float64(n) > limit {
+			t.Fatalf("%d permits in the %v from %v: over %.1f", n, window, from.Sub(start), limit)
+		}
+	}
+	// The limiter must not starve either: a fifth of the rate survives a loaded machine.
+	if min := rate * elapsed.Seconds() / 5; float64(len(stamps)) < min {
+		t.Errorf("%d permits in %v, want at least %.0f", len(stamps), elapsed, min)
+	}
+	// Tokens are leased in chunks, not one write per request.
+	if w := writes.Load(); w*2 > int64(len(stamps)) {
+		t.Errorf("%d lease writes for %d permits, want at most one per two permits", w, len(stamps))
+	}
+}
+
+func testPauseForwardOnly(t *testing.T, srv *mototest.Server) {
+	ctx := context.Background()
+	db := srv.DynamoDB()
+	table := newTable(t, srv)
+	const key = "gitlab.example#pause"
+	cfg := budget.DynamoConfig{RPM: 6000}
+	a := budget.NewDynamo(db, table, key, cfg)
+	b := budget.NewDynamo(db, table, key, cfg) // does not know what a wrote
+	t0 := time.Now().Truncate(time.Microsecond)
+
+	steps := []struct {
+		name string
+		act  func()
+		want time.Time
+	}{
+		{"first pause", func() { a.PauseUntil(ctx, t0.Add(time.Hour)) }, t0.Add(time.Hour)},
+		{"earlier pause from another worker", func() { b.PauseUntil(ctx, t0.Add(30*time.Minute)) }, t0.Add(time.Hour)},
+		{"later pause", func() { b.PauseUntil(ctx, t0.Add(2*time.Hour)) }, t0.Add(2 * time.Hour)},
+		{"remaining 0 pauses until reset", func() { a.Observe(ctx, 0, 0, t0.Add(3*time.Hour)) }, t0.Add(3 * time.Hour)},
+		{"plenty remaining does not", func() { b.Observe(ctx, 0, 1000, t0.Add(4*time.Hour)) }, t0.Add(3 * time.Hour)},
+		{"earlier reset does not", func() { b.Observe(ctx, 0, 0, t0.Add(90*time.Minute)) }, t0.Add(3 * time.Hour)},
+	}
+	for _, s := range steps {
+		s.act()
+		got := time.UnixMicro(numAttr(t, item(t, db, table, key)["pause_until"]))
+		if !got.Equal(s.want) {
+			t.Fatalf("after %s: pause_until = %v, want %v", s.name, got.Sub(t0), s.want.Sub(t0))
+		}
+	}
+
+	// A worker that never paused itself learns the pause from the table.
+	c := budget.NewDynamo(db, table, key, cfg)
+	wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if err := c.Wait(wctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait during a shared pause = %v, want deadline exceeded", err)
+	}
+	if c.Used() != 0 {
+		t.Fatalf("a paused limiter granted %d calls", c.Used())
+	}
+}
+
+// clock is a settable clock; waits are real but computed from it.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func testAnnouncedLimit(t *testing.T, srv *mototest.Server) {
+	ctx := context.Background()
+	db := srv.DynamoDB()
+	table := newTable(t, srv)
+	const key = "gitlab.example#limit"
+	clk := &clock{t: time.Now().Truncate(time.Microsecond)}
+	cfg := budget.DynamoConfig{RPM: 6000, Chunk: 1, Now: clk.Now} // 10 ms a call
+	a := budget.NewDynamo(db, table, key, cfg)
+
+	announce := []struct {
+		limit int
+		want  int64
+	}{
+		{600, 600},   // lowers the shared rate
+		{3000, 600},  // a higher limit does not raise it while the lower one holds
+		{9000, 600},  // nor does one above RPM
+		{300, 300},   // a lower one lowers it further
+		{12000, 300}, // above RPM: ignored
+	}
+	for _, a2 := range announce {
+		a.Observe(ctx, a2.limit, 1000, time.Time{})
+		if got := numAttr(t, item(t, db, table, key)["limit_rpm"]); got != a2.want {
+			t.Fatalf("after announcing %d: limit_rpm = %d, want %d", a2.limit, got, a2.want)
+		}
+	}
+
+	// b learns the limit from its first lease's item image, paced at its own RPM.
+	b := budget.NewDynamo(db, table, key, cfg)
+	tatAfterWait := func() time.Duration {
+		t.Helper()
+		if err := b.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return time.UnixMicro(numAttr(t, item(t, db, table, key)["tat"])).Sub(clk.Now())
+	}
+	if got := tatAfterWait(); got != 10*time.Millisecond {
+		t.Fatalf("first lease paid until now+%v, want now+10ms (RPM, limit not yet seen)", got)
+	}
+	clk.Advance(10 * time.Millisecond)
+	if got := tatAfterWait(); got != 200*time.Millisecond {
+		t.Fatalf("second lease paid until now+%v, want now+200ms (announced 300/min)", got)
+	}
+	// Unannounced for a minute, the limit lapses and RPM applies again.
+	clk.Advance(2 * time.Minute)
+	if got := tatAfterWait(); got != 10*time.Millisecond {
+		t.Fatalf("lease after the limit lapsed paid until now+%v, want now+10ms", got)
+	}
+}
+
+func testMaxCalls(t *testing.T, srv *mototest.Server) {
+	const (
+		maxCalls = 37
+		chunk    = 5
+	)
+	db := srv.DynamoDB()
+	table := newTable(t, srv)
+	const key = "gitlab.example#max"
+	ctx := context.Background()
+
+	var (
+		granted atomic.Int64
+		mu      sync.Mutex
+		errs    []error
+		wg      sync.WaitGroup
+	)
+	for range 2 {
+		lim := budget.NewDynamo(db, table, key, budget.DynamoConfig{Chunk: chunk, MaxCalls: maxCalls, RunID: "run-1"})
+		for range 10 {
+			wg.Go(func() {
+				for {
+					err := lim.Wait(ctx)
+					if err != nil {
+						mu.Lock()
+						errs = append(errs, err)
+						mu.Unlock()
+						return
+					}
+					granted.Add(1)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if !errors.Is(err, budget.ErrExhausted) {
+			t.Fatalf("Wait = %v, want ErrExhausted", err)
+		}
+	}
+	if g := granted.Load(); g > maxCalls+chunk*motoSlack || g < maxCalls-chunk {
+		t.Fatalf("granted %d calls, want %d (moto may lose one racing update)", g, maxCalls)
+	} else if g != maxCalls {
+		t.Logf("granted %d calls, not exactly %d: moto lost a racing update", g, maxCalls)
+	}
+
+	// Another run on the same key has a budget of its own.
+	other := budget.NewDynamo(db, table, key, budget.DynamoConfig{Chunk: chunk, MaxCalls: maxCalls, RunID: "run-2"})
+	if err := other.Wait(ctx); err != nil {
+		t.Fatalf("run-2's first call: %v", err)
+	}
+	again := budget.NewDynamo(db, table, key, budget.DynamoConfig{Chunk: chunk, MaxCalls: maxCalls, RunID: "run-1"})
+	if err := again.Wait(ctx); !errors.Is(err, budget.ErrExhausted) {
+		t.Fatalf("run-1 on a new limiter = %v, want ErrExhausted", err)
+	}
+}
+
+func testRelease(t *testing.T, srv *mototest.Server) {
+	db := srv.DynamoDB()
+	table := newTable(t, srv)
+	const key = "gitlab.example#release"
+	ctx := context.Background()
+	runCalls := func() int64 {
+		t.Helper()
+		runs := item(t, db, table, key)["runs"].(*types.AttributeValueMemberM)
+		return numAttr(t, runs.Value["run-1"])
+	}
+	lim := budget.NewDynamo(db, table, key, budget.DynamoConfig{Chunk: 8, MaxCalls: 100, RunID: "run-1"})
+	// One waiter leases 1, then 2 once it used all of it, then 4.
+	for range 4 {
+		if err := lim.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := runCalls(); got != 7 {
+		t.Fatalf("leased %d calls for 4 sequential waits, want 1+2+4 = 7", got)
+	}
+	if err := lim.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := runCalls(); got != 4 {
+		t.Fatalf("after Release the run counts %d calls, want the 4 spent", got)
+	}
+	if err := lim.Release(ctx); err != nil {
+		t.Fatalf("second Release: %v", err)
+	}
+	if got := runCalls(); got != 4 {
+		t.Fatalf("a second Release changed the count to %d", got)
+	}
+}
+
+func testCancel(t *testing.T, srv *mototest.Server) {
+	db := srv.DynamoDB()
+	table := newTable(t, srv)
+	tests := []struct {
+		name  string
+		cfg   budget.DynamoConfig
+		block func(*budget.Dynamo) // leaves the limiter unable to grant for a long time
+	}{
+		{"paused", budget.DynamoConfig{RPM: 6000}, func(d *budget.Dynamo) {
+			d.PauseUntil(context.Background(), time.Now().Add(time.Hour))
+		}},
+		{"rate spent", budget.DynamoConfig{RPM: 1, Chunk: 1}, func(d *budget.Dynamo) {
+			if err := d.Wait(context.Background()); err != nil { // the one call per minute
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lim := budget.NewDynamo(db, table, "gitlab.example#"+strings.ReplaceAll(tt.name, " ", "-"), tt.cfg)
+			tt.block(lim)
+			ctx, cancel := context.WithCancel(context.Background())
+			errs := make(chan error)
+			for range 10 {
+				go func() { errs <- lim.Wait(ctx) }()
+			}
+			time.Sleep(100 * time.Millisecond) // let the waiters block before the cancel
+			cancel()
+			for range 10 {
+				if err := <-errs; !errors.Is(err, context.Canceled) {
+					t.Errorf("Wait after cancel = %v, want context.Canceled", err)
+				}
+			}
+		})
+	}
+}
+
+func TestTokenKey(t *testing.T) {
+	const token = "glpat-AbCdEf0123456789"
+	tests := []struct {
+		name        string
+		host, token string
+		sameAs      string
+		differsFrom string
+	}{
+		{"stable", "gitlab.com", token, budget.TokenKey("gitlab.com", token), ""},
+		{"per token", "gitlab.com", token + "x", "", budget.TokenKey("gitlab.com", token)},
+		{"per host", "gitlab.example", token, "", budget.TokenKey("gitlab.com", token)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := budget.TokenKey(tt.host, tt.token)
+			if strings.Contains(k, tt.token) || strings.Contains(k, tt.token[6:]) {
+				t.Fatalf("key %q contains the token", k)
+			}
+			if !strings.HasPrefix(k, tt.host+"#") {
+				t.Errorf("key %q does not start with the host", k)
+			}
+			if tt.sameAs != "" && k != tt.sameAs {
+				t.Errorf("key %q, want %q", k, tt.sameAs)
+			}
+			if tt.differsFrom != "" && k == tt.differsFrom {
+				t.Errorf("key %q equals %q", k, tt.differsFrom)
+			}
+		})
+	}
+}
