@@ -166,27 +166,27 @@ func (p *Process) Config(ctx context.Context) aws.Config {
 	}
 }
 
-// DynamoDB returns a DynamoDB client for the emulator.
-func (p *Process) DynamoDB() *dynamodb.Client {
-	return dynamodb.NewFromConfig(p.Config(context.Background()), func(o *dynamodb.Options) {
-		o.BaseEndpoint = aws.String(p.endpoint)
-	})
+// DynamoDB returns a DynamoDB client for the emulator; optFns adjust its options
+// (e.g. middleware that counts calls).
+func (p *Process) DynamoDB(optFns ...func(*dynamodb.Options)) *dynamodb.Client {
+	base := func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(p.endpoint) }
+	return dynamodb.NewFromConfig(p.Config(context.Background()), append([]func(*dynamodb.Options){base}, optFns...)...)
 }
 
 // SQS returns an SQS client for the emulator.
-func (p *Process) SQS() *sqs.Client {
-	return sqs.NewFromConfig(p.Config(context.Background()), func(o *sqs.Options) {
-		o.BaseEndpoint = aws.String(p.endpoint)
-	})
+func (p *Process) SQS(optFns ...func(*sqs.Options)) *sqs.Client {
+	base := func(o *sqs.Options) { o.BaseEndpoint = aws.String(p.endpoint) }
+	return sqs.NewFromConfig(p.Config(context.Background()), append([]func(*sqs.Options){base}, optFns...)...)
 }
 
 // S3 returns an S3 client for the emulator, with path-style addressing (bucket names
 // are not resolvable host names on 127.0.0.1).
-func (p *Process) S3() *s3.Client {
-	return s3.NewFromConfig(p.Config(context.Background()), func(o *s3.Options) {
+func (p *Process) S3(optFns ...func(*s3.Options)) *s3.Client {
+	base := func(o *s3.Options) {
 		o.BaseEndpoint = aws.String(p.endpoint)
 		o.UsePathStyle = true
-	})
+	}
+	return s3.NewFromConfig(p.Config(context.Background()), append([]func(*s3.Options){base}, optFns...)...)
 }
 
 // tailBuffer keeps the last max bytes written to it, for error messages.
