@@ -29,5 +29,9 @@ test: unit
 tools:
 	@true
 
+# A full local discovery against the simulator; exports land in ./exports/latest.
+demo: build
+	BIN=$(BIN) SIM_ADDR=$(SIM_ADDR) DEMO_GROUPS=$(DEMO_GROUPS) DEMO_PROJECTS=$(DEMO_PROJECTS) local/demo.sh
+
 clean:
 	rm -rf $(BIN) exports .local

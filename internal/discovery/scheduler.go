@@ -1,0 +1,111 @@
+package discovery
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/gl2gh/discovery-agent/internal/gitlab"
+	"github.com/gl2gh/discovery-agent/internal/inventory"
+	"github.com/gl2gh/discovery-agent/internal/work"
+)
+
+// Scheduler starts runs: it checks the token, resolves the root groups and queues one
+// group-scan message per root.
+type Scheduler struct {
+	Store      Store
+	Queue      Queue
+	GitLab     *gitlab.Client
+	GitLabURL  string
+	RootGroups []string // paths or numeric IDs; empty = every top-level group
+	Log        *slog.Logger
+	Now        func() time.Time // default time.Now
+}
+
+// Start begins a run. When a run is already active it starts nothing and returns that
+// run with started false: one run at a time.
+func (s *Scheduler) Start(ctx context.Context) (run inventory.Run, started bool, err error) {
+	log := s.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	if active, ok, err := s.Store.ActiveRun(ctx); err != nil {
+		return inventory.Run{}, false, fmt.Errorf("start run: %w", err)
+	} else if ok {
+		log.Info("a run is already active; not starting another", "run_id", active.ID, "status", active.Status)
+		return active, false, nil
+	}
+	// A bad token or an unreachable GitLab fails here, before any run exists.
+	if _, err := s.GitLab.CurrentUser(ctx); err != nil {
+		return inventory.Run{}, false, fmt.Errorf("start run: check token: %w", err)
+	}
+
+	msgs, roots, err := s.roots(ctx)
+	if err != nil {
+		return inventory.Run{}, false, fmt.Errorf("start run: %w", err)
+	}
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	run = inventory.Run{ID: NewRunID(now()), GitLabURL: s.GitLabURL, RootGroups: roots, Status: inventory.RunRunning, StartedAt: now().UTC()}
+	if err := s.Store.CreateRun(ctx, run); errors.Is(err, ErrRunActive) {
+		active, _, aerr := s.Store.ActiveRun(ctx)
+		log.Info("a run is already active; not starting another", "run_id", active.ID)
+		return active, false, aerr
+	} else if err != nil {
+		return inventory.Run{}, false, fmt.Errorf("start run: %w", err)
+	}
+	log = log.With("run_id", run.ID)
+
+	if len(msgs) == 0 {
+		log.Warn("the token sees no groups; the run exports an empty inventory")
+		msgs = []work.Message{{Kind: work.KindExport}}
+	}
+	keys := make([]string, len(msgs))
+	for i := range msgs {
+		msgs[i].RunID = run.ID
+		keys[i] = msgs[i].Key()
+	}
+	if err := s.Store.AddPending(ctx, run.ID, keys...); err != nil {
+		return run, true, fmt.Errorf("start run %s: count roots: %w", run.ID, err)
+	}
+	if err := s.Queue.Send(ctx, msgs...); err != nil {
+		return run, true, fmt.Errorf("start run %s: queue roots: %w", run.ID, err)
+	}
+	log.Info("run started", "root_groups", len(msgs))
+	return run, true, nil
+}
+
+func (s *Scheduler) roots(ctx context.Context) ([]work.Message, []string, error) {
+	if len(s.RootGroups) > 0 {
+		msgs := make([]work.Message, len(s.RootGroups))
+		for i, g := range s.RootGroups {
+			// The worker resolves a path or numeric ID to the group (one request).
+			msgs[i] = work.Message{Kind: work.KindGroup, GroupPath: g}
+		}
+		return msgs, s.RootGroups, nil
+	}
+	groups, err := s.GitLab.TopLevelGroups(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list top-level groups: %w", err)
+	}
+	msgs := make([]work.Message, len(groups))
+	roots := make([]string, len(groups))
+	for i, g := range groups {
+		msgs[i] = work.Message{Kind: work.KindGroup, GroupID: g.ID, GroupPath: g.FullPath}
+		roots[i] = g.FullPath
+	}
+	return msgs, roots, nil
+}
+
+// NewRunID returns a sortable, unique run ID such as 20261125T173400Z-1a2b3c.
+func NewRunID(t time.Time) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return t.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}

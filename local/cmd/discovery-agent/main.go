@@ -1,0 +1,165 @@
+// Command discovery-agent runs GitLab discovery locally.
+//
+//	discovery-agent scan [--gitlab-url URL] [--root-group PATH_OR_ID]... [--out DIR] [--data-dir DIR]
+//	discovery-agent version
+//
+// Every flag also has an environment variable (see README); the token is read only from
+// GITLAB_TOKEN, never from a flag.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gl2gh/discovery-agent/internal/config"
+	"github.com/gl2gh/discovery-agent/internal/inventory"
+	"github.com/gl2gh/discovery-agent/local/runner"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if len(os.Args) < 2 {
+		usage(os.Stderr)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "scan":
+		err = scan(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case "version":
+		fmt.Println(version)
+	case "-h", "--help", "help":
+		usage(os.Stdout)
+	default:
+		usage(os.Stderr)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "discovery-agent:", oneLine(err))
+		os.Exit(1)
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  discovery-agent scan [--gitlab-url URL] [--root-group PATH_OR_ID]... [--out DIR] [--data-dir DIR]
+  discovery-agent version
+The token is read from GITLAB_TOKEN. See README.md for every environment variable.
+`)
+}
+
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func scan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := config.FromEnv()
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var roots multi
+	fs.StringVar(&cfg.GitLabURL, "gitlab-url", cfg.GitLabURL, "GitLab base URL (GITLAB_URL)")
+	fs.Var(&roots, "root-group", "group path or ID to scan, repeatable (ROOT_GROUPS)")
+	fs.StringVar(&cfg.ExportDir, "out", cfg.ExportDir, "export directory (EXPORT_DIR)")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "store directory (DATA_DIR)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if len(roots) > 0 {
+		cfg.RootGroups = roots
+	}
+	cfg.GitLabURL = strings.TrimRight(cfg.GitLabURL, "/")
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	r, err := runner.New(cfg, runner.Options{Log: log})
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+
+	stopProgress := showProgress(ctx, r.Progress, stderr, log)
+	run, err := r.Scan(ctx)
+	stopProgress()
+	if err != nil {
+		return err
+	}
+	if run.Status == inventory.RunFailed {
+		return fmt.Errorf("run %s failed: %s", run.ID, run.Reason)
+	}
+	dir, _ := filepath.Abs(filepath.Join(cfg.ExportDir, "runs", run.ID))
+	latest, _ := filepath.Abs(filepath.Join(cfg.ExportDir, "latest"))
+	fmt.Fprintf(stdout, "run %s %s\nexports: %s\nlatest:  %s\n", run.ID, run.Status, dir, latest)
+	return nil
+}
+
+// showProgress redraws one status line on a terminal, or logs progress every 30 s
+// otherwise. The returned function stops it and waits for it.
+func showProgress(ctx context.Context, p *runner.Progress, w io.Writer, log *slog.Logger) func() {
+	tty := isTerminal(w)
+	every := 30 * time.Second
+	if tty {
+		every = time.Second
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				if tty {
+					fmt.Fprintf(w, "\r\033[K%s\n", p.Snapshot())
+				}
+				return
+			case <-t.C:
+				s := p.Snapshot()
+				if tty {
+					fmt.Fprintf(w, "\r\033[K%s", s)
+				} else {
+					log.Info("progress", "run_id", s.RunID, "groups", s.Groups, "projects", s.Projects,
+						"errors", s.Errors, "api_calls", s.APICalls, "rate_remaining", s.RateRemaining)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

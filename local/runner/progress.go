@@ -1,0 +1,141 @@
+package runner
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/gl2gh/discovery-agent/internal/budget"
+	"github.com/gl2gh/discovery-agent/internal/gitlab"
+)
+
+// Progress counts what a run has done, for the terminal progress line, and passes every
+// event on to the telemetry (Prometheus) when there is one.
+type Progress struct {
+	next Telemetry
+
+	runID     atomic.Value // string
+	started   atomic.Int64 // unix nanos
+	groups    atomic.Int64
+	projects  atomic.Int64
+	errors    atomic.Int64
+	remaining atomic.Int64 // last RateLimit-Remaining seen, -1 unknown
+	pending   atomic.Int64
+	client    atomic.Pointer[gitlab.Client]
+	limiter   atomic.Pointer[budget.Memory]
+}
+
+func (p *Progress) start(runID string, c *gitlab.Client, l *budget.Memory) {
+	p.runID.Store(runID)
+	p.groups.Store(0)
+	p.projects.Store(0)
+	p.errors.Store(0)
+	p.started.Store(time.Now().UnixNano())
+	p.remaining.Store(-1)
+	p.pending.Store(-1)
+	p.client.Store(c)
+	p.limiter.Store(l)
+}
+
+func (p *Progress) Request(endpoint string, status int, d time.Duration) {
+	if p.next != nil {
+		p.next.Request(endpoint, status, d)
+	}
+}
+
+func (p *Progress) Retry(reason string) {
+	if p.next != nil {
+		p.next.Retry(reason)
+	}
+}
+
+func (p *Progress) RateLimitRemaining(n int) {
+	p.remaining.Store(int64(n))
+	if p.next != nil {
+		p.next.RateLimitRemaining(n)
+	}
+}
+
+func (p *Progress) GroupDone(status string) {
+	p.groups.Add(1)
+	if p.next != nil {
+		p.next.GroupDone(status)
+	}
+}
+
+func (p *Progress) ProjectDone(status, readiness string) {
+	p.projects.Add(1)
+	if p.next != nil {
+		p.next.ProjectDone(status, readiness)
+	}
+}
+
+func (p *Progress) ScanError(kind, step string) {
+	p.errors.Add(1)
+	if p.next != nil {
+		p.next.ScanError(kind, step)
+	}
+}
+
+func (p *Progress) QueueDepth(n int64) {
+	p.pending.Store(n)
+	if p.next != nil {
+		p.next.QueueDepth(n)
+	}
+}
+
+// Snapshot is the progress of the current run.
+type Snapshot struct {
+	RunID         string
+	Elapsed       time.Duration
+	Groups        int64
+	Projects      int64
+	Errors        int64
+	APICalls      int64
+	RateRemaining int64 // -1 unknown
+	PendingGroups int64 // -1 unknown
+	BudgetTokens  float64
+}
+
+// Snapshot returns the counters now.
+func (p *Progress) Snapshot() Snapshot {
+	s := Snapshot{
+		Groups: p.groups.Load(), Projects: p.projects.Load(), Errors: p.errors.Load(),
+		RateRemaining: p.remaining.Load(), PendingGroups: p.pending.Load(),
+	}
+	if id, ok := p.runID.Load().(string); ok {
+		s.RunID = id
+	}
+	if t := p.started.Load(); t != 0 {
+		s.Elapsed = time.Since(time.Unix(0, t))
+	}
+	if c := p.client.Load(); c != nil {
+		s.APICalls = c.Calls()
+	}
+	if l := p.limiter.Load(); l != nil {
+		s.BudgetTokens = l.Available()
+	}
+	return s
+}
+
+// ETA estimates the time left from the groups still pending and the pace so far.
+func (s Snapshot) ETA() (time.Duration, bool) {
+	if s.PendingGroups < 0 || s.Groups == 0 {
+		return 0, false
+	}
+	per := s.Elapsed / time.Duration(s.Groups)
+	return per * time.Duration(s.PendingGroups), true
+}
+
+func (s Snapshot) String() string {
+	rate := "?"
+	if s.RateRemaining >= 0 {
+		rate = fmt.Sprint(s.RateRemaining)
+	}
+	eta := "?"
+	if d, ok := s.ETA(); ok {
+		eta = d.Round(time.Second).String()
+	}
+	return fmt.Sprintf("groups %d  projects %d  errors %d  api calls %d  rate remaining %s  elapsed %s  eta %s",
+		s.Groups, s.Projects, s.Errors, s.APICalls, rate, s.Elapsed.Round(time.Second), eta)
+}

@@ -1,0 +1,211 @@
+// Package runner runs discovery in one process: the same handlers as the Lambda
+// functions, over the embedded backends (a bbolt file store with its durable queue and
+// a directory of exports).
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gl2gh/discovery-agent/internal/budget"
+	"github.com/gl2gh/discovery-agent/internal/config"
+	"github.com/gl2gh/discovery-agent/internal/discovery"
+	"github.com/gl2gh/discovery-agent/internal/export"
+	"github.com/gl2gh/discovery-agent/internal/filestore"
+	"github.com/gl2gh/discovery-agent/internal/gitlab"
+	"github.com/gl2gh/discovery-agent/internal/inventory"
+	"github.com/gl2gh/discovery-agent/internal/readiness"
+	"github.com/gl2gh/discovery-agent/internal/work"
+)
+
+// Telemetry is what the runner reports to (Prometheus in service mode); optional.
+type Telemetry interface {
+	gitlab.Observer
+	discovery.Recorder
+}
+
+// Options tune a Runner beyond the configuration.
+type Options struct {
+	Log       *slog.Logger
+	Telemetry Telemetry
+	// Messages processed at once (groups); default 4. Requests in flight are bounded
+	// separately by CONCURRENT_REQUESTS.
+	Workers int
+	// RetryDelay is the first wait before a failed message is retried; it doubles with
+	// each delivery. Default 1s.
+	RetryDelay time.Duration
+	// GitLab overrides client options (tests: retry policy, transport). Limiter,
+	// Observer, Concurrency and Timeout are always set by the runner.
+	GitLab gitlab.Options
+}
+
+// Runner is a local discovery agent.
+type Runner struct {
+	Store     *filestore.Store
+	Queue     *filestore.Queue
+	Limiter   *budget.Memory
+	GitLab    *gitlab.Client
+	Worker    *discovery.Worker
+	Scheduler *discovery.Scheduler
+	Progress  *Progress
+
+	log        *slog.Logger
+	workers    int
+	retryDelay time.Duration
+}
+
+// New builds a runner from the configuration. Close it when done.
+func New(cfg config.Config, opts Options) (*Runner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	th := readiness.DefaultThresholds()
+	if cfg.Thresholds != "" {
+		t, err := readiness.LoadThresholds(cfg.Thresholds)
+		if err != nil {
+			return nil, fmt.Errorf("READINESS_THRESHOLDS: %w", err)
+		}
+		th = t
+	}
+	st, err := filestore.Open(cfg.DataDir + "/discovery.db")
+	if err != nil {
+		return nil, err
+	}
+	prog := &Progress{next: opts.Telemetry}
+	lim := budget.NewMemory(budget.Config{RPM: cfg.RateLimitRPM, MaxCalls: cfg.MaxAPICalls})
+	gopts := opts.GitLab
+	gopts.Limiter = lim
+	gopts.Observer = prog
+	gopts.Concurrency = cfg.Concurrency
+	gopts.Timeout = cfg.RequestTimeout
+	gl, err := gitlab.New(cfg.GitLabURL, cfg.Token, gopts)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	q := st.Queue()
+	r := &Runner{
+		Store: st, Queue: q, Limiter: lim, GitLab: gl, Progress: prog,
+		log: log, workers: opts.Workers, retryDelay: opts.RetryDelay,
+	}
+	if r.workers <= 0 {
+		r.workers = 4
+	}
+	if r.retryDelay <= 0 {
+		r.retryDelay = time.Second
+	}
+	r.Worker = &discovery.Worker{
+		Store: st, Queue: q, GitLab: gl, Sink: export.DirSink{Dir: cfg.ExportDir},
+		Recorder: prog, Log: log, Thresholds: th,
+		MaxPerProjectCalls: cfg.MaxPerProjectCalls, Concurrency: cfg.Concurrency,
+	}
+	r.Scheduler = &discovery.Scheduler{
+		Store: st, Queue: q, GitLab: gl, GitLabURL: cfg.GitLabURL, RootGroups: cfg.RootGroups, Log: log,
+	}
+	return r, nil
+}
+
+// Close releases the store.
+func (r *Runner) Close() error { return r.Store.Close() }
+
+// Scan resumes the active run if there is one (after a crash or kill), else starts a
+// new one, and processes its messages until it ends.
+func (r *Runner) Scan(ctx context.Context) (inventory.Run, error) {
+	run, ok, err := r.Store.ActiveRun(ctx)
+	if err != nil {
+		return inventory.Run{}, err
+	}
+	if ok {
+		r.log.Info("resuming unfinished run", "run_id", run.ID, "queued", r.Queue.Len())
+	} else {
+		run, _, err = r.Scheduler.Start(ctx)
+		if err != nil {
+			return inventory.Run{}, err
+		}
+	}
+	return r.Drain(ctx, run.ID)
+}
+
+// Drain processes queued messages until the run ends (succeeded or failed) or ctx is
+// done. Messages in flight when ctx ends are neither acked nor lost: they are delivered
+// again on the next start.
+func (r *Runner) Drain(ctx context.Context, runID string) (inventory.Run, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.Progress.start(runID, r.GitLab, r.Limiter)
+	ended := func() bool {
+		run, err := r.Store.GetRun(ctx, runID)
+		return err == nil && (run.Status == inventory.RunSucceeded || run.Status == inventory.RunFailed)
+	}
+	if ended() {
+		return r.Store.GetRun(ctx, runID)
+	}
+	var wg sync.WaitGroup
+	for range r.workers {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				ds, err := r.Queue.Receive(ctx, 1)
+				if err != nil {
+					return
+				}
+				for _, d := range ds {
+					r.handle(ctx, d)
+				}
+				if ended() {
+					cancel()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	run, err := r.Store.GetRun(context.WithoutCancel(ctx), runID)
+	if err != nil {
+		return run, err
+	}
+	if run.Status != inventory.RunSucceeded && run.Status != inventory.RunFailed {
+		return run, fmt.Errorf("run %s interrupted (%s); run scan again to resume it: %w", runID, run.Status, context.Cause(ctx))
+	}
+	return run, nil
+}
+
+func (r *Runner) handle(ctx context.Context, d filestore.Delivery) {
+	final := d.Receives >= filestore.DefaultMaxReceives
+	err := r.Worker.Handle(ctx, d.Msg, final)
+	if err == nil {
+		if err := r.Queue.Ack(ctx, d); err != nil && ctx.Err() == nil {
+			r.log.Error("ack", "key", d.Msg.Key(), "err", err)
+		}
+		return
+	}
+	if ctx.Err() != nil {
+		return // interrupted: redelivered on the next start, resuming from its checkpoint
+	}
+	log := r.log.With("run_id", d.Msg.RunID, "key", d.Msg.Key(), "receives", d.Receives)
+	delay := time.Duration(0)
+	if errors.Is(err, work.ErrMalformed) {
+		// It can never succeed: straight on towards the dead-letter bucket.
+		log.Error("malformed message", "reason", err)
+	} else {
+		log.Warn("message failed; will retry", "err", err)
+		// Back off before the message becomes visible again, doubling per delivery.
+		delay = r.retryDelay << min(max(d.Receives-1, 0), 6)
+	}
+	t := time.NewTimer(delay)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+		return
+	}
+	if err := r.Queue.Nack(ctx, d, err.Error()); err != nil && ctx.Err() == nil {
+		log.Error("nack", "err", err)
+	}
+}
