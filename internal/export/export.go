@@ -1,0 +1,259 @@
+// Package export writes a discovery run's exports: projects.csv, projects.jsonl,
+// groups.csv, summary.json, report.html and, when there is a previous run, diff.json.
+// docs/EXPORTS.md is the contract for their content.
+//
+// Write streams: projects go to temporary files as the Source yields them, and only
+// aggregates, a bounded selection of projects for the report and, for the diff, a map
+// of project ID to repository size stay in memory.
+package export
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gl2gh/discovery-agent/internal/inventory"
+	"github.com/gl2gh/discovery-agent/internal/readiness"
+)
+
+// Source streams a run's records in ascending ID order. The stores implement it (see
+// discovery.Store).
+type Source interface {
+	Groups(ctx context.Context, runID string, fn func(inventory.Group) error) error
+	Projects(ctx context.Context, runID string, fn func(inventory.Project) error) error
+	APICalls(ctx context.Context, runID string) (int64, error)
+}
+
+// Export file names and their content types.
+const (
+	ProjectsCSV   = "projects.csv"
+	ProjectsJSONL = "projects.jsonl"
+	GroupsCSV     = "groups.csv"
+	SummaryJSON   = "summary.json"
+	ReportHTML    = "report.html"
+	DiffJSON      = "diff.json"
+
+	// LatestPrefix is where the newest run's files are copied.
+	LatestPrefix = "latest/"
+)
+
+var contentTypes = map[string]string{
+	ProjectsCSV:   "text/csv; charset=utf-8",
+	ProjectsJSONL: "application/x-ndjson",
+	GroupsCSV:     "text/csv; charset=utf-8",
+	SummaryJSON:   "application/json",
+	ReportHTML:    "text/html; charset=utf-8",
+	DiffJSON:      "application/json",
+}
+
+// RunPrefix is where a run's files are stored: "runs/<run-id>/".
+func RunPrefix(runID string) string { return "runs/" + runID + "/" }
+
+// ValidRunID reports whether id can name a run's export folder.
+func ValidRunID(id string) error {
+	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\\\x00") {
+		return fmt.Errorf("run id %q cannot name an export folder", id)
+	}
+	return nil
+}
+
+// Write writes the run's exports to sink, under runs/<run-id>/ and then latest/, and
+// returns the run's summary. prev, when not nil, is the previous succeeded run to
+// write diff.json against. Projects stored without a readiness verdict are assessed
+// with the default thresholds.
+func Write(ctx context.Context, src Source, sink Sink, run inventory.Run, prev *inventory.Run) (inventory.Summary, error) {
+	if err := ValidRunID(run.ID); err != nil {
+		return inventory.Summary{}, fmt.Errorf("export: %w", err)
+	}
+	if prev != nil && prev.ID == "" {
+		return inventory.Summary{}, errors.New("export: previous run without an id")
+	}
+	dir, err := os.MkdirTemp("", "export-*")
+	if err != nil {
+		return inventory.Summary{}, fmt.Errorf("export %s: %w", run.ID, err)
+	}
+	defer os.RemoveAll(dir)
+
+	w := &writer{dir: dir, run: run, prev: prev, agg: newAggregate()}
+	files, err := w.write(ctx, src)
+	if err != nil {
+		return inventory.Summary{}, fmt.Errorf("export %s: %w", run.ID, err)
+	}
+	for _, prefix := range []string{RunPrefix(run.ID), LatestPrefix} {
+		for _, name := range files {
+			if err := put(ctx, sink, filepath.Join(dir, name), prefix+name); err != nil {
+				return inventory.Summary{}, fmt.Errorf("export %s: %w", run.ID, err)
+			}
+		}
+	}
+	return w.summary, nil
+}
+
+func put(ctx context.Context, sink Sink, path, name string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := sink.Put(ctx, name, contentTypes[filepath.Base(name)], f); err != nil {
+		return fmt.Errorf("put %s: %w", name, err)
+	}
+	return nil
+}
+
+// writer holds one export in progress.
+type writer struct {
+	dir     string
+	run     inventory.Run
+	prev    *inventory.Run
+	agg     *aggregate
+	diff    *differ
+	summary inventory.Summary
+}
+
+// write produces every file in the temporary directory and returns their names in the
+// order they are to be published: summary.json last, so that a new summary means the
+// rest is in place.
+func (w *writer) write(ctx context.Context, src Source) ([]string, error) {
+	if w.prev != nil {
+		d, err := newDiffer(ctx, src, w.dir, *w.prev)
+		if err != nil {
+			return nil, err
+		}
+		defer d.close()
+		w.diff = d
+	}
+	if err := w.writeGroups(ctx, src); err != nil {
+		return nil, err
+	}
+	if err := w.writeProjects(ctx, src); err != nil {
+		return nil, err
+	}
+	calls, err := src.APICalls(ctx, w.run.ID)
+	if err != nil {
+		return nil, fmt.Errorf("api calls: %w", err)
+	}
+	w.summary = w.agg.summary(w.run, calls, time.Now())
+
+	files := []string{ProjectsCSV, ProjectsJSONL, GroupsCSV, ReportHTML}
+	if err := createFile(filepath.Join(w.dir, ReportHTML), func(out io.Writer) error {
+		return writeReport(out, w.report(time.Now()))
+	}); err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	if w.diff != nil {
+		if err := w.diff.finish(ctx, src, w.run.ID, filepath.Join(w.dir, DiffJSON)); err != nil {
+			return nil, fmt.Errorf("diff: %w", err)
+		}
+		files = append(files, DiffJSON)
+	}
+	if err := createFile(filepath.Join(w.dir, SummaryJSON), func(out io.Writer) error {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(w.summary)
+	}); err != nil {
+		return nil, fmt.Errorf("summary: %w", err)
+	}
+	return append(files, SummaryJSON), nil
+}
+
+func (w *writer) writeGroups(ctx context.Context, src Source) error {
+	return createFile(filepath.Join(w.dir, GroupsCSV), func(out io.Writer) error {
+		cw := csv.NewWriter(out)
+		if err := cw.Write(groupsHeader); err != nil {
+			return err
+		}
+		row := make([]string, len(groupsHeader))
+		err := src.Groups(ctx, w.run.ID, func(g inventory.Group) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			w.agg.addGroup(g)
+			return cw.Write(groupRow(row, g))
+		})
+		if err != nil {
+			return fmt.Errorf("groups: %w", err)
+		}
+		cw.Flush()
+		return cw.Error()
+	})
+}
+
+func (w *writer) writeProjects(ctx context.Context, src Source) error {
+	return createFile(filepath.Join(w.dir, ProjectsCSV), func(csvOut io.Writer) error {
+		return createFile(filepath.Join(w.dir, ProjectsJSONL), func(jsonOut io.Writer) error {
+			cw := csv.NewWriter(csvOut)
+			if err := cw.Write(projectsHeader); err != nil {
+				return err
+			}
+			enc := json.NewEncoder(jsonOut)
+			enc.SetEscapeHTML(false)
+			row := make([]string, len(projectsHeader))
+			err := src.Projects(ctx, w.run.ID, func(p inventory.Project) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				normalize(&p)
+				if err := cw.Write(projectRow(row, &p)); err != nil {
+					return err
+				}
+				if err := enc.Encode(&p); err != nil {
+					return fmt.Errorf("project %d: %w", p.ID, err)
+				}
+				w.agg.addProject(&p)
+				if w.diff != nil {
+					return w.diff.current(&p)
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("projects: %w", err)
+			}
+			cw.Flush()
+			return cw.Error()
+		})
+	})
+}
+
+// normalize fills in what the exports promise: a readiness verdict, and empty lists
+// rather than nulls for errors, findings and package types.
+func normalize(p *inventory.Project) {
+	if p.Readiness == nil {
+		r := readiness.Assess(*p, readiness.DefaultThresholds())
+		p.Readiness = &r
+	}
+	if p.Readiness.Findings == nil {
+		r := *p.Readiness // the source's copy is not ours to change
+		r.Findings = []inventory.Finding{}
+		p.Readiness = &r
+	}
+	if p.Errors == nil {
+		p.Errors = []inventory.ScanError{}
+	}
+	if p.Features.PackageTypes == nil {
+		p.Features.PackageTypes = []string{}
+	}
+}
+
+// createFile creates path, lets fill write it through a buffer, and closes it,
+// reporting the first error.
+func createFile(path string, fill func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 64<<10)
+	err = fill(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	return errors.Join(err, f.Close())
+}

@@ -1,0 +1,172 @@
+package export
+
+import (
+	_ "embed"
+	"fmt"
+	"html/template"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gl2gh/discovery-agent/internal/inventory"
+	"github.com/gl2gh/discovery-agent/internal/readiness"
+)
+
+//go:embed report.html.tmpl
+var reportSource string
+
+var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
+	"bytes": func(n int64) string {
+		if n < 0 {
+			return "unknown"
+		}
+		return readiness.Bytes(n).String()
+	},
+	"codes": func(s string) string { return strings.ReplaceAll(s, ";", ", ") },
+}).Parse(reportSource))
+
+// reportData is everything report.html shows; it is built from the aggregates only.
+type reportData struct {
+	Summary         inventory.Summary
+	Thresholds      readiness.Thresholds // the defaults, for the size class caption
+	GeneratedAt     string
+	StartedAt       string
+	FinishedAt      string
+	Duration        string
+	CallsPerProject string
+	ExportSize      int64
+	RepoSize        int64
+	UnknownSize     int
+
+	Readiness chart
+	Sizes     chart
+	Statuses  chart
+
+	Findings []findingRow
+
+	Flagged      []projectItem
+	FlaggedTotal int
+	Largest      []projectItem
+	Groups       []*groupAgg
+	GroupsTotal  int
+}
+
+type findingRow struct {
+	findingCount
+	Percent string
+}
+
+// chart is a horizontal bar chart drawn as inline SVG.
+type chart struct {
+	Height int
+	Bars   []bar
+}
+
+type bar struct {
+	Label   string
+	Count   int
+	Percent string
+	Class   string
+	Y       int // top of the row
+	Width   int // bar length in px, 0..chartBarWidth
+}
+
+// Chart geometry, in px.
+const (
+	chartRow      = 28
+	chartBarWidth = 300
+)
+
+// newChart lays out bars whose length is their share of total, so that charts of
+// parts of the estate read as parts of the whole.
+func newChart(total int, bars []bar) chart {
+	for i := range bars {
+		bars[i].Y = i * chartRow
+		bars[i].Percent = percent(bars[i].Count, total)
+		if total > 0 {
+			bars[i].Width = min(bars[i].Count*chartBarWidth/total, chartBarWidth)
+		}
+		if bars[i].Count > 0 {
+			bars[i].Width = max(bars[i].Width, 2) // a non-zero count stays visible
+		}
+	}
+	return chart{Height: len(bars) * chartRow, Bars: bars}
+}
+
+func percent(n, total int) string {
+	if total == 0 {
+		return "0%"
+	}
+	p := float64(n) * 100 / float64(total)
+	if p > 0 && p < 0.1 {
+		return "<0.1%"
+	}
+	return strconv.FormatFloat(p, 'f', 1, 64) + "%"
+}
+
+func (w *writer) report(now time.Time) reportData {
+	s := w.summary
+	a := w.agg
+	d := reportData{
+		Summary:     s,
+		GeneratedAt: now.UTC().Format(time.RFC3339),
+		StartedAt:   timestamp(s.StartedAt),
+		FinishedAt:  timestamp(s.FinishedAt),
+		ExportSize:  a.exportSize,
+		RepoSize:    a.repoSize,
+		UnknownSize: a.unknownSize,
+		Thresholds:  readiness.DefaultThresholds(),
+	}
+	if !s.StartedAt.IsZero() && s.FinishedAt.After(s.StartedAt) {
+		d.Duration = s.FinishedAt.Sub(s.StartedAt).Round(time.Second).String()
+	}
+	d.CallsPerProject = "n/a"
+	if s.Projects > 0 {
+		d.CallsPerProject = strconv.FormatFloat(float64(s.APICalls)/float64(s.Projects), 'f', 1, 64)
+	}
+
+	d.Readiness = newChart(s.Projects, []bar{
+		{Label: "ready", Count: s.ByReadiness[inventory.Ready], Class: "ready"},
+		{Label: "needs attention", Count: s.ByReadiness[inventory.NeedsAttention], Class: "attention"},
+		{Label: "blocked", Count: s.ByReadiness[inventory.Blocked], Class: "blocked"},
+	})
+	sizeBars := []bar{
+		{Label: readiness.SizeS, Count: s.BySizeClass[readiness.SizeS], Class: "size"},
+		{Label: readiness.SizeM, Count: s.BySizeClass[readiness.SizeM], Class: "size"},
+		{Label: readiness.SizeL, Count: s.BySizeClass[readiness.SizeL], Class: "size"},
+		{Label: readiness.SizeXL, Count: s.BySizeClass[readiness.SizeXL], Class: "size"},
+	}
+	if n := s.BySizeClass[unknownSizeClass]; n > 0 {
+		sizeBars = append(sizeBars, bar{Label: "unknown", Count: n, Class: "unknown"})
+	}
+	d.Sizes = newChart(s.Projects, sizeBars)
+	var statusBars []bar
+	for _, st := range []string{inventory.StatusComplete, inventory.StatusPartial, inventory.StatusForbidden, inventory.StatusNotFound, inventory.StatusError} {
+		if n := s.ByStatus[st]; n > 0 {
+			class := "unknown"
+			if st == inventory.StatusComplete {
+				class = "ready"
+			}
+			statusBars = append(statusBars, bar{Label: strings.ReplaceAll(st, "_", " "), Count: n, Class: class})
+		}
+	}
+	d.Statuses = newChart(s.Projects, statusBars)
+
+	for _, f := range a.topFindings() {
+		d.Findings = append(d.Findings, findingRow{findingCount: f, Percent: percent(f.Projects, s.Projects)})
+	}
+	d.Flagged = a.flagged.sorted()
+	d.FlaggedTotal = s.ByReadiness[inventory.Blocked] + s.ByReadiness[inventory.NeedsAttention]
+	d.Largest = a.largest.sorted()
+	d.Groups = a.rollUp(maxGroups)
+	d.GroupsTotal = len(a.groupByID)
+	return d
+}
+
+func writeReport(w io.Writer, d reportData) error {
+	if err := reportTemplate.Execute(w, d); err != nil {
+		return fmt.Errorf("render report: %w", err)
+	}
+	return nil
+}
