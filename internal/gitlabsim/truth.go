@@ -1,0 +1,132 @@
+package gitlabsim
+
+import (
+	"slices"
+	"time"
+
+	"github.com/gl2gh/discovery-agent/internal/inventory"
+)
+
+// Truth is the instance as a fault-free scan reports it, sorted by ID, and the
+// faults in force that a real scan will run into.
+type Truth struct {
+	Groups   []inventory.Group   `json:"groups"`
+	Projects []inventory.Project `json:"projects"`
+	Faults   TruthFaults         `json:"faults"`
+}
+
+// TruthFaults lists the projects that project-level faults affect.
+type TruthFaults struct {
+	Forbidden map[int64][]string `json:"forbidden"` // project id -> endpoint classes answering 403
+	Deleted   []int64            `json:"deleted"`   // listed, but 404 on projects/:id and below
+}
+
+// Truth returns the whole ground truth. For large instances prefer GET /-/sim/truth,
+// which streams it.
+func (s *Server) Truth() Truth {
+	t := Truth{Groups: make([]inventory.Group, len(s.in.groups)), Projects: make([]inventory.Project, len(s.in.projects))}
+	for i := range s.in.groups {
+		t.Groups[i] = s.in.truthGroup(&s.in.groups[i])
+	}
+	for i := range s.in.projects {
+		t.Projects[i] = s.in.truthProject(&s.in.projects[i])
+	}
+	t.Faults = s.truthFaults()
+	return t
+}
+
+func (s *Server) truthFaults() TruthFaults {
+	fs := s.faults.Load()
+	tf := TruthFaults{Forbidden: map[int64][]string{}, Deleted: []int64{}}
+	for i := range s.in.projects {
+		id := s.in.projects[i].id
+		if s.projectDeleted(fs, id) {
+			tf.Deleted = append(tf.Deleted, id)
+		}
+		var classes []string
+		for c := clsProject; c < nClasses; c++ {
+			if s.projectForbidden(fs, id, c) {
+				classes = append(classes, c.String())
+			}
+		}
+		if classes != nil {
+			slices.Sort(classes)
+			tf.Forbidden[id] = classes
+		}
+	}
+	return tf
+}
+
+func (in *instance) truthGroup(g *group) inventory.Group {
+	t := inventory.Group{ID: g.id, FullPath: g.fullPath, Projects: len(g.projects), Subgroups: len(g.children), ScanStatus: inventory.StatusComplete}
+	if g.parent >= 0 {
+		t.ParentID = in.groups[g.parent].id
+	}
+	return t
+}
+
+func (in *instance) truthProject(p *project) inventory.Project {
+	g := &in.groups[p.group]
+	t := inventory.Project{
+		ID:                p.id,
+		PathWithNamespace: g.fullPath + "/" + p.path,
+		Name:              p.name,
+		GroupID:           g.id,
+		GroupFullPath:     g.fullPath,
+		Visibility:        visNames[p.vis],
+		Archived:          p.has(fArchived),
+		Fork:              p.forkOf >= 0,
+		Mirror:            p.has(fMirror),
+		EmptyRepo:         p.has(fEmpty),
+		DefaultBranch:     p.defaultBranch(),
+		CreatedAt:         time.Unix(p.created, 0).UTC(),
+		LastActivityAt:    time.Unix(p.activity, 0).UTC(),
+		WebURL:            in.externalURL + "/" + g.fullPath + "/" + p.path,
+		ScanStatus:        inventory.StatusComplete,
+		Errors:            []inventory.ScanError{},
+	}
+	s := &p.sizes
+	t.Statistics = &inventory.Statistics{
+		RepositorySize: s[sRepository], LFSObjectsSize: s[sLFS], WikiSize: s[sWiki], PackagesSize: s[sPackages],
+		ContainerRegistrySize: s[sRegistry], JobArtifactsSize: s[sArtifacts], SnippetsSize: s[sSnippets],
+		UploadsSize: s[sUploads], StorageSize: p.storageSize(), CommitCount: p.count(cCommits),
+	}
+	c := &t.Counts
+	count := func(name string, v int64) *int64 {
+		if v > maxTotal {
+			c.LowerBounds = append(c.LowerBounds, name)
+			v = maxTotal
+		}
+		return &v
+	}
+	c.Branches = count("branches", p.count(cBranches))
+	c.Tags = count("tags", p.count(cTags))
+	c.MergeRequests = count("merge_requests", p.count(cMRs))
+	c.OpenMergeRequests = count("open_merge_requests", p.count(cOpenMRs))
+	c.Issues = count("issues", p.count(cIssues))
+	c.OpenIssues = count("open_issues", p.count(cOpenIssues))
+	c.Pipelines = count("pipelines", p.count(cPipelines))
+	c.Releases = count("releases", p.count(cReleases))
+	c.Webhooks = count("webhooks", p.count(cHooks))
+	c.ProtectedBranches = count("protected_branches", p.count(cProtected))
+	c.CIVariables = count("ci_variables", p.count(cVariables))
+	slices.Sort(c.LowerBounds)
+
+	f := &t.Features
+	f.HasCI = p.has(fCI)
+	if f.HasCI {
+		_, ci := in.ciConfig(p)
+		f.CI = &ci
+	}
+	f.UsesLFS = p.has(fLFSFilter) || s[sLFS] > 0
+	f.HasSubmodules = p.has(fGitmodules)
+	f.HasCodeowners = p.has(fCodeownersRoot | fCodeownersGitlab)
+	f.WikiEnabled = p.has(fWiki)
+	f.RegistryInUse = p.count(cRegistryRepos) > 0
+	f.PackageTypes = p.packageTypeList()
+	f.IssuesEnabled = p.has(fIssues)
+	f.MREnabled = p.has(fMRs)
+	f.JobsEnabled = p.has(fJobs)
+	f.RegistryEnabled = p.has(fRegistry)
+	return t
+}

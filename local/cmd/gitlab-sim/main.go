@@ -1,0 +1,114 @@
+// Command gitlab-sim serves a simulated GitLab (REST API v4 subset) for demos, tests
+// and benchmarks of the discovery agent.
+//
+//	gitlab-sim --addr 127.0.0.1:8929 --seed 1 --groups 50 --projects 2000
+//
+// The API is under /api/v4; /-/sim/stats, /-/sim/truth and /-/sim/faults expose the
+// request accounting, the ground truth and the fault settings.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gl2gh/discovery-agent/internal/gitlabsim"
+)
+
+func main() {
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if err := run(context.Background(), os.Args[1:], logger, nil); err != nil {
+		logger.Error("gitlab-sim failed", "error", err)
+		os.Exit(1)
+	}
+}
+
+// run parses flags, serves until ctx ends or SIGINT/SIGTERM, then shuts down. When
+// ready is not nil it receives the listening address.
+func run(ctx context.Context, args []string, logger *slog.Logger, ready chan<- string) error {
+	fs := flag.NewFlagSet("gitlab-sim", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var (
+		opts      gitlabsim.Options
+		addr      = fs.String("addr", "127.0.0.1:8929", "listen address")
+		endpoints = fs.String("forbidden-endpoints", "", "comma-separated endpoint classes answering 403 for forbidden projects (\"*\" = all projects/:id endpoints)")
+	)
+	fs.Int64Var(&opts.Seed, "seed", 1, "instance seed")
+	fs.IntVar(&opts.Groups, "groups", 50, "groups (top-level and subgroups)")
+	fs.IntVar(&opts.Projects, "projects", 2000, "projects")
+	fs.StringVar(&opts.Token, "token", "sim-token", "accepted token (PRIVATE-TOKEN or Authorization: Bearer)")
+	fs.StringVar(&opts.ExternalURL, "external-url", "https://gitlab.example.com", "external URL used in web_url fields")
+	fs.IntVar(&opts.RateLimitRPM, "rate-limit-rpm", 0, "requests per minute per token, 0 = unlimited")
+	fs.DurationVar(&opts.RateWindow, "rate-window", time.Minute, "rate-limit window")
+	fs.DurationVar(&opts.Faults.Latency, "latency", 0, "added latency per request")
+	fs.DurationVar(&opts.Faults.Jitter, "jitter", 0, "added random latency, up to this")
+	fs.Float64Var(&opts.Faults.ErrorRate, "error-rate", 0, "fraction of requests answered 500/502/503")
+	fs.Float64Var(&opts.Faults.TimeoutRate, "timeout-rate", 0, "fraction of requests that hang, then answer 504")
+	fs.DurationVar(&opts.Faults.Hang, "hang", 30*time.Second, "how long a timeout fault hangs")
+	fs.Float64Var(&opts.Faults.MalformedRate, "malformed-rate", 0, "fraction of JSON bodies garbled")
+	fs.Float64Var(&opts.Faults.ForbiddenRate, "forbidden-rate", 0, "fraction of projects answering 403 on --forbidden-endpoints")
+	fs.Float64Var(&opts.Faults.DeletedRate, "deleted-rate", 0, "fraction of projects listed but answering 404")
+	fs.Float64Var(&opts.Faults.Burst429Rate, "burst429-rate", 0, "fraction of requests answered 429 regardless of the limit")
+	fs.BoolVar(&opts.Faults.NoHeaders429, "no-headers-429", false, "429s without rate-limit headers and Retry-After")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stderr)
+			fs.PrintDefaults()
+			return nil
+		}
+		return fmt.Errorf("flags: %w", err)
+	}
+	if *endpoints != "" {
+		for _, e := range strings.Split(*endpoints, ",") {
+			opts.Faults.ForbiddenEndpoints = append(opts.Faults.ForbiddenEndpoints, strings.TrimSpace(e))
+		}
+	}
+
+	start := time.Now()
+	sim, err := gitlabsim.New(opts)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	srv.RegisterOnShutdown(sim.Close) // release requests hanging in timeout faults
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	logger.Info("gitlab-sim listening", "addr", ln.Addr().String(), "groups", opts.Groups, "projects", opts.Projects,
+		"seed", opts.Seed, "rate_limit_rpm", opts.RateLimitRPM, "build_ms", time.Since(start).Milliseconds())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("gitlab-sim shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
