@@ -24,6 +24,7 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 		return readiness.Bytes(n).String()
 	},
 	"codes": func(s string) string { return strings.ReplaceAll(s, ";", ", ") },
+	"label": func(s string) string { return strings.ReplaceAll(s, "_", " ") },
 }).Parse(reportSource))
 
 // reportData is everything report.html shows; it is built from the aggregates only.
@@ -75,7 +76,7 @@ type bar struct {
 // Chart geometry, in px.
 const (
 	chartRow      = 28
-	chartBarWidth = 300
+	chartBarWidth = 200
 )
 
 // newChart lays out bars whose length is their share of total, so that charts of
