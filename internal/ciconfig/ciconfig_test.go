@@ -315,3 +315,20 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParse(b *testing.B) {
+	var src strings.Builder
+	src.WriteString("stages: [build, test, deploy]\ninclude:\n  - local: ci/common.yml\n  - project: acme/templates\n    file: go.yml\n")
+	src.WriteString("default:\n  image: golang:1.26\n  tags: [docker]\n.base: &base\n  rules: [{if: $CI_COMMIT_BRANCH}]\n")
+	for i := range 40 {
+		fmt.Fprintf(&src, "job-%d:\n  <<: *base\n  stage: test\n  needs: [job-%d]\n  services: [docker:24-dind]\n  script:\n    - make test-%d\n", i, max(i-1, 0), i)
+	}
+	data := []byte(src.String())
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if ci := Parse(data); ci.Jobs != 40 {
+			b.Fatalf("jobs = %d", ci.Jobs)
+		}
+	}
+}
