@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -146,8 +147,9 @@ func (w *Worker) complete(ctx context.Context, runID, key string, log *slog.Logg
 	return nil
 }
 
-// checkpointDone marks a group message whose project listing is finished.
-const checkpointDone = -1
+// checkpointDone marks a group message whose project listing is finished and whose
+// group record is written; a page number no listing reaches.
+const checkpointDone = math.MaxInt32
 
 func (w *Worker) scanGroup(ctx context.Context, m work.Message, log *slog.Logger) error {
 	key := m.Key()
@@ -245,20 +247,21 @@ func (w *Worker) scanGroup(ctx context.Context, m work.Message, log *slog.Logger
 // groupUnreachable records a group GitLab will not show us (403, 404, budget spent)
 // and completes its message; anything else is returned for a retry.
 func (w *Worker) groupUnreachable(ctx context.Context, m work.Message, g inventory.Group, err error, log *slog.Logger) error {
+	kind := ""
 	switch {
 	case errors.Is(err, gitlab.ErrForbidden):
-		g.ScanStatus = inventory.StatusForbidden
+		g.ScanStatus, kind = inventory.StatusForbidden, "forbidden"
 	case errors.Is(err, gitlab.ErrNotFound):
-		g.ScanStatus = inventory.StatusNotFound
+		g.ScanStatus, kind = inventory.StatusNotFound, "not_found"
 	case errors.Is(err, budget.ErrExhausted):
-		g.ScanStatus = inventory.StatusError
+		g.ScanStatus, kind = inventory.StatusError, "budget"
 	default:
 		return fmt.Errorf("scan group %s: %w", m.Key(), err)
 	}
 	log.Warn("group not scanned", "status", g.ScanStatus, "err", err)
 	if w.Recorder != nil {
 		w.Recorder.GroupDone(g.ScanStatus)
-		w.Recorder.ScanError(g.ScanStatus, "group")
+		w.Recorder.ScanError(kind, "group")
 	}
 	if g.ID != 0 {
 		if err := w.Store.PutGroup(ctx, m.RunID, g); err != nil {

@@ -1,0 +1,294 @@
+// Package scancheck compares a scan's records with the GitLab simulator's ground truth.
+// Tests and benchmarks of every runtime (local, Lambda under RIE) use it, so "the scan
+// equals the truth" means one thing everywhere.
+package scancheck
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/gl2gh/discovery-agent/internal/gitlabsim"
+	"github.com/gl2gh/discovery-agent/internal/inventory"
+)
+
+// stepsOf maps an endpoint class the simulator can forbid to the profile steps it fails.
+var stepsOf = map[string][]string{
+	"projects/:id":                            {"statistics"},
+	"projects/:id/repository/branches":        {"branches"},
+	"projects/:id/repository/tags":            {"tags"},
+	"projects/:id/merge_requests":             {"merge_requests", "open_merge_requests"},
+	"projects/:id/issues":                     {"issues"},
+	"projects/:id/pipelines":                  {"pipelines"},
+	"projects/:id/releases":                   {"releases"},
+	"projects/:id/hooks":                      {"webhooks"},
+	"projects/:id/protected_branches":         {"protected_branches"},
+	"projects/:id/variables":                  {"ci_variables"},
+	"projects/:id/repository/tree":            {"tree", "tree:.gitlab"},
+	"projects/:id/repository/files/:path/raw": {"file:.gitlab-ci.yml", "file:.gitattributes"},
+	"projects/:id/packages":                   {"packages"},
+	"projects/:id/registry/repositories":      {"registry"},
+}
+
+// Diff lists every difference between scanned records and the truth; empty means equal.
+// Readiness and the CI complexity score are the scanner's own judgement and are not
+// compared. Projects the simulator forbids or deletes must carry the matching errors
+// and status; their other facts must still be equal.
+func Diff(truth gitlabsim.Truth, groups []inventory.Group, projects []inventory.Project) []string {
+	var diffs []string
+	add := func(format string, args ...any) {
+		if len(diffs) < 50 {
+			diffs = append(diffs, fmt.Sprintf(format, args...))
+		}
+	}
+
+	gotG := map[int64]inventory.Group{}
+	for _, g := range groups {
+		if _, dup := gotG[g.ID]; dup {
+			add("group %d appears twice", g.ID)
+		}
+		gotG[g.ID] = g
+	}
+	for _, want := range truth.Groups {
+		got, ok := gotG[want.ID]
+		if !ok {
+			add("group %d %s missing", want.ID, want.FullPath)
+			continue
+		}
+		delete(gotG, want.ID)
+		if got != want {
+			add("group %d: got %+v, want %+v", want.ID, got, want)
+		}
+	}
+	for id := range gotG {
+		add("group %d is not in the truth", id)
+	}
+
+	deleted := map[int64]bool{}
+	for _, id := range truth.Faults.Deleted {
+		deleted[id] = true
+	}
+	gotP := map[int64]inventory.Project{}
+	for _, p := range projects {
+		if _, dup := gotP[p.ID]; dup {
+			add("project %d appears twice", p.ID)
+		}
+		gotP[p.ID] = p
+	}
+	for _, want := range truth.Projects {
+		got, ok := gotP[want.ID]
+		if !ok {
+			add("project %d %s missing", want.ID, want.PathWithNamespace)
+			continue
+		}
+		delete(gotP, want.ID)
+		for _, d := range diffProject(want, got, deleted[want.ID], truth.Faults.Forbidden[want.ID]) {
+			add("project %d %s: %s", want.ID, want.PathWithNamespace, d)
+		}
+	}
+	for id := range gotP {
+		add("project %d is not in the truth", id)
+	}
+	return diffs
+}
+
+func diffProject(want, got inventory.Project, deleted bool, forbidden []string) []string {
+	if deleted {
+		if got.ScanStatus != inventory.StatusNotFound {
+			return []string{fmt.Sprintf("deleted project has scan_status %q, want not_found", got.ScanStatus)}
+		}
+		return nil
+	}
+	var out []string
+	allowed := map[string]bool{}
+	// Forbidden on every project endpoint (the simulator's "*", expanded): nothing
+	// about the project can be read beyond the listing.
+	everything := slices.Contains(forbidden, "*")
+	if !everything {
+		everything = true
+		for e := range stepsOf {
+			everything = everything && slices.Contains(forbidden, e)
+		}
+	}
+	for _, e := range forbidden {
+		for _, s := range stepsOf[e] {
+			allowed[s] = true
+		}
+	}
+	failed := map[string]bool{}
+	for _, e := range got.Errors {
+		failed[e.Step] = true
+		if e.Status != 403 || !(everything || allowed[e.Step]) {
+			out = append(out, fmt.Sprintf("unexpected error %+v", e))
+		}
+	}
+	switch {
+	case everything && got.ScanStatus != inventory.StatusForbidden:
+		out = append(out, fmt.Sprintf("scan_status %q, want forbidden", got.ScanStatus))
+	case len(forbidden) > 0 && !everything:
+		// hooks and variables are always asked for, so their 403s must show.
+		for _, e := range []string{"projects/:id/hooks", "projects/:id/variables"} {
+			if slices.Contains(forbidden, e) && !failed[stepsOf[e][0]] {
+				out = append(out, fmt.Sprintf("403 on %s not recorded", e))
+			}
+		}
+		if got.ScanStatus != inventory.StatusPartial && len(got.Errors) > 0 {
+			out = append(out, fmt.Sprintf("scan_status %q, want partial", got.ScanStatus))
+		}
+	case len(forbidden) == 0 && got.ScanStatus != inventory.StatusComplete:
+		out = append(out, fmt.Sprintf("scan_status %q, want complete", got.ScanStatus))
+	}
+	if everything {
+		return out // nothing else could be read
+	}
+	w, g := normalize(want, failed), normalize(got, failed)
+	out = append(out, fieldDiffs(w, g)...)
+	return out
+}
+
+// normalize blanks what is not compared: the verdict, and facts whose step failed.
+func normalize(p inventory.Project, failed map[string]bool) inventory.Project {
+	p.Readiness = nil
+	p.ScanStatus = ""
+	p.Errors = nil
+	if p.Features.CI != nil {
+		ci := *p.Features.CI
+		ci.Complexity = 0
+		p.Features.CI = &ci
+	}
+	c := &p.Counts
+	for step, f := range map[string]**int64{
+		"branches": &c.Branches, "tags": &c.Tags, "merge_requests": &c.MergeRequests,
+		"open_merge_requests": &c.OpenMergeRequests, "issues": &c.Issues, "pipelines": &c.Pipelines,
+		"releases": &c.Releases, "webhooks": &c.Webhooks, "protected_branches": &c.ProtectedBranches,
+		"ci_variables": &c.CIVariables,
+	} {
+		if failed[step] {
+			*f = nil
+			c.LowerBounds = slices.DeleteFunc(c.LowerBounds, func(s string) bool { return s == step })
+		}
+	}
+	if len(c.LowerBounds) == 0 {
+		c.LowerBounds = nil
+	}
+	if failed["statistics"] {
+		p.Statistics = nil
+	}
+	if failed["tree"] {
+		p.Features.HasCI, p.Features.CI, p.Features.HasSubmodules, p.Features.HasCodeowners = false, nil, false, false
+		p.Features.UsesLFS = p.Statistics != nil && p.Statistics.LFSObjectsSize > 0
+	}
+	if failed["tree:.gitlab"] {
+		p.Features.HasCodeowners = false
+	}
+	if failed["file:.gitlab-ci.yml"] {
+		p.Features.CI = nil
+	}
+	if failed["file:.gitattributes"] {
+		p.Features.UsesLFS = p.Statistics != nil && p.Statistics.LFSObjectsSize > 0
+	}
+	if failed["packages"] {
+		p.Features.PackageTypes = nil
+	}
+	if failed["registry"] {
+		p.Features.RegistryInUse = false
+	}
+	if len(p.Features.PackageTypes) == 0 {
+		p.Features.PackageTypes = nil
+	}
+	p.CreatedAt = p.CreatedAt.UTC()
+	p.LastActivityAt = p.LastActivityAt.UTC()
+	return p
+}
+
+// fieldDiffs names the differing fields by their JSON form, which is what exports hold.
+func fieldDiffs(want, got inventory.Project) []string {
+	if reflect.DeepEqual(want, got) {
+		return nil
+	}
+	var w, g map[string]any
+	wb, _ := json.Marshal(want)
+	gb, _ := json.Marshal(got)
+	_ = json.Unmarshal(wb, &w)
+	_ = json.Unmarshal(gb, &g)
+	var out []string
+	for k, wv := range w {
+		if !reflect.DeepEqual(wv, g[k]) {
+			out = append(out, fmt.Sprintf("%s: got %v, want %v", k, g[k], wv))
+		}
+	}
+	if len(out) == 0 { // equal as JSON but not as Go values (e.g. time zones)
+		out = append(out, fmt.Sprintf("got %+v, want %+v", got, want))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ReadJSONL reads projects.jsonl.
+func ReadJSONL(r io.Reader) ([]inventory.Project, error) {
+	var ps []inventory.Project
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) == "" {
+			continue
+		}
+		var p inventory.Project
+		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
+			return nil, fmt.Errorf("projects.jsonl line %d: %w", len(ps)+1, err)
+		}
+		ps = append(ps, p)
+	}
+	return ps, sc.Err()
+}
+
+// ReadGroupsCSV reads groups.csv.
+func ReadGroupsCSV(r io.Reader) ([]inventory.Group, error) {
+	rows, err := csv.NewReader(r).ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("groups.csv is empty")
+	}
+	var gs []inventory.Group
+	for i, row := range rows[1:] {
+		if len(row) < 6 {
+			return nil, fmt.Errorf("groups.csv row %d: %d columns", i+2, len(row))
+		}
+		var g inventory.Group
+		_, err := fmt.Sscan(row[0]+" "+row[2]+" "+row[3]+" "+row[4], &g.ID, &g.ParentID, &g.Projects, &g.Subgroups)
+		if err != nil {
+			return nil, fmt.Errorf("groups.csv row %d: %w", i+2, err)
+		}
+		g.FullPath, g.ScanStatus = row[1], row[5]
+		gs = append(gs, g)
+	}
+	return gs, nil
+}
+
+// ReadExportDir reads the groups and projects of an export directory (runs/<id> or latest).
+func ReadExportDir(dir string) ([]inventory.Group, []inventory.Project, error) {
+	gf, err := os.Open(dir + "/groups.csv")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer gf.Close()
+	groups, err := ReadGroupsCSV(gf)
+	if err != nil {
+		return nil, nil, err
+	}
+	pf, err := os.Open(dir + "/projects.jsonl")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer pf.Close()
+	projects, err := ReadJSONL(pf)
+	return groups, projects, err
+}
