@@ -536,7 +536,8 @@ func (in *instance) profile(p *project, i int, special role) {
 	if p.has(fPackages) && r.chance(0.12) {
 		put(cPackages, r.count(6, 1.2, 1, 400))
 		p.pkgTypes = 1 << []int{4, 5, 7, 1, 6, 3, 0, 2, 8, 9}[r.pick([]float64{25, 30, 15, 15, 6, 4, 2, 2, 1, 1})]
-		if r.chance(0.2) {
+		if r.chance(0.2) && c[cPackages] > 1 {
+			// A second type only when there are packages to carry both.
 			p.pkgTypes |= 1 << r.intn(len(packageTypes))
 		}
 	}
