@@ -105,6 +105,9 @@ func (w *Worker) fail(ctx context.Context, run inventory.Run, reason string, log
 	if err := w.Store.UpdateRun(ctx, run); err != nil {
 		return fmt.Errorf("mark run %s failed: %w", run.ID, err)
 	}
+	if w.OnRunFinished != nil {
+		w.OnRunFinished(run, inventory.Summary{RunID: run.ID, Status: run.Status})
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@
 package filestore
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -39,9 +40,10 @@ var (
 	bucketQueue       = []byte("queue")        // seq -> queued message
 	bucketQueueKeys   = []byte("queue_keys")   // run + message key -> seq (deduplication)
 	bucketDeadLetters = []byte("dead_letters") // seq -> JSON DeadLetter
+	bucketHealth      = []byte("health")       // "ping" -> time of the last readiness write
 
 	allBuckets = [][]byte{bucketRuns, bucketGroups, bucketProjects, bucketPending, bucketDone,
-		bucketCheckpoints, bucketCounters, bucketQueue, bucketQueueKeys, bucketDeadLetters}
+		bucketCheckpoints, bucketCounters, bucketQueue, bucketQueueKeys, bucketDeadLetters, bucketHealth}
 )
 
 // Counter names.
@@ -158,4 +160,18 @@ func getInt64(b *bolt.Bucket, key []byte) int64 {
 
 func putInt64(b *bolt.Bucket, key []byte, n int64) error {
 	return b.Put(key, binary.BigEndian.AppendUint64(nil, uint64(n)))
+}
+
+// Ping proves the store is writable: it commits a write transaction (readiness checks).
+func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketHealth).Put([]byte("ping"), []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+	})
+	if err != nil {
+		return fmt.Errorf("store not writable: %w", err)
+	}
+	return nil
 }

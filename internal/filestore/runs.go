@@ -164,3 +164,31 @@ func activeRun(b *bolt.Bucket) (inventory.Run, bool, error) {
 	})
 	return active, ok, err
 }
+
+// LastSucceeded returns the newest succeeded run, if any (service start-up restores the
+// last-success metric from it).
+func (s *Store) LastSucceeded(ctx context.Context) (inventory.Run, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return inventory.Run{}, false, err
+	}
+	var (
+		last inventory.Run
+		ok   bool
+	)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
+			var r inventory.Run
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decode run %s: %w", k, err)
+			}
+			if r.Status == inventory.RunSucceeded && (!ok || r.StartedAt.After(last.StartedAt)) {
+				last, ok = r, true
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return inventory.Run{}, false, fmt.Errorf("last succeeded run: %w", err)
+	}
+	return last, ok, nil
+}

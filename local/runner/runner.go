@@ -136,18 +136,31 @@ func (r *Runner) Scan(ctx context.Context) (inventory.Run, error) {
 
 // Drain processes queued messages until the run ends (succeeded or failed) or ctx is
 // done. Messages in flight when ctx ends are neither acked nor lost: they are delivered
-// again on the next start.
+// again on the next start, and resume from their checkpoints.
 func (r *Runner) Drain(ctx context.Context, runID string) (inventory.Run, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	r.Progress.start(runID, r.GitLab, r.Limiter)
-	ended := func() bool {
+	ended := func(ctx context.Context) bool {
 		run, err := r.Store.GetRun(ctx, runID)
 		return err == nil && (run.Status == inventory.RunSucceeded || run.Status == inventory.RunFailed)
 	}
-	if ended() {
-		return r.Store.GetRun(ctx, runID)
+	if !ended(ctx) {
+		r.Work(ctx, ended)
 	}
+	run, err := r.Store.GetRun(context.WithoutCancel(ctx), runID)
+	if err != nil {
+		return run, err
+	}
+	if run.Status != inventory.RunSucceeded && run.Status != inventory.RunFailed {
+		return run, fmt.Errorf("run %s interrupted (%s); run scan again to resume it: %w", runID, run.Status, context.Cause(ctx))
+	}
+	return run, nil
+}
+
+// Work runs the message loop with the configured number of workers until ctx is done,
+// or until stop (checked after each message; nil = never) reports true.
+func (r *Runner) Work(ctx context.Context, stop func(context.Context) bool) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	for range r.workers {
 		wg.Go(func() {
@@ -159,21 +172,13 @@ func (r *Runner) Drain(ctx context.Context, runID string) (inventory.Run, error)
 				for _, d := range ds {
 					r.handle(ctx, d)
 				}
-				if ended() {
+				if stop != nil && stop(ctx) {
 					cancel()
 				}
 			}
 		})
 	}
 	wg.Wait()
-	run, err := r.Store.GetRun(context.WithoutCancel(ctx), runID)
-	if err != nil {
-		return run, err
-	}
-	if run.Status != inventory.RunSucceeded && run.Status != inventory.RunFailed {
-		return run, fmt.Errorf("run %s interrupted (%s); run scan again to resume it: %w", runID, run.Status, context.Cause(ctx))
-	}
-	return run, nil
 }
 
 func (r *Runner) handle(ctx context.Context, d filestore.Delivery) {

@@ -1,6 +1,7 @@
 // Command discovery-agent runs GitLab discovery locally.
 //
 //	discovery-agent scan [--gitlab-url URL] [--root-group PATH_OR_ID]... [--out DIR] [--data-dir DIR]
+//	discovery-agent serve
 //	discovery-agent version
 //
 // Every flag also has an environment variable (see README); the token is read only from
@@ -22,7 +23,9 @@ import (
 
 	"github.com/gl2gh/discovery-agent/internal/config"
 	"github.com/gl2gh/discovery-agent/internal/inventory"
+	"github.com/gl2gh/discovery-agent/internal/metrics"
 	"github.com/gl2gh/discovery-agent/local/runner"
+	"github.com/gl2gh/discovery-agent/local/service"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -39,6 +42,8 @@ func main() {
 	switch os.Args[1] {
 	case "scan":
 		err = scan(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case "serve":
+		err = serve(ctx, os.Stderr)
 	case "version":
 		fmt.Println(version)
 	case "-h", "--help", "help":
@@ -56,6 +61,7 @@ func main() {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   discovery-agent scan [--gitlab-url URL] [--root-group PATH_OR_ID]... [--out DIR] [--data-dir DIR]
+  discovery-agent serve    (health on HEALTH_ADDR, metrics on METRICS_ADDR, runs on SCAN_SCHEDULE or POST /runs)
   discovery-agent version
 The token is read from GITLAB_TOKEN. See README.md for every environment variable.
 `)
@@ -162,4 +168,31 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func serve(ctx context.Context, stderr io.Writer) error {
+	cfg, err := config.FromEnv()
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	sched, err := service.ParseSchedule(cfg.Schedule)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	metrics.Version = version
+	m := metrics.New()
+	r, err := runner.New(cfg, runner.Options{Log: log, Telemetry: m})
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	s := &service.Service{
+		Runner: r, Metrics: m, Log: log, Version: version, Schedule: sched,
+		HealthAddr: cfg.HealthAddr, MetricsAddr: cfg.MetricsAddr,
+	}
+	return s.Run(ctx)
 }
