@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -44,12 +45,52 @@ type Process struct {
 	waitErr  error         // set before exited is closed
 	stopOnce sync.Once
 	output   *tailBuffer
+	siteDir  string // Serial's sitecustomize, removed by Stop
 }
+
+// Option adjusts how moto_server runs.
+type Option func(*options)
+
+type options struct {
+	serial bool
+}
+
+// Serial runs moto_server on one thread, so that it handles one request at a time.
+//
+// moto serves requests on parallel threads without locking its tables: racing
+// conditional writes can both pass, and a TransactWriteItems snapshots and restores a
+// whole table around its actions, losing concurrent writes or failing with HTTP 500
+// when the table changes under the snapshot. DynamoDB guarantees atomic conditional
+// writes and isolated transactions; tests whose assertions rest on those guarantees
+// (counters under concurrent transactions) need Serial. It works by putting a
+// sitecustomize module on moto's PYTHONPATH that starts werkzeug unthreaded.
+func Serial() Option { return func(o *options) { o.serial = true } }
+
+// serialSiteCustomize is loaded by the Python interpreter running moto_server before
+// moto itself, which imports run_simple from werkzeug.serving at start-up.
+const serialSiteCustomize = `# Written by mototest.Serial: serve one request at a time.
+try:
+    import werkzeug.serving as _serving
+except ImportError:
+    pass
+else:
+    _run_simple = _serving.run_simple
+
+    def _serial_run_simple(*args, **kwargs):
+        kwargs["threaded"] = False
+        return _run_simple(*args, **kwargs)
+
+    _serving.run_simple = _serial_run_simple
+`
 
 // StartProcess starts moto_server on a free port of 127.0.0.1 and waits until it
 // answers. The caller must call Stop. ErrNotInstalled is returned when the binary is
 // missing.
-func StartProcess(ctx context.Context) (*Process, error) {
+func StartProcess(ctx context.Context, opts ...Option) (*Process, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	bin := os.Getenv("MOTO_SERVER")
 	if bin == "" {
 		bin = Binary
@@ -62,7 +103,7 @@ func StartProcess(ctx context.Context) (*Process, error) {
 	// it in between; a few attempts make that race harmless.
 	var lastErr error
 	for range 3 {
-		p, err := start(ctx, path)
+		p, err := start(ctx, path, o)
 		if err == nil {
 			return p, nil
 		}
@@ -74,18 +115,34 @@ func StartProcess(ctx context.Context) (*Process, error) {
 	return nil, lastErr
 }
 
-func start(ctx context.Context, path string) (*Process, error) {
+func start(ctx context.Context, path string, o options) (*Process, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	// Not exec.CommandContext: the process must outlive ctx, which only bounds start-up.
 	cmd := exec.Command(path, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	var siteDir string
+	if o.serial {
+		if siteDir, err = os.MkdirTemp("", "mototest-site-"); err != nil {
+			return nil, fmt.Errorf("moto serial mode: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(siteDir, "sitecustomize.py"), []byte(serialSiteCustomize), 0o600); err != nil {
+			os.RemoveAll(siteDir)
+			return nil, fmt.Errorf("moto serial mode: %w", err)
+		}
+		pythonPath := siteDir
+		if prev := os.Getenv("PYTHONPATH"); prev != "" {
+			pythonPath += string(os.PathListSeparator) + prev
+		}
+		cmd.Env = append(os.Environ(), "PYTHONPATH="+pythonPath)
+	}
 	out := &tailBuffer{max: 8 << 10}
 	cmd.Stdout = out
 	cmd.Stderr = out
 	setProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
+		os.RemoveAll(siteDir)
 		return nil, fmt.Errorf("start %s: %w", path, err)
 	}
 	p := &Process{
@@ -93,6 +150,7 @@ func start(ctx context.Context, path string) (*Process, error) {
 		cmd:      cmd,
 		exited:   make(chan struct{}),
 		output:   out,
+		siteDir:  siteDir,
 	}
 	go func() {
 		p.waitErr = cmd.Wait()
@@ -147,6 +205,9 @@ func (p *Process) Stop() {
 	p.stopOnce.Do(func() {
 		killProcessGroup(p.cmd)
 		<-p.exited
+		if p.siteDir != "" {
+			os.RemoveAll(p.siteDir)
+		}
 	})
 }
 

@@ -18,9 +18,9 @@ type Server struct {
 
 // Start runs a moto_server for t and stops it in t.Cleanup. Without the binary the test
 // is skipped, or fails when REQUIRE_INTEGRATION=1.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	p, err := StartProcess(context.Background())
+	p, err := StartProcess(context.Background(), opts...)
 	if err != nil {
 		skipOrFatal(t, err)
 	}
@@ -51,14 +51,15 @@ func Main(m *testing.M) {
 
 // Shared returns the test binary's server, starting it on first use, so a package pays
 // moto's start-up once. It requires Main in TestMain, which stops the server. Tests
-// sharing it isolate themselves with resource names from Name.
-func Shared(t testing.TB) *Server {
+// sharing it isolate themselves with resource names from Name. The first call's opts
+// apply; a package passes the same ones everywhere.
+func Shared(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	if !shared.inMain.Load() {
 		t.Fatal("mototest.Shared needs mototest.Main(m) in the package's TestMain to stop the server")
 	}
 	shared.once.Do(func() {
-		shared.p, shared.err = StartProcess(context.Background())
+		shared.p, shared.err = StartProcess(context.Background(), opts...)
 	})
 	if shared.err != nil {
 		skipOrFatal(t, shared.err)

@@ -1,0 +1,90 @@
+package dynamostore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/gl2gh/discovery-agent/internal/inventory"
+)
+
+// PutGroup upserts a group keyed by run and group ID.
+func (s *Store) PutGroup(ctx context.Context, runID string, g inventory.Group) error {
+	if err := s.putRecord(ctx, runID, skGroup, g.ID, g); err != nil {
+		return fmt.Errorf("put group %d of run %s: %w", g.ID, runID, err)
+	}
+	return nil
+}
+
+// PutProject upserts a project keyed by run and project ID.
+func (s *Store) PutProject(ctx context.Context, runID string, p inventory.Project) error {
+	if err := s.putRecord(ctx, runID, skProject, p.ID, p); err != nil {
+		return fmt.Errorf("put project %d of run %s: %w", p.ID, runID, err)
+	}
+	return nil
+}
+
+func (s *Store) putRecord(ctx context.Context, runID, prefix string, id int64, rec any) error {
+	if id <= 0 {
+		return fmt.Errorf("invalid ID %d", id) // would sort out of order, or collide
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(s.table),
+		Item: map[string]types.AttributeValue{
+			attrPK: str(runPK(runID)), attrSK: str(idSK(prefix, id)),
+			attrData: str(string(data)), attrExpires: s.expires(),
+		},
+	})
+	return err
+}
+
+// Groups streams the run's groups in ascending ID order until fn returns an error,
+// which is returned as is.
+func (s *Store) Groups(ctx context.Context, runID string, fn func(inventory.Group) error) error {
+	return stream(ctx, s, runID, skGroup, fn)
+}
+
+// Projects streams the run's projects in ascending ID order until fn returns an error,
+// which is returned as is.
+func (s *Store) Projects(ctx context.Context, runID string, fn func(inventory.Project) error) error {
+	return stream(ctx, s, runID, skProject, fn)
+}
+
+// stream queries the records under prefix one page (at most 1 MB) at a time, so memory
+// stays flat whatever the run's size. The read is strongly consistent: the exporter
+// runs right after the last record was written.
+func stream[T any](ctx context.Context, s *Store, runID, prefix string, fn func(T) error) error {
+	pages := dynamodb.NewQueryPaginator(s.client, &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		KeyConditionExpression:    aws.String("#pk = :pk AND begins_with(#sk, :prefix)"),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#sk": attrSK, "#data": attrData},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(runPK(runID)), ":prefix": str(prefix)},
+		ProjectionExpression:      aws.String("#data"),
+		ConsistentRead:            aws.Bool(true),
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("query %s records of run %s: %w", strings.TrimSuffix(prefix, "#"), runID, err)
+		}
+		for _, item := range page.Items {
+			var rec T
+			if err := json.Unmarshal([]byte(strAttr(item, attrData)), &rec); err != nil {
+				return fmt.Errorf("decode %s record of run %s: %w", strings.TrimSuffix(prefix, "#"), runID, err)
+			}
+			if err := fn(rec); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
