@@ -144,6 +144,10 @@ func (t *transport) observe(ctx context.Context, resp *http.Response) {
 	h := resp.Header
 	rem, err := strconv.Atoi(h.Get("RateLimit-Remaining"))
 	if err != nil {
+		if resp.StatusCode == http.StatusTooManyRequests && t.observer != nil {
+			// GitLab.com sends some 429s with no rate-limit headers: nothing remains.
+			t.observer.RateLimitRemaining(0)
+		}
 		return
 	}
 	limit, _ := strconv.Atoi(h.Get("RateLimit-Limit"))
