@@ -39,6 +39,7 @@ func (s *Scheduler) Start(ctx context.Context) (run inventory.Run, started bool,
 		log.Info("a run is already active; not starting another", "run_id", active.ID, "status", active.Status)
 		return active, false, nil
 	}
+	ctx, calls := gitlab.WithCallCounter(ctx, 0)
 	// A bad token or an unreachable GitLab fails here, before any run exists.
 	if _, err := s.GitLab.CurrentUser(ctx); err != nil {
 		return inventory.Run{}, false, fmt.Errorf("start run: check token: %w", err)
@@ -61,6 +62,9 @@ func (s *Scheduler) Start(ctx context.Context) (run inventory.Run, started bool,
 		return inventory.Run{}, false, fmt.Errorf("start run: %w", err)
 	}
 	log = log.With("run_id", run.ID)
+	if err := s.Store.AddAPICalls(ctx, run.ID, calls()); err != nil {
+		return run, true, fmt.Errorf("start run %s: count API calls: %w", run.ID, err)
+	}
 
 	if len(msgs) == 0 {
 		log.Warn("the token sees no groups; the run exports an empty inventory")
