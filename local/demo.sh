@@ -5,26 +5,33 @@ cd "$(dirname "$0")/.."
 
 BIN=${BIN:-bin}
 ADDR=${SIM_ADDR:-127.0.0.1:8929}
-GROUPS=${DEMO_GROUPS:-40}
+NGROUPS=${DEMO_GROUPS:-40}
 PROJECTS=${DEMO_PROJECTS:-3000}
 STATE=.local/demo
 mkdir -p "$STATE"
 rm -rf "$STATE/data"
 
-"$BIN/gitlab-sim" --addr "$ADDR" --seed 1 --groups "$GROUPS" --projects "$PROJECTS" \
+"$BIN/gitlab-sim" --addr "$ADDR" --seed 1 --groups "$NGROUPS" --projects "$PROJECTS" \
   --rate-limit-rpm 120000 >"$STATE/gitlab-sim.log" 2>&1 &
 sim=$!
 trap 'kill $sim 2>/dev/null || true; wait $sim 2>/dev/null || true' EXIT
 
+ready=
 for _ in $(seq 1 100); do
-  curl -fsS -H 'PRIVATE-TOKEN: sim-token' "http://$ADDR/api/v4/version" >/dev/null 2>&1 && break
+  if curl -fsS -H 'PRIVATE-TOKEN: sim-token' "http://$ADDR/api/v4/version" >/dev/null 2>&1; then ready=1; break; fi
+  kill -0 $sim 2>/dev/null || break
   sleep 0.1
 done
-echo "simulator: http://$ADDR ($GROUPS groups, $PROJECTS projects; log $STATE/gitlab-sim.log)"
+if [ -z "$ready" ]; then
+  echo "gitlab-sim did not start:" >&2; cat "$STATE/gitlab-sim.log" >&2; exit 1
+fi
+echo "simulator: http://$ADDR ($NGROUPS groups, $PROJECTS projects; log $STATE/gitlab-sim.log)"
 
 export GITLAB_URL="http://$ADDR" GITLAB_TOKEN=sim-token DATA_DIR="$STATE/data" EXPORT_DIR=./exports
 export RATE_LIMIT_RPM=${RATE_LIMIT_RPM:-100000} CONCURRENT_REQUESTS=${CONCURRENT_REQUESTS:-16}
-"$BIN/discovery-agent" scan 2>"$STATE/scan.log"
+if ! "$BIN/discovery-agent" scan 2>"$STATE/scan.log"; then
+  echo "scan failed; last log lines:" >&2; tail -5 "$STATE/scan.log" >&2; exit 1
+fi
 
 echo
 echo "summary (exports/latest/summary.json):"
