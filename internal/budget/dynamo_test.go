@@ -444,3 +444,31 @@ func TestTokenKey(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkDynamoWait measures a permit's cost when many goroutines of one limiter
+// share an unlimited budget: the leases (table writes) amortised over their chunk.
+func BenchmarkDynamoWait(b *testing.B) {
+	srv := mototest.Start(b)
+	var writes atomic.Int64
+	db := srv.DynamoDB(countWrites(&writes))
+	table := mototest.Name("budget")
+	if err := mototest.CreateTables(context.Background(), db, mototest.Name("store"), table); err != nil {
+		b.Fatal(err)
+	}
+	for _, chunk := range []int{1, 10, 50} {
+		b.Run("chunk="+strconv.Itoa(chunk), func(b *testing.B) {
+			lim := budget.NewDynamo(db, table, "bench#"+strconv.Itoa(chunk), budget.DynamoConfig{Chunk: chunk})
+			writes.Store(0)
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := lim.Wait(context.Background()); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(writes.Load())/float64(b.N), "writes/op")
+		})
+	}
+}
