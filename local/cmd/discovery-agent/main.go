@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -44,6 +45,8 @@ func main() {
 		err = scan(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case "serve":
 		err = serve(ctx, os.Stderr)
+	case "healthcheck":
+		err = healthcheck(ctx, os.Args[2:])
 	case "version":
 		fmt.Println(version)
 	case "-h", "--help", "help":
@@ -62,6 +65,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   discovery-agent scan [--gitlab-url URL] [--root-group PATH_OR_ID]... [--out DIR] [--data-dir DIR]
   discovery-agent serve    (health on HEALTH_ADDR, metrics on METRICS_ADDR, runs on SCAN_SCHEDULE or POST /runs)
+  discovery-agent healthcheck [--url URL]   (exit 0 when the agent's /health answers 200; for containers without curl)
   discovery-agent version
 The token is read from GITLAB_TOKEN. See README.md for every environment variable.
 `)
@@ -195,4 +199,36 @@ func serve(ctx context.Context, stderr io.Writer) error {
 		HealthAddr: cfg.HealthAddr, MetricsAddr: cfg.MetricsAddr,
 	}
 	return s.Run(ctx)
+}
+
+// healthcheck probes the local agent, for container health checks in images that have
+// no shell or curl.
+func healthcheck(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	addr := os.Getenv("HEALTH_ADDR")
+	if addr == "" || strings.HasPrefix(addr, ":") {
+		addr = "127.0.0.1" + addr
+		if addr == "127.0.0.1" {
+			addr += ":8080"
+		}
+	}
+	u := fs.String("url", "http://"+addr+"/health", "URL to probe")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: %s answered %d", *u, resp.StatusCode)
+	}
+	return nil
 }
