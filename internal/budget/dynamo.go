@@ -265,9 +265,9 @@ func (d *Dynamo) lease(ctx context.Context) error {
 	}
 	for attempt := 0; ; attempt++ {
 		now := d.cfg.Now()
-		p, err := d.plan(now)
-		if err != nil || p.n == 0 {
-			return err // p.n == 0: tokens or a pause arrived meanwhile
+		p := d.plan(now)
+		if p.n == 0 {
+			return nil // tokens or a pause arrived meanwhile
 		}
 		out, err := d.client.UpdateItem(ctx, p.input(d, now))
 		if err == nil {
@@ -318,12 +318,12 @@ type leasePlan struct {
 
 // plan sizes the next lease from demand, MaxCalls and the cached item. n == 0 means
 // no lease is needed any more.
-func (d *Dynamo) plan(now time.Time) (leasePlan, error) {
+func (d *Dynamo) plan(now time.Time) leasePlan {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.expire(now)
 	if d.tokens > 0 || now.Before(d.pause) {
-		return leasePlan{}, nil
+		return leasePlan{}
 	}
 	n := min(max(d.want, d.waiters), d.cfg.Chunk)
 	if d.cfg.MaxCalls > 0 {
@@ -345,7 +345,7 @@ func (d *Dynamo) plan(now time.Time) (leasePlan, error) {
 			p.newTAT = now.Add(span)
 		}
 	}
-	return p, nil
+	return p
 }
 
 // interval is the time one token takes to refill at min(RPM, announced limit); 0 when

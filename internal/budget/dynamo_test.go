@@ -363,8 +363,14 @@ func testRelease(t *testing.T, srv *mototest.Server) {
 	if got := runCalls(); got != 7 {
 		t.Fatalf("leased %d calls for 4 sequential waits, want 1+2+4 = 7", got)
 	}
+	if got, used := lim.Available(), lim.Used(); got != 3 || used != 4 {
+		t.Fatalf("Available, Used = %v, %d; want 3 held, 4 used", got, used)
+	}
 	if err := lim.Release(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if got := lim.Available(); got != 0 {
+		t.Fatalf("Available after Release = %v, want 0", got)
 	}
 	if got := runCalls(); got != 4 {
 		t.Fatalf("after Release the run counts %d calls, want the 4 spent", got)
