@@ -40,6 +40,17 @@ type Worker struct {
 	DeadlineMargin time.Duration
 	// OnRunFinished is called after a run's exports are written (metrics, notices).
 	OnRunFinished func(inventory.Run, inventory.Summary)
+	// CacheTTL (CACHE_TTL) reuses a project's profile from the previous successful run
+	// when that run finished less than CacheTTL ago, the project's last_activity_at is
+	// unchanged and its profile was complete. 0 = off. Needs a Store with GetProject.
+	CacheTTL time.Duration
+
+	prevRuns sync.Map // run ID -> *inventory.Run (nil: no usable previous run)
+}
+
+// ProjectGetter is implemented by stores that look up one project record (CACHE_TTL).
+type ProjectGetter interface {
+	GetProject(ctx context.Context, runID string, id int64) (inventory.Project, bool, error)
 }
 
 func (w *Worker) log() *slog.Logger {
@@ -351,9 +362,14 @@ func (w *Worker) profilePage(ctx context.Context, runID string, projects []gitla
 }
 
 func (w *Worker) profileOne(ctx context.Context, runID string, gp gitlab.Project) error {
-	p, err := w.profile(ctx, gp)
+	p, ok, err := w.cached(ctx, runID, gp)
 	if err != nil {
 		return fmt.Errorf("profile project %d: %w", gp.ID, err)
+	}
+	if !ok {
+		if p, err = w.profile(ctx, gp); err != nil {
+			return fmt.Errorf("profile project %d: %w", gp.ID, err)
+		}
 	}
 	if err := w.Store.PutProject(ctx, runID, p); err != nil {
 		return fmt.Errorf("record project %d: %w", gp.ID, err)
@@ -362,6 +378,51 @@ func (w *Worker) profileOne(ctx context.Context, runID string, gp gitlab.Project
 		w.Recorder.ProjectDone(p.ScanStatus, p.Readiness.Category)
 	}
 	return nil
+}
+
+// cached returns the previous run's profile of an unchanged project, refreshed with
+// what the listing says now (identity, statistics), when CACHE_TTL allows it.
+func (w *Worker) cached(ctx context.Context, runID string, gp gitlab.Project) (inventory.Project, bool, error) {
+	getter, ok := w.Store.(ProjectGetter)
+	if w.CacheTTL <= 0 || !ok {
+		return inventory.Project{}, false, nil
+	}
+	prev, err := w.previousRun(ctx, runID)
+	if err != nil || prev == nil {
+		return inventory.Project{}, false, err
+	}
+	old, ok, err := getter.GetProject(ctx, prev.ID, gp.ID)
+	if err != nil || !ok {
+		return inventory.Project{}, false, err
+	}
+	if old.ScanStatus != inventory.StatusComplete || !old.LastActivityAt.Equal(gp.LastActivityAt.UTC()) {
+		return inventory.Project{}, false, nil
+	}
+	p := identity(gp)
+	if p.Statistics == nil {
+		p.Statistics = old.Statistics
+	}
+	p.Counts, p.Features = old.Counts, old.Features
+	p.ScanStatus = inventory.StatusComplete
+	r := readiness.Assess(p, w.Thresholds)
+	p.Readiness = &r
+	return p, true, nil
+}
+
+func (w *Worker) previousRun(ctx context.Context, runID string) (*inventory.Run, error) {
+	if v, ok := w.prevRuns.Load(runID); ok {
+		return v.(*inventory.Run), nil
+	}
+	prev, ok, err := w.Store.PreviousRun(ctx, runID)
+	if err != nil {
+		return nil, fmt.Errorf("previous run: %w", err)
+	}
+	var usable *inventory.Run
+	if ok && time.Since(prev.FinishedAt) < w.CacheTTL {
+		usable = &prev
+	}
+	w.prevRuns.Store(runID, usable)
+	return usable, nil
 }
 
 // export writes the run's files once; a duplicate export message finds the key done.

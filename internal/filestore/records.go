@@ -114,3 +114,28 @@ func stream[T any](ctx context.Context, db *bolt.DB, bucket []byte, runID string
 		}
 	}
 }
+
+// GetProject returns one project of a run (CACHE_TTL reuses profiles of the previous run).
+func (s *Store) GetProject(ctx context.Context, runID string, id int64) (inventory.Project, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return inventory.Project{}, false, err
+	}
+	prefix, err := runPrefix(runID)
+	if err != nil {
+		return inventory.Project{}, false, err
+	}
+	var p inventory.Project
+	var ok bool
+	err = s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketProjects).Get(idKey(prefix, id))
+		if v == nil {
+			return nil
+		}
+		ok = true
+		return json.Unmarshal(v, &p)
+	})
+	if err != nil {
+		return inventory.Project{}, false, fmt.Errorf("get project %d of run %s: %w", id, runID, err)
+	}
+	return p, ok, nil
+}

@@ -105,7 +105,7 @@ func New(cfg config.Config, opts Options) (*Runner, error) {
 	r.Worker = &discovery.Worker{
 		Store: st, Queue: q, GitLab: gl, Sink: export.DirSink{Dir: cfg.ExportDir},
 		Recorder: prog, Log: log, Thresholds: th,
-		MaxPerProjectCalls: cfg.MaxPerProjectCalls, Concurrency: cfg.Concurrency,
+		MaxPerProjectCalls: cfg.MaxPerProjectCalls, Concurrency: cfg.Concurrency, CacheTTL: cfg.CacheTTL,
 	}
 	r.Scheduler = &discovery.Scheduler{
 		Store: st, Queue: q, GitLab: gl, GitLabURL: cfg.GitLabURL, RootGroups: cfg.RootGroups, Log: log,
