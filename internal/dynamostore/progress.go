@@ -291,9 +291,12 @@ func (s *Store) Checkpoint(ctx context.Context, runID, key string) (int, error) 
 	return int(page), nil
 }
 
-// SaveCheckpoint records the next project page for a message key. The worker's
-// "listing finished" mark, a negative page, is stored as given.
+// SaveCheckpoint records the next project page for a message key. A negative page is
+// refused, as the file store refuses it.
 func (s *Store) SaveCheckpoint(ctx context.Context, runID, key string, page int) error {
+	if page < 0 {
+		return fmt.Errorf("save checkpoint %s of run %s: negative page %d", key, runID, page)
+	}
 	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(s.table),
 		Item: map[string]types.AttributeValue{

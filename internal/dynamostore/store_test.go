@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -408,7 +409,7 @@ func TestCheckpoint(t *testing.T) {
 		{key: "group:1:1", save: ptr(3), want: 3},
 		{key: "group:1:1", save: ptr(7), want: 7},
 		{key: "group:2:1", want: 0},
-		{key: "group:1:1", save: ptr(-1), want: -1}, // the worker's "listing done"
+		{key: "group:1:1", save: ptr(math.MaxInt32), want: math.MaxInt32}, // the worker's "listing done"
 	}
 	for i, st := range steps {
 		if st.save != nil {
@@ -419,6 +420,12 @@ func TestCheckpoint(t *testing.T) {
 		if got, err := s.Checkpoint(ctx, "r", st.key); err != nil || got != st.want {
 			t.Fatalf("step %d: Checkpoint(%s) = %d, %v; want %d", i, st.key, got, err, st.want)
 		}
+	}
+	if err := s.SaveCheckpoint(ctx, "r", "group:1:1", -1); err == nil {
+		t.Fatal("SaveCheckpoint accepted a negative page")
+	}
+	if got, err := s.Checkpoint(ctx, "r", "group:1:1"); err != nil || got != math.MaxInt32 {
+		t.Fatalf("a refused checkpoint changed the page to %d, %v", got, err)
 	}
 }
 
