@@ -1,0 +1,310 @@
+// Package lambdaapp wires the discovery handlers to AWS for the Lambda functions: it
+// reads the configuration and the GitLab token (Secrets Manager, once per cold start),
+// builds the DynamoDB store and rate budget, the SQS queues and the S3 export sink, and
+// turns Lambda events into calls of discovery.Scheduler and discovery.Worker.
+//
+// The functions in functions/ are each a few lines: Load, then lambda.Start with one
+// of the handler methods (Schedule, Work, Export).
+//
+// The per-run call cap (MAX_API_CALLS) lives on the DynamoDB budget under the run's
+// ID, so the worker builds its limiter and GitLab client per run and keeps the last
+// one: a warm worker reuses it for every message of the same run.
+package lambdaapp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/gl2gh/discovery-agent/internal/budget"
+	"github.com/gl2gh/discovery-agent/internal/discovery"
+	"github.com/gl2gh/discovery-agent/internal/dynamostore"
+	"github.com/gl2gh/discovery-agent/internal/gitlab"
+	"github.com/gl2gh/discovery-agent/internal/inventory"
+	"github.com/gl2gh/discovery-agent/internal/metrics"
+	"github.com/gl2gh/discovery-agent/internal/readiness"
+	"github.com/gl2gh/discovery-agent/internal/s3sink"
+	"github.com/gl2gh/discovery-agent/internal/sqsqueue"
+	"github.com/gl2gh/discovery-agent/internal/work"
+)
+
+// Options tune an App beyond its Settings.
+type Options struct {
+	// Log receives the JSON log; default JSON on stderr at LOG_LEVEL.
+	Log *slog.Logger
+	// Metrics receives the EMF lines; default stdout, where Lambda hands them to
+	// CloudWatch Logs.
+	Metrics io.Writer
+	// GitLab overrides client options (tests: retry policy). Limiter, Observer,
+	// Concurrency and Timeout are always set from the settings.
+	GitLab gitlab.Options
+}
+
+// App is one Lambda function's state, kept across warm invocations. Its handlers
+// are safe for concurrent use.
+type App struct {
+	s          Settings
+	log        *slog.Logger
+	emf        *metrics.EMF
+	ddb        *dynamodb.Client
+	sqs        *sqs.Client
+	store      *dynamostore.Store
+	queue      *router
+	sink       *s3sink.Sink // nil without EXPORT_BUCKET
+	thresholds readiness.Thresholds
+	gitlabOpts gitlab.Options
+
+	mu  sync.Mutex
+	cur *runClient // the newest run's limiter, client and worker
+}
+
+// runClient is what calls GitLab for one run: the shared budget counts the run's calls
+// under its ID.
+type runClient struct {
+	runID   string
+	limiter *budget.Dynamo
+	client  *gitlab.Client
+	worker  *discovery.Worker
+}
+
+// Load builds the App from the environment and the default AWS configuration
+// (AWS_ENDPOINT_URL points it at an emulator). It reads the GitLab token from Secrets
+// Manager when GITLAB_TOKEN_SECRET_ARN is set.
+func Load(ctx context.Context) (*App, error) {
+	s, err := SettingsFromEnv()
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	return New(ctx, s, cfg, Options{})
+}
+
+// New builds the App from settings and an AWS configuration.
+func New(ctx context.Context, s Settings, cfg aws.Config, opts Options) (*App, error) {
+	log := opts.Log
+	if log == nil {
+		log = newLogger(os.Stderr, s.Config.LogLevel)
+	}
+	w := opts.Metrics
+	if w == nil {
+		w = os.Stdout
+	}
+	if s.StoreTable == "" {
+		return nil, errors.New("configuration: STORE_TABLE is not set")
+	}
+	th := readiness.DefaultThresholds()
+	if s.Config.Thresholds != "" {
+		t, err := readiness.LoadThresholds(s.Config.Thresholds)
+		if err != nil {
+			return nil, fmt.Errorf("READINESS_THRESHOLDS: %w", err)
+		}
+		th = t
+	}
+	if s.Config.Token == "" && s.TokenSecretARN != "" {
+		tok, err := readToken(ctx, secretsmanager.NewFromConfig(cfg), s.TokenSecretARN)
+		if err != nil {
+			return nil, err
+		}
+		s.Config.Token = tok
+	}
+
+	a := &App{
+		s:          s,
+		log:        log,
+		emf:        metrics.NewEMF(w, s.MetricsNamespace),
+		ddb:        dynamodb.NewFromConfig(cfg),
+		sqs:        sqs.NewFromConfig(cfg),
+		thresholds: th,
+		gitlabOpts: opts.GitLab,
+	}
+	a.store = dynamostore.New(a.ddb, s.StoreTable, dynamostore.Options{TTL: s.RunTTL})
+	a.queue = &router{scan: sqsqueue.New(a.sqs, s.ScanQueueURL), export: sqsqueue.New(a.sqs, s.ExportQueueURL),
+		scanURL: s.ScanQueueURL, exportURL: s.ExportQueueURL}
+	if s.ExportBucket != "" {
+		// An emulator serves buckets by path, not by virtual host.
+		pathStyle := s.Endpoint != "" || cfg.BaseEndpoint != nil
+		client := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = pathStyle })
+		a.sink = s3sink.New(client, s.ExportBucket, s.ExportPrefix)
+	}
+	if a.gitlabOpts.Transport == nil {
+		// One connection pool for every run's client, so a new run does not strand
+		// the old pool's idle connections.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = max(s.Config.Concurrency, 2)
+		a.gitlabOpts.Transport = t
+	}
+	return a, nil
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// readToken reads the GitLab token from a secret holding either the bare token or a
+// JSON object {"token": "..."}.
+func readToken(ctx context.Context, client *secretsmanager.Client, arn string) (string, error) {
+	out, err := client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+	if err != nil {
+		return "", fmt.Errorf("read the GitLab token from secret %s: %w", arn, err)
+	}
+	v := strings.TrimSpace(aws.ToString(out.SecretString))
+	if strings.HasPrefix(v, "{") {
+		var obj struct {
+			Token string `json:"token"`
+		}
+		// The error would quote the secret: report only that it is not the expected shape.
+		if json.Unmarshal([]byte(v), &obj) != nil {
+			return "", fmt.Errorf("secret %s: not a token and not a JSON object with a \"token\" member", arn)
+		}
+		v = strings.TrimSpace(obj.Token)
+	}
+	if v == "" {
+		return "", fmt.Errorf("secret %s holds no GitLab token: set it with aws secretsmanager put-secret-value (docs/DEPLOY.md)", arn)
+	}
+	return v, nil
+}
+
+// requireGitLab reports what a function that calls GitLab lacks.
+func (a *App) requireGitLab() error {
+	var errs []error
+	if err := a.s.Config.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if a.s.BudgetTable == "" {
+		errs = append(errs, errors.New("BUDGET_TABLE is not set"))
+	}
+	if a.s.ScanQueueURL == "" {
+		errs = append(errs, errors.New("SCAN_QUEUE_URL is not set"))
+	}
+	return errors.Join(errs...)
+}
+
+// client returns the GitLab client and limiter for runID, building them when the run
+// differs from the last one. The scheduler uses runID "": its calls precede the run.
+func (a *App) client(runID string) (*runClient, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cur != nil && a.cur.runID == runID {
+		return a.cur, nil
+	}
+	cfg := a.s.Config
+	u, err := url.Parse(cfg.GitLabURL)
+	if err != nil {
+		return nil, fmt.Errorf("GITLAB_URL: %w", err)
+	}
+	var maxCalls int64
+	if runID != "" {
+		maxCalls = cfg.MaxAPICalls
+	}
+	lim := budget.NewDynamo(a.ddb, a.s.BudgetTable, budget.TokenKey(u.Host, cfg.Token), budget.DynamoConfig{
+		RPM: cfg.RateLimitRPM, Chunk: a.s.BudgetChunk, MaxCalls: maxCalls, RunID: runID, Logger: a.log,
+	})
+	opts := a.gitlabOpts
+	opts.Limiter = lim
+	opts.Observer = a.emf
+	opts.Concurrency = cfg.Concurrency
+	opts.Timeout = cfg.RequestTimeout
+	gl, err := gitlab.New(cfg.GitLabURL, cfg.Token, opts)
+	if err != nil {
+		return nil, err
+	}
+	rc := &runClient{runID: runID, limiter: lim, client: gl, worker: a.worker(gl)}
+	a.cur = rc
+	return rc, nil
+}
+
+// worker returns a discovery worker calling GitLab through gl (nil for the exporter).
+func (a *App) worker(gl *gitlab.Client) *discovery.Worker {
+	w := &discovery.Worker{
+		Store: a.store, Queue: a.queue, GitLab: gl, Recorder: a.emf, Log: a.log,
+		Thresholds:         a.thresholds,
+		MaxPerProjectCalls: a.s.Config.MaxPerProjectCalls,
+		Concurrency:        a.s.Config.Concurrency,
+		DeadlineMargin:     a.s.DeadlineMargin,
+		OnRunFinished: func(run inventory.Run, _ inventory.Summary) {
+			a.emf.RunFinished(run.Status == inventory.RunSucceeded, run.FinishedAt.Sub(run.StartedAt))
+		},
+	}
+	if a.sink != nil {
+		w.Sink = a.sink
+	}
+	return w
+}
+
+// Store is the App's DynamoDB store (harnesses read runs through it).
+func (a *App) Store() *dynamostore.Store { return a.store }
+
+// endInvocation gives unspent budget back and writes the invocation's metrics. It runs
+// on a context of its own: the invocation's may be at its deadline.
+func (a *App) endInvocation(ctx context.Context, limiters ...*budget.Dynamo) {
+	ctx = context.WithoutCancel(ctx)
+	for _, l := range limiters {
+		if l == nil {
+			continue
+		}
+		a.emf.SetBudgetTokens(l.Available())
+		if err := l.Release(ctx); err != nil {
+			a.log.Warn("give unspent API budget back", "err", err)
+		}
+	}
+	if err := a.emf.Flush(); err != nil {
+		a.log.Error("write metrics", "err", err)
+	}
+}
+
+// router is the handlers' discovery.Queue: export messages go to the export queue,
+// group scans to the scan queue.
+type router struct {
+	scan, export       *sqsqueue.Queue
+	scanURL, exportURL string
+}
+
+func (r *router) Send(ctx context.Context, msgs ...work.Message) error {
+	var scan, export []work.Message
+	for _, m := range msgs {
+		if m.Kind == work.KindExport {
+			export = append(export, m)
+		} else {
+			scan = append(scan, m)
+		}
+	}
+	if len(scan) > 0 {
+		if r.scanURL == "" {
+			return errors.New("queue group scans: SCAN_QUEUE_URL is not set")
+		}
+		if err := r.scan.Send(ctx, scan...); err != nil {
+			return err
+		}
+	}
+	if len(export) > 0 {
+		if r.exportURL == "" {
+			return errors.New("queue export: EXPORT_QUEUE_URL is not set")
+		}
+		if err := r.export.Send(ctx, export...); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,270 @@
+package lambdaapp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/gl2gh/discovery-agent/internal/budget"
+	"github.com/gl2gh/discovery-agent/internal/discovery"
+	"github.com/gl2gh/discovery-agent/internal/inventory"
+	"github.com/gl2gh/discovery-agent/internal/work"
+)
+
+// Result is the scheduler's answer, shown by `aws lambda invoke` and `sam local invoke`.
+type Result struct {
+	RunID   string `json:"run_id,omitempty"`
+	Started bool   `json:"started"`
+	Status  string `json:"status,omitempty"`
+	Message string `json:"message"`
+}
+
+// trigger is the part of the scheduler's payload it reads; EventBridge Scheduler sends
+// the Input the template gives it, a person whatever they like.
+type trigger struct {
+	Trigger string `json:"trigger"`
+}
+
+// Schedule starts a run: it is the scheduler function's handler, invoked by the
+// EventBridge schedule or by hand. When a run is already active it starts nothing and
+// says so in the result; that is not an error.
+func (a *App) Schedule(ctx context.Context, payload json.RawMessage) (Result, error) {
+	log := a.invocationLog(ctx)
+	var limiter *budget.Dynamo
+	defer func() { a.endInvocation(ctx, limiter) }()
+	if err := a.requireGitLab(); err != nil {
+		return Result{}, fmt.Errorf("configuration: %w", err)
+	}
+	var t trigger
+	_ = json.Unmarshal(payload, &t) // any payload starts a run; the trigger is only logged
+	rc, err := a.client("")
+	if err != nil {
+		return Result{}, err
+	}
+	limiter = rc.limiter
+	s := &discovery.Scheduler{
+		Store: a.store, Queue: a.queue, GitLab: rc.client, GitLabURL: a.s.Config.GitLabURL,
+		RootGroups: a.s.Config.RootGroups, Log: log,
+	}
+	log.Info("schedule", "trigger", t.Trigger)
+	run, started, err := s.Start(ctx)
+	if err != nil {
+		return Result{RunID: run.ID, Started: started, Status: run.Status}, err
+	}
+	if !started {
+		return Result{RunID: run.ID, Status: run.Status,
+			Message: fmt.Sprintf("run %s is already %s; not starting another", run.ID, run.Status)}, nil
+	}
+	a.emf.RunStarted(run.ID)
+	return Result{RunID: run.ID, Started: true, Status: run.Status,
+		Message: fmt.Sprintf("run %s started over %d root groups", run.ID, len(run.RootGroups))}, nil
+}
+
+// Work is the worker function's handler for the scan queue's SQS event source
+// (ReportBatchItemFailures): it scans one group message per record, several at once,
+// and reports the records to deliver again. A malformed record is logged with its
+// reason and reported; it never fails the rest of the batch.
+func (a *App) Work(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	log := a.invocationLog(ctx)
+	used := &usedLimiters{}
+	defer func() { a.endInvocation(ctx, used.list()...) }()
+	if err := a.requireGitLab(); err != nil {
+		return events.SQSEventResponse{}, fmt.Errorf("configuration: %w", err)
+	}
+	if a.s.ExportQueueURL == "" {
+		return events.SQSEventResponse{}, errors.New("configuration: EXPORT_QUEUE_URL is not set")
+	}
+	resp := a.batch(ctx, log, ev, a.s.ScanQueueURL, work.KindGroup, func(ctx context.Context, m work.Message, final bool) error {
+		rc, err := a.client(m.RunID)
+		if err != nil {
+			return err
+		}
+		used.add(rc.limiter)
+		return rc.worker.Handle(ctx, m, final)
+	})
+	return resp, nil
+}
+
+// Export is the exporter function's handler for the export queue: it writes the run's
+// files to S3.
+func (a *App) Export(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	log := a.invocationLog(ctx)
+	defer a.endInvocation(ctx)
+	if a.sink == nil {
+		return events.SQSEventResponse{}, errors.New("configuration: EXPORT_BUCKET is not set")
+	}
+	w := a.worker(nil) // exporting reads the store only: no GitLab, no token
+	w.Log = log
+	resp := a.batch(ctx, log, ev, a.s.ExportQueueURL, work.KindExport, w.Handle)
+	return resp, nil
+}
+
+func (a *App) invocationLog(ctx context.Context) *slog.Logger {
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		return a.log.With("request_id", lc.AwsRequestID)
+	}
+	return a.log
+}
+
+type handleFunc func(ctx context.Context, m work.Message, final bool) error
+
+// batch handles the records of an SQS event, up to MESSAGE_CONCURRENCY at once, and
+// returns the failed ones.
+func (a *App) batch(ctx context.Context, log *slog.Logger, ev events.SQSEvent, queueURL, kind string, handle handleFunc) events.SQSEventResponse {
+	var (
+		mu     sync.Mutex
+		failed []events.SQSBatchItemFailure
+		runs   = map[string]bool{}
+		wg     sync.WaitGroup
+	)
+	fail := func(id string) {
+		mu.Lock()
+		failed = append(failed, events.SQSBatchItemFailure{ItemIdentifier: id})
+		mu.Unlock()
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= a.s.DeadlineMargin {
+		// No page could start: the worker would hand every group straight on. The
+		// function's timeout must exceed DEADLINE_MARGIN (template.yaml sets both).
+		log.Error("function timeout is not longer than DEADLINE_MARGIN; delivering the batch again",
+			"remaining", time.Until(dl).Round(time.Millisecond).String(), "deadline_margin", a.s.DeadlineMargin.String())
+		for _, r := range ev.Records {
+			fail(r.MessageId)
+		}
+		return events.SQSEventResponse{BatchItemFailures: failed}
+	}
+	sem := make(chan struct{}, a.s.MessageConcurrency)
+	for _, r := range ev.Records {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			fail(r.MessageId) // not started: delivered again
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			receives, _ := strconv.Atoi(r.Attributes["ApproximateReceiveCount"])
+			rlog := log.With("message_id", r.MessageId, "receives", receives)
+			m, err := work.Decode([]byte(r.Body))
+			if err == nil && m.Kind != kind {
+				err = fmt.Errorf("%w: kind %q does not belong on this queue (want %q)", work.ErrMalformed, m.Kind, kind)
+			}
+			if err != nil {
+				// It can never succeed: let it reach the DLQ after maxReceiveCount,
+				// without waiting out the visibility timeout each time.
+				rlog.Error("malformed message", "reason", err.Error())
+				a.countMalformed()
+				a.redeliverAfter(ctx, rlog, queueURL, r.ReceiptHandle, 0)
+				fail(r.MessageId)
+				return
+			}
+			rlog = rlog.With("run_id", m.RunID, "key", m.Key())
+			mu.Lock()
+			runs[m.RunID] = true
+			mu.Unlock()
+			final := receives >= a.s.MaxReceiveCount
+			if err := handle(ctx, m, final); err != nil {
+				if errors.Is(err, work.ErrMalformed) {
+					rlog.Error("malformed message", "reason", err.Error())
+					a.countMalformed()
+					a.redeliverAfter(ctx, rlog, queueURL, r.ReceiptHandle, 0)
+				} else {
+					rlog.Warn("message failed; it will be delivered again", "err", err, "final", final)
+					if ctx.Err() == nil {
+						a.redeliverAfter(ctx, rlog, queueURL, r.ReceiptHandle, a.retryDelay(receives))
+					}
+				}
+				fail(r.MessageId)
+			}
+		})
+	}
+	wg.Wait()
+	a.markRuns(ctx, log, runs)
+	if len(failed) > 0 {
+		log.Info("batch done", "records", len(ev.Records), "failed", len(failed))
+	}
+	return events.SQSEventResponse{BatchItemFailures: failed}
+}
+
+// countMalformed counts a malformed message under discovery_errors_total.
+func (a *App) countMalformed() { a.emf.ScanError("malformed", "message") }
+
+// retryDelay is the backoff before a failed message's next delivery: RETRY_DELAY
+// doubling with each receive, at most 15 minutes. Without it a failed message would
+// wait out the whole visibility timeout (six times the function's timeout).
+func (a *App) retryDelay(receives int) time.Duration {
+	d := a.s.RetryDelay << min(max(receives-1, 0), 10)
+	return min(d, maxRetryDelay)
+}
+
+// redeliverAfter makes a failed message visible again after d. A failure only delays
+// the retry to the queue's visibility timeout, so it is logged, not returned.
+func (a *App) redeliverAfter(ctx context.Context, log *slog.Logger, queueURL, receipt string, d time.Duration) {
+	if queueURL == "" || receipt == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, err := a.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl: aws.String(queueURL), ReceiptHandle: aws.String(receipt), VisibilityTimeout: int32(d / time.Second),
+	})
+	if err != nil {
+		log.Warn("set the failed message's retry delay; it returns after the visibility timeout instead", "err", err)
+	}
+}
+
+// markRuns reports the runs still in progress after a batch (discovery_run_in_progress
+// 1, which the RunTooLong alarm watches); the exporter's RunFinished sets it to 0.
+func (a *App) markRuns(ctx context.Context, log *slog.Logger, runs map[string]bool) {
+	ctx = context.WithoutCancel(ctx)
+	for id := range runs {
+		run, err := a.store.GetRun(ctx, id)
+		if errors.Is(err, discovery.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			log.Warn("read run status for metrics", "run_id", id, "err", err)
+			continue
+		}
+		if run.Status == inventory.RunRunning || run.Status == inventory.RunExporting {
+			a.emf.RunStarted(id)
+		}
+	}
+}
+
+// usedLimiters collects the budgets an invocation leased from, to give back what it
+// did not spend.
+type usedLimiters struct {
+	mu sync.Mutex
+	m  map[*budget.Dynamo]bool
+}
+
+func (u *usedLimiters) add(l *budget.Dynamo) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.m == nil {
+		u.m = map[*budget.Dynamo]bool{}
+	}
+	u.m[l] = true
+}
+
+func (u *usedLimiters) list() []*budget.Dynamo {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := make([]*budget.Dynamo, 0, len(u.m))
+	for l := range u.m {
+		out = append(out, l)
+	}
+	return out
+}

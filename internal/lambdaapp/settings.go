@@ -1,0 +1,117 @@
+package lambdaapp
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gl2gh/discovery-agent/internal/config"
+	"github.com/gl2gh/discovery-agent/internal/dynamostore"
+)
+
+// Settings are a function's configuration: the agent's shared variables (config) plus
+// the Lambda-only ones that name the AWS resources. template.yaml sets them.
+type Settings struct {
+	Config config.Config
+
+	StoreTable     string // STORE_TABLE: run state and records (internal/dynamostore)
+	BudgetTable    string // BUDGET_TABLE: the shared API-rate budget (internal/budget)
+	ScanQueueURL   string // SCAN_QUEUE_URL: group-scan messages, consumed by the worker
+	ExportQueueURL string // EXPORT_QUEUE_URL: export messages, consumed by the exporter
+	ExportBucket   string // EXPORT_BUCKET
+	ExportPrefix   string // EXPORT_PREFIX: key prefix in the bucket, e.g. "discovery/"
+
+	// TokenSecretARN names the Secrets Manager secret holding the GitLab token
+	// (GITLAB_TOKEN_SECRET_ARN). Functions that never call GitLab (the exporter) have none.
+	TokenSecretARN string
+	// Endpoint is AWS_ENDPOINT_URL: set only against an emulator (moto, local tests).
+	// Only then may the token come from GITLAB_TOKEN.
+	Endpoint string
+
+	MaxReceiveCount    int           // MAX_RECEIVE_COUNT: the queues' maxReceiveCount; default 5
+	MessageConcurrency int           // MESSAGE_CONCURRENCY: records of a batch handled at once; default 4
+	DeadlineMargin     time.Duration // DEADLINE_MARGIN: stop taking pages this long before the deadline; default 30s
+	RetryDelay         time.Duration // RETRY_DELAY: first redelivery delay of a failed message; default 30s
+	RunTTL             time.Duration // RUN_TTL: how long run data stays in DynamoDB; default 90 days
+	BudgetChunk        int           // BUDGET_CHUNK: tokens one budget lease takes; default from RATE_LIMIT_RPM
+	MetricsNamespace   string        // METRICS_NAMESPACE: CloudWatch namespace of the EMF metrics
+}
+
+// maxRetryDelay bounds the redelivery backoff; SQS allows up to 12 hours.
+const maxRetryDelay = 15 * time.Minute
+
+// SettingsFromEnv reads the settings from the process environment, as config.FromEnv
+// does for the shared variables.
+func SettingsFromEnv() (Settings, error) {
+	get := os.Getenv
+	cfg, err := config.FromEnv()
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	s := Settings{
+		Config:           cfg,
+		StoreTable:       strings.TrimSpace(get("STORE_TABLE")),
+		BudgetTable:      strings.TrimSpace(get("BUDGET_TABLE")),
+		ScanQueueURL:     strings.TrimSpace(get("SCAN_QUEUE_URL")),
+		ExportQueueURL:   strings.TrimSpace(get("EXPORT_QUEUE_URL")),
+		ExportBucket:     strings.TrimSpace(get("EXPORT_BUCKET")),
+		ExportPrefix:     strings.TrimLeft(strings.TrimSpace(get("EXPORT_PREFIX")), "/"),
+		TokenSecretARN:   strings.TrimSpace(get("GITLAB_TOKEN_SECRET_ARN")),
+		Endpoint:         strings.TrimSpace(get("AWS_ENDPOINT_URL")),
+		MetricsNamespace: strings.TrimSpace(get("METRICS_NAMESPACE")),
+	}
+	if s.ExportPrefix != "" && !strings.HasSuffix(s.ExportPrefix, "/") {
+		s.ExportPrefix += "/"
+	}
+	if s.MetricsNamespace == "" {
+		s.MetricsNamespace = "DiscoveryAgent"
+	}
+	s.MaxReceiveCount = intVar(get, "MAX_RECEIVE_COUNT", 5, 1, &errs)
+	s.MessageConcurrency = intVar(get, "MESSAGE_CONCURRENCY", 4, 1, &errs)
+	s.BudgetChunk = intVar(get, "BUDGET_CHUNK", 0, 0, &errs)
+	s.DeadlineMargin = durVar(get, "DEADLINE_MARGIN", 30*time.Second, &errs)
+	s.RetryDelay = durVar(get, "RETRY_DELAY", 30*time.Second, &errs)
+	s.RunTTL = durVar(get, "RUN_TTL", dynamostore.DefaultTTL, &errs)
+
+	// In AWS the token lives in Secrets Manager only: a plain environment variable is
+	// visible to anyone who can read the function's configuration.
+	if s.Config.Token != "" && s.Endpoint == "" {
+		errs = append(errs, errors.New("GITLAB_TOKEN must not be set on a Lambda function: store the token in Secrets Manager and set GITLAB_TOKEN_SECRET_ARN (GITLAB_TOKEN is accepted only with AWS_ENDPOINT_URL, against an emulator)"))
+		s.Config.Token = ""
+	}
+	return s, errors.Join(errs...)
+}
+
+func intVar(get func(string) string, name string, def, least int, errs *[]error) int {
+	v := strings.TrimSpace(get(name))
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < least {
+		*errs = append(*errs, fmt.Errorf("%s=%q: want an integer of at least %d", name, v, least))
+		return def
+	}
+	return n
+}
+
+// durVar accepts Go durations ("90s") and plain seconds ("90"), as config does.
+func durVar(get func(string) string, name string, def time.Duration, errs *[]error) time.Duration {
+	v := strings.TrimSpace(get(name))
+	if v == "" {
+		return def
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		*errs = append(*errs, fmt.Errorf("%s=%q: want a duration like 30s or a number of seconds", name, v))
+		return def
+	}
+	return d
+}
