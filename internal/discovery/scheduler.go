@@ -68,7 +68,10 @@ func (s *Scheduler) Start(ctx context.Context) (run inventory.Run, started bool,
 
 	if len(msgs) == 0 {
 		log.Warn("the token sees no groups; the run exports an empty inventory")
-		msgs = []work.Message{{Kind: work.KindExport}}
+		if err := s.Queue.Send(ctx, work.Message{Kind: work.KindExport, RunID: run.ID}); err != nil {
+			return run, true, fmt.Errorf("start run %s: queue export: %w", run.ID, err)
+		}
+		return run, true, nil
 	}
 	keys := make([]string, len(msgs))
 	for i := range msgs {

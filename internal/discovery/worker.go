@@ -78,6 +78,10 @@ func (w *Worker) Handle(ctx context.Context, m work.Message, final bool) error {
 	}
 	if done {
 		log.Debug("message already done; dropping duplicate")
+		if m.Kind == work.KindGroup {
+			// The first delivery may have died between its Done and queueing the export.
+			return w.exportIfIdle(ctx, m.RunID, log)
+		}
 		return nil
 	}
 	run, err := w.Store.GetRun(ctx, m.RunID)
@@ -151,14 +155,34 @@ func (w *Worker) complete(ctx context.Context, runID, key string, log *slog.Logg
 		return nil
 	}
 	log.Info("all groups scanned; queueing export")
-	exp := work.Message{Kind: work.KindExport, RunID: runID}
-	if err := w.Store.AddPending(ctx, runID, exp.Key()); err != nil {
-		return fmt.Errorf("count export: %w", err)
-	}
-	if err := w.Queue.Send(ctx, exp); err != nil {
+	return w.queueExport(ctx, runID)
+}
+
+// queueExport sends the run's export message. It is not counted as pending work: the
+// pending count is the groups' alone, so it reaching zero means the scan is over. A
+// duplicate export message finds its key done and is dropped.
+func (w *Worker) queueExport(ctx context.Context, runID string) error {
+	if err := w.Queue.Send(ctx, work.Message{Kind: work.KindExport, RunID: runID}); err != nil {
 		return fmt.Errorf("queue export: %w", err)
 	}
 	return nil
+}
+
+// exportIfIdle re-queues the export of a running run with no pending work.
+func (w *Worker) exportIfIdle(ctx context.Context, runID string, log *slog.Logger) error {
+	run, err := w.Store.GetRun(ctx, runID)
+	if err != nil {
+		return fmt.Errorf("load run %s: %w", runID, err)
+	}
+	if run.Status != inventory.RunRunning {
+		return nil
+	}
+	n, err := w.Store.Pending(ctx, runID)
+	if err != nil || n > 0 {
+		return err
+	}
+	log.Info("run has no pending work but was not exported; queueing export")
+	return w.queueExport(ctx, runID)
 }
 
 // checkpointDone marks a group message whose project listing is finished and whose
@@ -427,6 +451,11 @@ func (w *Worker) previousRun(ctx context.Context, runID string) (*inventory.Run,
 
 // export writes the run's files once; a duplicate export message finds the key done.
 func (w *Worker) export(ctx context.Context, run inventory.Run, log *slog.Logger) error {
+	if n, err := w.Store.Pending(ctx, run.ID); err != nil {
+		return fmt.Errorf("export %s: %w", run.ID, err)
+	} else if n > 0 {
+		return fmt.Errorf("export %s: %d group messages still pending", run.ID, n)
+	}
 	if run.Status != inventory.RunExporting {
 		run.Status = inventory.RunExporting
 		if err := w.Store.UpdateRun(ctx, run); err != nil {

@@ -1,0 +1,117 @@
+package discovery_test
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gl2gh/discovery-agent/internal/budget"
+	"github.com/gl2gh/discovery-agent/internal/discovery"
+	"github.com/gl2gh/discovery-agent/internal/export"
+	"github.com/gl2gh/discovery-agent/internal/filestore"
+	"github.com/gl2gh/discovery-agent/internal/gitlab"
+	"github.com/gl2gh/discovery-agent/internal/gitlabsim"
+	"github.com/gl2gh/discovery-agent/internal/inventory"
+	"github.com/gl2gh/discovery-agent/internal/readiness"
+	"github.com/gl2gh/discovery-agent/internal/work"
+)
+
+func newWorker(t *testing.T) (*discovery.Worker, *filestore.Store) {
+	t.Helper()
+	sim, err := gitlabsim.New(gitlabsim.Options{Seed: 1, Groups: 3, Projects: 10, Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(sim)
+	t.Cleanup(ts.Close)
+	st, err := filestore.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	gl, err := gitlab.New(ts.URL, "t", gitlab.Options{Limiter: budget.NewMemory(budget.Config{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &discovery.Worker{Store: st, Queue: st.Queue(), GitLab: gl, Sink: export.DirSink{Dir: t.TempDir()},
+		Thresholds: readiness.DefaultThresholds()}, st
+}
+
+func receive(t *testing.T, q *filestore.Queue) work.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ds, err := q.Receive(ctx, 1)
+	if err != nil {
+		t.Fatalf("nothing queued: %v", err)
+	}
+	if err := q.Ack(ctx, ds[0]); err != nil {
+		t.Fatal(err)
+	}
+	return ds[0].Msg
+}
+
+// A worker that died after marking its message done but before queueing the export
+// must not strand the run: the redelivered message queues the export.
+func TestRedeliveredLastMessageQueuesExport(t *testing.T) {
+	w, st := newWorker(t)
+	ctx := context.Background()
+	run := inventory.Run{ID: "r1", Status: inventory.RunRunning, StartedAt: time.Now()}
+	if err := st.CreateRun(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	m := work.Message{Kind: work.KindGroup, RunID: "r1", GroupID: 1, GroupPath: "g"}
+	if err := st.AddPending(ctx, "r1", m.Key()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.Done(ctx, "r1", m.Key()); err != nil { // ... and then the process died
+		t.Fatal(err)
+	}
+	if err := w.Handle(ctx, m, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, st.Queue()); got.Kind != work.KindExport || got.RunID != "r1" {
+		t.Fatalf("queued %+v, want the export of r1", got)
+	}
+	if err := w.Handle(ctx, work.Message{Kind: work.KindExport, RunID: "r1"}, false); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := st.GetRun(ctx, "r1"); r.Status != inventory.RunSucceeded {
+		t.Fatalf("run %s after export, want succeeded", r.Status)
+	}
+}
+
+func TestExportWaitsForPendingGroups(t *testing.T) {
+	w, st := newWorker(t)
+	ctx := context.Background()
+	if err := st.CreateRun(ctx, inventory.Run{ID: "r2", Status: inventory.RunRunning, StartedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AddPending(ctx, "r2", "group:5:1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Handle(ctx, work.Message{Kind: work.KindExport, RunID: "r2"}, false); err == nil {
+		t.Fatal("an export with a group still pending succeeded")
+	}
+	if r, _ := st.GetRun(ctx, "r2"); r.Status != inventory.RunRunning {
+		t.Fatalf("run %s, want still running", r.Status)
+	}
+}
+
+func TestMalformedMessages(t *testing.T) {
+	w, _ := newWorker(t)
+	tests := []work.Message{
+		{Kind: "bogus", RunID: "r"},
+		{Kind: work.KindGroup},
+		{Kind: work.KindGroup, RunID: "r"},
+		{Kind: work.KindGroup, RunID: "no-such-run", GroupID: 3},
+	}
+	for _, m := range tests {
+		if err := w.Handle(context.Background(), m, true); !errors.Is(err, work.ErrMalformed) {
+			t.Errorf("Handle(%+v) = %v, want ErrMalformed", m, err)
+		}
+	}
+}
