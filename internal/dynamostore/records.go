@@ -88,3 +88,19 @@ func stream[T any](ctx context.Context, s *Store, runID, prefix string, fn func(
 	}
 	return nil
 }
+
+// GetProject returns one project of a run (CACHE_TTL reuses profiles of the previous run).
+func (s *Store) GetProject(ctx context.Context, runID string, id int64) (inventory.Project, bool, error) {
+	item, err := s.get(ctx, runPK(runID), idSK(skProject, id), attrData)
+	if err != nil {
+		return inventory.Project{}, false, fmt.Errorf("get project %d of run %s: %w", id, runID, err)
+	}
+	if item == nil {
+		return inventory.Project{}, false, nil
+	}
+	var p inventory.Project
+	if err := json.Unmarshal([]byte(strAttr(item, attrData)), &p); err != nil {
+		return inventory.Project{}, false, fmt.Errorf("decode project %d of run %s: %w", id, runID, err)
+	}
+	return p, true, nil
+}

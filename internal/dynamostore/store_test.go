@@ -613,3 +613,21 @@ func TestTTL(t *testing.T) {
 		}
 	}
 }
+
+func TestGetProject(t *testing.T) {
+	s, _, _ := newStore(t, dynamostore.Options{})
+	ctx := context.Background()
+	mustCreate(t, s, newRun("get", t0))
+	want := inventory.Project{ID: 42, PathWithNamespace: "g/p", ScanStatus: inventory.StatusComplete, LastActivityAt: t0, Errors: []inventory.ScanError{}}
+	if err := s.PutProject(ctx, "get", want); err != nil {
+		t.Fatal(err)
+	}
+	var _ discovery.ProjectGetter = s
+	got, ok, err := s.GetProject(ctx, "get", 42)
+	if err != nil || !ok || got.PathWithNamespace != "g/p" || !got.LastActivityAt.Equal(t0) {
+		t.Fatalf("GetProject(42) = %+v, %v, %v", got, ok, err)
+	}
+	if _, ok, err := s.GetProject(ctx, "get", 43); err != nil || ok {
+		t.Fatalf("GetProject(43) = %v, %v; want absent", ok, err)
+	}
+}

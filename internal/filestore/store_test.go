@@ -517,3 +517,22 @@ func TestInvalidKeys(t *testing.T) {
 		t.Errorf("a rejected AddPending counted %d keys", n)
 	}
 }
+
+func TestGetProjectForCache(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	var _ discovery.ProjectGetter = s
+	if err := s.PutProject(ctx, "r", inventory.Project{ID: 7, Name: "seven"}); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok, err := s.GetProject(ctx, "r", 7); err != nil || !ok || p.Name != "seven" {
+		t.Fatalf("GetProject(7) = %+v, %v, %v", p, ok, err)
+	}
+	if _, ok, err := s.GetProject(ctx, "r", 8); err != nil || ok {
+		t.Fatalf("GetProject(8) = %v, %v; want absent", ok, err)
+	}
+}
