@@ -33,5 +33,9 @@ tools:
 demo: build
 	BIN=$(BIN) SIM_ADDR=$(SIM_ADDR) DEMO_GROUPS=$(DEMO_GROUPS) DEMO_PROJECTS=$(DEMO_PROJECTS) local/demo.sh
 
+# Benchmarks; figures go to docs/BENCHMARKS.md.
+bench: build
+	BIN=$(BIN) local/bench.sh
+
 clean:
 	rm -rf $(BIN) exports .local
