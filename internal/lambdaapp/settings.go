@@ -35,7 +35,7 @@ type Settings struct {
 	MessageConcurrency int           // MESSAGE_CONCURRENCY: records of a batch handled at once; default 4
 	DeadlineMargin     time.Duration // DEADLINE_MARGIN: stop taking pages this long before the deadline; default 30s
 	RetryDelay         time.Duration // RETRY_DELAY: first redelivery delay of a failed message; default 30s
-	RunTTL             time.Duration // RUN_TTL: how long run data stays in DynamoDB; default 90 days
+	RunTTL             time.Duration // RUN_RETENTION_DAYS: how long run data stays in DynamoDB; default 90 days
 	BudgetChunk        int           // BUDGET_CHUNK: tokens one budget lease takes; default from RATE_LIMIT_RPM
 	MetricsNamespace   string        // METRICS_NAMESPACE: CloudWatch namespace of the EMF metrics
 }
@@ -75,7 +75,10 @@ func SettingsFromEnv() (Settings, error) {
 	s.BudgetChunk = intVar(get, "BUDGET_CHUNK", 0, 0, &errs)
 	s.DeadlineMargin = durVar(get, "DEADLINE_MARGIN", 30*time.Second, &errs)
 	s.RetryDelay = durVar(get, "RETRY_DELAY", 30*time.Second, &errs)
-	s.RunTTL = durVar(get, "RUN_TTL", dynamostore.DefaultTTL, &errs)
+	s.RunTTL = dynamostore.DefaultTTL
+	if days := intVar(get, "RUN_RETENTION_DAYS", 0, 1, &errs); days > 0 {
+		s.RunTTL = time.Duration(days) * 24 * time.Hour
+	}
 
 	// In AWS the token lives in Secrets Manager only: a plain environment variable is
 	// visible to anyone who can read the function's configuration.

@@ -40,7 +40,7 @@ func TestSettingsFromEnv(t *testing.T) {
 				"STORE_TABLE": "store", "BUDGET_TABLE": "budget", "SCAN_QUEUE_URL": "https://q/scan",
 				"EXPORT_QUEUE_URL": "https://q/export", "EXPORT_BUCKET": "b", "EXPORT_PREFIX": "/discovery",
 				"GITLAB_TOKEN_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:t", "MAX_RECEIVE_COUNT": "3",
-				"MESSAGE_CONCURRENCY": "2", "DEADLINE_MARGIN": "45s", "RETRY_DELAY": "10", "RUN_TTL": "720h",
+				"MESSAGE_CONCURRENCY": "2", "DEADLINE_MARGIN": "45s", "RETRY_DELAY": "10", "RUN_RETENTION_DAYS": "30",
 				"BUDGET_CHUNK": "20", "METRICS_NAMESPACE": "X", "ROOT_GROUPS": "a, b/c",
 			},
 			check: func(t *testing.T, s Settings) {
