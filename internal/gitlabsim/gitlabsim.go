@@ -297,31 +297,25 @@ func (s *Server) projectDeleted(fs *faultState, id int64) bool {
 	return fs.DeletedRate > 0 && unit(hash3(uint64(s.seed), uint64(id), saltDeleted)) < fs.DeletedRate
 }
 
-// seenTable counts how often each request key was seen; sharded to keep contention low.
+// seenTable counts how often each request key was seen, in a fixed table of
+// counters indexed by the key's hash: memory stays bounded (16 MiB, touched lazily)
+// however many distinct requests a 100k-project scan makes. Keys sharing a slot
+// share a counter; that only shifts which draw a request gets, and a replay of the
+// same request sequence still gets the same draws.
 type seenTable struct {
-	shards [64]struct {
-		mu sync.Mutex
-		m  map[uint64]uint32
-	}
+	slots atomic.Pointer[[seenSlots]atomic.Uint32]
 }
+
+const seenSlots = 1 << 22
 
 func (t *seenTable) next(key uint64) uint32 {
-	sh := &t.shards[key%uint64(len(t.shards))]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if sh.m == nil {
-		sh.m = make(map[uint64]uint32)
+	tab := t.slots.Load()
+	if tab == nil {
+		t.slots.CompareAndSwap(nil, new([seenSlots]atomic.Uint32))
+		tab = t.slots.Load()
 	}
-	n := sh.m[key]
-	sh.m[key] = n + 1
-	return n
+	return tab[key&(seenSlots-1)].Add(1) - 1
 }
 
-func (t *seenTable) reset() {
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.Lock()
-		sh.m = nil
-		sh.mu.Unlock()
-	}
-}
+// reset drops the counters; the next fault draw starts a fresh table.
+func (t *seenTable) reset() { t.slots.Store(nil) }

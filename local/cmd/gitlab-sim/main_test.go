@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a log sink the server goroutine and the test can share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs the command in the background and returns its address and a stop
+// function that cancels it and returns run's error.
+func start(t *testing.T, args ...string) (string, *syncBuffer, func() error) {
+	t.Helper()
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append([]string{"--addr", "127.0.0.1:0"}, args...), slog.New(slog.NewJSONHandler(logs, nil)), ready) }()
+	select {
+	case addr := <-ready:
+		return addr, logs, func() error {
+			cancel()
+			select {
+			case err := <-done:
+				return err
+			case <-time.After(15 * time.Second):
+				t.Fatal("gitlab-sim did not stop")
+				return nil
+			}
+		}
+	case err := <-done:
+		cancel()
+		t.Fatalf("run: %v", err)
+	case <-time.After(15 * time.Second):
+		cancel()
+		t.Fatal("gitlab-sim did not start")
+	}
+	return "", nil, nil
+}
+
+func TestServeAndShutdown(t *testing.T) {
+	addr, logs, stop := start(t, "--seed", "3", "--groups", "7", "--projects", "40", "--token", "t0ps3cret", "--rate-limit-rpm", "1000")
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/api/v4/groups?top_level_only=true", nil)
+	req.Header.Set("Authorization", "Bearer t0ps3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var groups []map[string]any
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &groups) != nil || len(groups) == 0 || resp.Header.Get("RateLimit-Limit") != "1000" {
+		t.Fatalf("groups: %d %s (RateLimit-Limit %q)", resp.StatusCode, body, resp.Header.Get("RateLimit-Limit"))
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	var first map[string]any
+	line, _, _ := strings.Cut(logs.String(), "\n")
+	if err := json.Unmarshal([]byte(line), &first); err != nil {
+		t.Fatalf("first log line is not JSON: %q", line)
+	}
+	if first["addr"] != addr || first["groups"] != float64(7) || first["projects"] != float64(40) {
+		t.Errorf("start line %v", first)
+	}
+	if strings.Contains(logs.String(), "t0ps3cret") {
+		t.Error("the token appears in the logs")
+	}
+}
+
+// TestShutdownReleasesHangingRequests: a request hanging in a timeout fault does not
+// hold the shutdown for the full hang.
+func TestShutdownReleasesHangingRequests(t *testing.T) {
+	addr, _, stop := start(t, "--groups", "2", "--projects", "5", "--timeout-rate", "1", "--hang", "10m")
+	got := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/api/v4/version", nil)
+		req.Header.Set("PRIVATE-TOKEN", "sim-token")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			got <- 0
+			return
+		}
+		resp.Body.Close()
+		got <- resp.StatusCode
+	}()
+	time.Sleep(200 * time.Millisecond) // let the request reach the handler
+	begin := time.Now()
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if d := time.Since(begin); d > 5*time.Second {
+		t.Errorf("shutdown took %v with a hanging request", d)
+	}
+	if st := <-got; st != http.StatusGatewayTimeout {
+		t.Errorf("the hanging request got %d, want 504", st)
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	tests := [][]string{
+		{"--groups", "0"},
+		{"--error-rate", "2"},
+		{"--forbidden-endpoints", "projects/:id/nope", "--forbidden-rate", "0.1"},
+		{"--no-such-flag"},
+		{"--addr", "256.0.0.1:99999"},
+	}
+	for _, args := range tests {
+		if err := run(context.Background(), args, slog.New(slog.NewJSONHandler(io.Discard, nil)), nil); err == nil {
+			t.Errorf("run(%v) succeeded", args)
+		}
+	}
+}
