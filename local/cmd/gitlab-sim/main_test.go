@@ -39,7 +39,9 @@ func start(t *testing.T, args ...string) (string, *syncBuffer, func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, append([]string{"--addr", "127.0.0.1:0"}, args...), slog.New(slog.NewJSONHandler(logs, nil)), ready) }()
+	go func() {
+		done <- run(ctx, append([]string{"--addr", "127.0.0.1:0"}, args...), slog.New(slog.NewJSONHandler(logs, nil)), ready)
+	}()
 	select {
 	case addr := <-ready:
 		return addr, logs, func() error {
