@@ -15,22 +15,23 @@ import (
 
 // Config is the agent's configuration.
 type Config struct {
-	GitLabURL          string        // GITLAB_URL
-	Token              string        // GITLAB_TOKEN (never logged)
-	RootGroups         []string      // ROOT_GROUPS, comma-separated paths or IDs; empty = every top-level group
-	RateLimitRPM       int           // RATE_LIMIT_RPM
-	MaxAPICalls        int64         // MAX_API_CALLS, per run; 0 = unlimited
-	MaxPerProjectCalls int           // MAX_PER_PROJECT_CALLS
-	Concurrency        int           // CONCURRENT_REQUESTS
-	RequestTimeout     time.Duration // REQUEST_TIMEOUT
-	CacheTTL           time.Duration // CACHE_TTL
-	DataDir            string        // DATA_DIR
-	ExportDir          string        // EXPORT_DIR
-	Thresholds         string        // READINESS_THRESHOLDS: file overriding readiness thresholds
-	HealthAddr         string        // HEALTH_ADDR
-	MetricsAddr        string        // METRICS_ADDR
-	Schedule           string        // SCAN_SCHEDULE
-	LogLevel           string        // LOG_LEVEL
+	GitLabURL          string         // GITLAB_URL
+	Token              string         // GITLAB_TOKEN (never logged)
+	RootGroups         []string       // ROOT_GROUPS, comma-separated paths or IDs; empty = every top-level group
+	RateLimitRPM       int            // RATE_LIMIT_RPM
+	EndpointRPM        map[string]int // RATE_LIMIT_ENDPOINTS: per endpoint class, requests per minute
+	MaxAPICalls        int64          // MAX_API_CALLS, per run; 0 = unlimited
+	MaxPerProjectCalls int            // MAX_PER_PROJECT_CALLS
+	Concurrency        int            // CONCURRENT_REQUESTS
+	RequestTimeout     time.Duration  // REQUEST_TIMEOUT
+	CacheTTL           time.Duration  // CACHE_TTL
+	DataDir            string         // DATA_DIR
+	ExportDir          string         // EXPORT_DIR
+	Thresholds         string         // READINESS_THRESHOLDS: file overriding readiness thresholds
+	HealthAddr         string         // HEALTH_ADDR
+	MetricsAddr        string         // METRICS_ADDR
+	Schedule           string         // SCAN_SCHEDULE
+	LogLevel           string         // LOG_LEVEL
 }
 
 // Var documents one environment variable; README's configuration table lists them.
@@ -42,6 +43,7 @@ var Vars = []Var{
 	{"GITLAB_TOKEN", "", "Personal/group access token with read_api scope (required; never logged; Lambda reads it from Secrets Manager)"},
 	{"ROOT_GROUPS", "", "Comma-separated group paths or IDs to scan; empty = every top-level group the token can see"},
 	{"RATE_LIMIT_RPM", "600", "Requests per minute shared by all workers; never faster than GitLab's announced RateLimit-Limit"},
+	{"RATE_LIMIT_ENDPOINTS", "", "Extra per-endpoint-class limits in requests per minute, e.g. groups/:id/projects=600,projects/:id=400,groups=50 (GitLab.com's); within RATE_LIMIT_RPM. In Lambda they apply per worker"},
 	{"MAX_API_CALLS", "0", "API calls per run; 0 = unlimited. When spent, remaining steps are recorded as errors"},
 	{"MAX_PER_PROJECT_CALLS", "200", "API calls one project's profile may use"},
 	{"CONCURRENT_REQUESTS", "8", "In-flight API requests per process"},
@@ -80,6 +82,7 @@ func parse(get func(string) string) (Config, error) {
 	}
 	var errs []error
 	c.RateLimitRPM = intVar(get, "RATE_LIMIT_RPM", 600, &errs)
+	c.EndpointRPM = endpointRPM(get("RATE_LIMIT_ENDPOINTS"), &errs)
 	c.MaxAPICalls = int64(intVar(get, "MAX_API_CALLS", 0, &errs))
 	c.MaxPerProjectCalls = intVar(get, "MAX_PER_PROJECT_CALLS", 200, &errs)
 	c.Concurrency = intVar(get, "CONCURRENT_REQUESTS", 8, &errs)
@@ -153,4 +156,25 @@ func durVar(get func(string) string, name string, def time.Duration, errs *[]err
 		return def
 	}
 	return d
+}
+
+// endpointRPM parses "class=rpm,class=rpm".
+func endpointRPM(s string, errs *[]error) map[string]int {
+	var m map[string]int
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		class, n, ok := strings.Cut(part, "=")
+		rpm, err := strconv.Atoi(strings.TrimSpace(n))
+		if !ok || err != nil || rpm <= 0 || strings.TrimSpace(class) == "" {
+			*errs = append(*errs, fmt.Errorf("RATE_LIMIT_ENDPOINTS: %q: want endpoint-class=requests-per-minute", part))
+			continue
+		}
+		if m == nil {
+			m = map[string]int{}
+		}
+		m[strings.Trim(strings.TrimSpace(class), "/")] = rpm
+	}
+	return m
 }

@@ -42,6 +42,13 @@ func TestParse(t *testing.T) {
 			}
 			return nil
 		}, ""},
+		{"per-endpoint limits", map[string]string{"RATE_LIMIT_ENDPOINTS": "groups/:id/projects=600, projects/:id=400"}, func(c Config) error {
+			if c.EndpointRPM["groups/:id/projects"] != 600 || c.EndpointRPM["projects/:id"] != 400 || len(c.EndpointRPM) != 2 {
+				return fmt.Errorf("endpoint limits %v", c.EndpointRPM)
+			}
+			return nil
+		}, ""},
+		{"bad endpoint limit", map[string]string{"RATE_LIMIT_ENDPOINTS": "groups=fast"}, nil, "RATE_LIMIT_ENDPOINTS"},
 		{"bad numbers are named", map[string]string{"MAX_API_CALLS": "lots", "CONCURRENT_REQUESTS": "-1"}, nil, "MAX_API_CALLS"},
 		{"zero concurrency", map[string]string{"CONCURRENT_REQUESTS": "0"}, nil, "CONCURRENT_REQUESTS must be at least 1"},
 	}

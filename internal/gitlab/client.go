@@ -67,13 +67,16 @@ func Status(err error) int {
 
 // Options configure a Client. Zero values get the defaults noted.
 type Options struct {
-	Limiter     Limiter       // required
-	Observer    Observer      // optional
-	Concurrency int           // in-flight requests; default 8
-	Timeout     time.Duration // per attempt; default 30s
-	MaxRetries  int           // default 5; negative = none
-	BaseBackoff time.Duration // default 500ms
-	MaxBackoff  time.Duration // default 30s
+	Limiter Limiter // required
+	// EndpointLimiters pace single endpoint classes (e.g. "groups/:id/projects") in
+	// addition to Limiter, for GitLab's per-endpoint limits.
+	EndpointLimiters map[string]Limiter
+	Observer         Observer      // optional
+	Concurrency      int           // in-flight requests; default 8
+	Timeout          time.Duration // per attempt; default 30s
+	MaxRetries       int           // default 5; negative = none
+	BaseBackoff      time.Duration // default 500ms
+	MaxBackoff       time.Duration // default 30s
 	// Transport is the underlying HTTP transport; default a clone of http.DefaultTransport.
 	Transport http.RoundTripper
 }
@@ -120,6 +123,7 @@ func New(baseURL, token string, opts Options) (*Client, error) {
 	t := &transport{
 		next:        opts.Transport,
 		limiter:     opts.Limiter,
+		perEndpoint: opts.EndpointLimiters,
 		observer:    opts.Observer,
 		sem:         make(chan struct{}, opts.Concurrency),
 		maxRetries:  max(opts.MaxRetries, 0),

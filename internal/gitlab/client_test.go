@@ -228,3 +228,27 @@ func TestEndpointClass(t *testing.T) {
 		}
 	}
 }
+
+func TestEndpointLimiterPacesItsClassOnly(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"username":"u","id":1}`)
+	}))
+	defer ts.Close()
+	users := &recLimiter{Memory: budget.NewMemory(budget.Config{})}
+	c, err := New(ts.URL, secret, Options{Limiter: budget.NewMemory(budget.Config{}),
+		EndpointLimiters: map[string]Limiter{"user": users}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := c.CurrentUser(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Group(context.Background(), "g"); err != nil {
+		t.Fatal(err)
+	}
+	if users.waits != 3 {
+		t.Errorf("the user-class limiter was asked %d times, want 3 (not for groups/:id)", users.waits)
+	}
+}

@@ -19,6 +19,7 @@ import (
 type transport struct {
 	next        http.RoundTripper
 	limiter     Limiter
+	perEndpoint map[string]Limiter
 	observer    Observer
 	sem         chan struct{} // bounds in-flight requests (CONCURRENT_REQUESTS)
 	maxRetries  int
@@ -70,7 +71,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	endpoint := EndpointClass(req.URL.Path)
 	for attempt := 0; ; attempt++ {
-		resp, err := t.attempt(ctx, req, endpoint)
+		resp, err := t.attempt(ctx, req, endpoint, t.perEndpoint[endpoint])
 		reason, wait := t.retryable(resp, err)
 		if reason == "" {
 			return resp, err
@@ -102,9 +103,14 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-func (t *transport) attempt(ctx context.Context, req *http.Request, endpoint string) (*http.Response, error) {
+func (t *transport) attempt(ctx context.Context, req *http.Request, endpoint string, classLimiter Limiter) (*http.Response, error) {
 	if !admit(ctx) {
 		return nil, ErrProjectBudget
+	}
+	if classLimiter != nil {
+		if err := classLimiter.Wait(ctx); err != nil {
+			return nil, &waitError{err}
+		}
 	}
 	if err := t.limiter.Wait(ctx); err != nil {
 		return nil, &waitError{err}

@@ -84,6 +84,10 @@ func New(cfg config.Config, opts Options) (*Runner, error) {
 	gopts := opts.GitLab
 	gopts.Limiter = lim
 	gopts.Observer = prog
+	gopts.EndpointLimiters = map[string]gitlab.Limiter{}
+	for class, rpm := range cfg.EndpointRPM {
+		gopts.EndpointLimiters[class] = budget.NewMemory(budget.Config{RPM: rpm})
+	}
 	gopts.Concurrency = cfg.Concurrency
 	gopts.Timeout = cfg.RequestTimeout
 	gl, err := gitlab.New(cfg.GitLabURL, cfg.Token, gopts)
