@@ -1,0 +1,60 @@
+//go:build unix
+
+// Command e2e-aws runs a whole discovery through the Lambda functions on this machine
+// (aws-lambda-rie, moto_server, the GitLab simulator) and prints what happened and
+// what it measured: make e2e-aws.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/gl2gh/discovery-agent/e2e"
+)
+
+func main() {
+	var o e2e.Options
+	flag.StringVar(&o.BinDir, "bin", "", "directory of <function>/bootstrap for this machine (make lambda-bins); empty builds them")
+	flag.Int64Var(&o.Seed, "seed", 3, "simulator seed")
+	flag.IntVar(&o.Groups, "groups", 12, "simulated groups in total")
+	flag.IntVar(&o.Projects, "projects", 150, "simulated projects")
+	flag.IntVar(&o.Workers, "workers", 2, "worker execution environments (concurrent invocations)")
+	flag.IntVar(&o.BatchSize, "batch", 4, "messages per worker invocation")
+	flag.DurationVar(&o.Visibility, "visibility", 10*time.Second, "scan queue visibility timeout")
+	flag.DurationVar(&o.WorkerTimeout, "worker-timeout", 8*time.Second, "worker function timeout")
+	flag.DurationVar(&o.Faults.Latency, "latency", 0, "latency the simulator adds to every request")
+	flag.IntVar(&o.RateLimitRPM, "rpm", 0, "shared rate budget, requests per minute; 0 for none")
+	flag.BoolVar(&o.Kill, "kill", false, "kill a worker in the middle of its first invocation")
+	flag.Parse()
+	o.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e-aws:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o e2e.Options) error {
+	h, err := e2e.Start(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	rep, err := h.Run(ctx)
+	fmt.Print(rep.Summary())
+	if err != nil {
+		return err
+	}
+	if len(rep.Diffs) > 0 {
+		return fmt.Errorf("%d differences from the truth", len(rep.Diffs))
+	}
+	return nil
+}

@@ -1,0 +1,89 @@
+//go:build unix
+
+package e2e
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gl2gh/discovery-agent/internal/mototest"
+)
+
+// start runs a harness for t, skipping when a tool is missing unless
+// REQUIRE_INTEGRATION=1.
+func start(t *testing.T, opts Options) *Harness {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test skipped in -short mode")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	opts.Log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	h, err := Start(ctx, opts)
+	if errors.Is(err, ErrNoRIE) || errors.Is(err, mototest.ErrNotInstalled) {
+		if os.Getenv("REQUIRE_INTEGRATION") == "1" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestLambdaEndToEnd runs a whole discovery through the three functions under the
+// Runtime Interface Emulator. One worker environment is killed in the middle of its
+// first invocation: its messages come back after the visibility timeout, and the
+// exports still equal the truth, without a duplicate row.
+func TestLambdaEndToEnd(t *testing.T) {
+	h := start(t, Options{Seed: 3, Groups: 12, Projects: 150, Workers: 2, Kill: true,
+		Visibility: 6 * time.Second, WorkerTimeout: 5 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	rep, err := h.Run(ctx)
+	t.Log("\n" + rep.Summary())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, lastLines(h.Output(), 60))
+	}
+	if len(rep.Diffs) > 0 {
+		t.Fatalf("the exports differ from the truth:\n%s", strings.Join(rep.Diffs, "\n"))
+	}
+	if rep.SecondTrigger.Started || rep.SecondTrigger.RunID != rep.RunID || !strings.Contains(rep.SecondTrigger.Message, "already") {
+		t.Errorf("a trigger during the run answered %+v, want a no-op naming run %s", rep.SecondTrigger, rep.RunID)
+	}
+	if rep.Killed != 1 || rep.Redelivered == 0 {
+		t.Errorf("killed %d environments, %d records redelivered; want one kill whose batch came back", rep.Killed, rep.Redelivered)
+	}
+	truth := h.Simulator().Truth()
+	if rep.Projects != len(truth.Projects) || rep.Groups != len(truth.Groups) {
+		t.Errorf("exports hold %d groups and %d projects, want %d and %d", rep.Groups, rep.Projects, len(truth.Groups), len(truth.Projects))
+	}
+	if rep.RunAPICalls > rep.APICalls || rep.RunAPICalls == 0 {
+		t.Errorf("the run counted %d API calls; the simulator served %d", rep.RunAPICalls, rep.APICalls)
+	}
+	for _, fn := range Functions {
+		if len(rep.Durations) > 0 && rep.Durations[fn] == 0 {
+			t.Errorf("no REPORT duration measured for %s", fn)
+		}
+	}
+	out := h.Output()
+	for _, metric := range []string{`"gitlab_api_requests_total"`, `"discovery_projects_total"`, `"discovery_run_in_progress"`} {
+		if !strings.Contains(out, metric) {
+			t.Errorf("no EMF line for %s in the functions' output", metric)
+		}
+	}
+}

@@ -1,0 +1,285 @@
+//go:build unix
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// RIEBinary is the Runtime Interface Emulator's executable name.
+const RIEBinary = "aws-lambda-rie"
+
+// ErrNoRIE reports that aws-lambda-rie is not installed.
+var ErrNoRIE = errors.New("aws-lambda-rie not found on PATH or in $(go env GOPATH)/bin (make lambda-tools)")
+
+// FindRIE returns the path of aws-lambda-rie: on PATH, else in GOPATH/bin, where
+// `go install` puts it.
+func FindRIE() (string, error) {
+	if p, err := exec.LookPath(RIEBinary); err == nil {
+		return p, nil
+	}
+	out, err := exec.Command("go", "env", "GOPATH").Output()
+	if err == nil {
+		for _, dir := range filepath.SplitList(strings.TrimSpace(string(out))) {
+			p := filepath.Join(dir, "bin", RIEBinary)
+			if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+				return p, nil
+			}
+		}
+	}
+	return "", ErrNoRIE
+}
+
+// Function is one Lambda function running under aws-lambda-rie: one execution
+// environment, so one invocation at a time, as in Lambda.
+type Function struct {
+	Name string
+
+	rie, bootstrap string
+	env            []string
+	timeout        time.Duration
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	url     string
+	exited  chan struct{}
+	out     *output
+	reports []time.Duration // Duration of every REPORT line, across restarts
+}
+
+// output keeps everything the emulator and the function print, and parses the
+// emulator's REPORT lines as they come.
+type output struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	lines []string
+	f     *Function
+	tail  []byte
+}
+
+var reportDuration = regexp.MustCompile(`REPORT RequestId: \S+\s+(?:Init Duration: [\d.]+ ms\s+)?Duration: ([\d.]+) ms`)
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.buf.Write(p)
+	o.tail = append(o.tail, p...)
+	for {
+		i := bytes.IndexByte(o.tail, '\n')
+		if i < 0 {
+			break
+		}
+		line := string(o.tail[:i])
+		o.tail = o.tail[i+1:]
+		if m := reportDuration.FindStringSubmatch(line); m != nil {
+			if ms, err := strconv.ParseFloat(m[1], 64); err == nil {
+				o.f.mu.Lock()
+				o.f.reports = append(o.f.reports, time.Duration(ms*float64(time.Millisecond)))
+				o.f.mu.Unlock()
+			}
+		}
+	}
+	return len(p), nil
+}
+
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+// StartFunction runs bootstrap under the emulator with env (KEY=value) on free
+// loopback ports. timeout is the function's timeout, which the emulator enforces and
+// hands to the function as its context deadline.
+func StartFunction(ctx context.Context, name, rie, bootstrap string, env []string, timeout time.Duration) (*Function, error) {
+	f := &Function{Name: name, rie: rie, bootstrap: bootstrap, env: env, timeout: timeout}
+	f.out = &output{f: f}
+	if err := f.start(ctx); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *Function) start(ctx context.Context) error {
+	var lastErr error
+	for range 3 { // a free port can be taken between finding and binding it
+		addr, err1 := freeAddr()
+		api, err2 := freeAddr()
+		if err := errors.Join(err1, err2); err != nil {
+			return err
+		}
+		cmd := exec.Command(f.rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", api, f.bootstrap)
+		cmd.Env = append(append([]string{}, f.env...),
+			"AWS_LAMBDA_FUNCTION_NAME="+f.Name,
+			"AWS_LAMBDA_FUNCTION_TIMEOUT="+strconv.Itoa(int(f.timeout/time.Second)),
+		)
+		cmd.Stdout, cmd.Stderr = f.out, f.out
+		// Its own process group: Kill must end the emulator and the function it started.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("start %s under %s: %w", f.Name, f.rie, err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		if err := awaitListening(ctx, addr, exited); err != nil {
+			killGroup(cmd)
+			<-exited
+			lastErr = fmt.Errorf("%s: %w; output: %s", f.Name, err, lastLines(f.out.String(), 20))
+			continue
+		}
+		f.mu.Lock()
+		f.cmd, f.exited, f.url = cmd, exited, "http://"+addr+"/2015-03-31/functions/function/invocations"
+		f.mu.Unlock()
+		return nil
+	}
+	return lastErr
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func awaitListening(ctx context.Context, addr string, exited <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-exited:
+			return errors.New("the emulator exited before listening")
+		case <-ctx.Done():
+			return fmt.Errorf("the emulator is not listening on %s: %w", addr, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// FunctionError is an invocation that the function answered with an error.
+type FunctionError struct {
+	Function string
+	Message  string `json:"errorMessage"`
+	Type     string `json:"errorType"`
+}
+
+func (e *FunctionError) Error() string {
+	return fmt.Sprintf("%s: %s (%s)", e.Function, e.Message, e.Type)
+}
+
+// Invoke sends payload to the function and decodes its answer into result. A
+// function error is a *FunctionError; a killed or timed-out function another error.
+func (f *Function) Invoke(ctx context.Context, payload, result any) error {
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return fmt.Errorf("invoke %s: %w", f.Name, err)
+	}
+	f.mu.Lock()
+	url := f.url
+	f.mu.Unlock()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("invoke %s: %w", f.Name, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("invoke %s: %w", f.Name, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("invoke %s: read answer: %w", f.Name, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("invoke %s: HTTP %d: %s", f.Name, resp.StatusCode, b)
+	}
+	if bytes.HasPrefix(b, []byte("Task timed out")) {
+		return fmt.Errorf("invoke %s: %s", f.Name, b)
+	}
+	var fe FunctionError
+	if json.Unmarshal(b, &fe) == nil && fe.Message != "" && fe.Type != "" {
+		fe.Function = f.Name
+		return &fe
+	}
+	if result == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, result); err != nil {
+		return fmt.Errorf("invoke %s: answer %q: %w", f.Name, b, err)
+	}
+	return nil
+}
+
+// Kill ends the execution environment at once, as a crash or a Lambda host failure
+// would, and Restart starts a fresh one (a cold start).
+func (f *Function) Kill() {
+	f.mu.Lock()
+	cmd, exited := f.cmd, f.exited
+	f.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	killGroup(cmd)
+	<-exited
+}
+
+// Restart replaces a killed environment with a new one.
+func (f *Function) Restart(ctx context.Context) error {
+	f.Kill()
+	return f.start(ctx)
+}
+
+// Stop ends the function for good.
+func (f *Function) Stop() { f.Kill() }
+
+// Durations returns the Duration of every invocation the emulator reported.
+func (f *Function) Durations() []time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Duration(nil), f.reports...)
+}
+
+// Output is everything the emulator and the function printed (logs, EMF lines, REPORTs).
+func (f *Function) Output() string { return f.out.String() }
+
+func killGroup(cmd *exec.Cmd) {
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		_ = cmd.Process.Kill()
+	}
+}
+
+func lastLines(s string, n int) string {
+	var lines []string
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}
