@@ -142,6 +142,19 @@ func (f *fixture) event(msgs []sqstypes.Message) events.SQSEvent {
 	return ev
 }
 
+// receive short-polls q for up to wait: a long poll would hold serial moto's only
+// thread, and with it every other request.
+func receive(ctx context.Context, q *sqsqueue.Queue, n int, wait time.Duration) ([]sqstypes.Message, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		msgs, err := q.Receive(ctx, n, 0)
+		if err != nil || len(msgs) > 0 || time.Now().After(deadline) {
+			return msgs, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // deliver hands q's messages to handler in batches, as the event source does, and
 // deletes those not reported failed, until q stays empty for a moment. It returns the
 // number of invocations.
@@ -150,7 +163,7 @@ func (f *fixture) deliver(t *testing.T, q *sqsqueue.Queue, handler func(context.
 	ctx := context.Background()
 	invocations := 0
 	for empty := 0; empty < 2; {
-		msgs, err := q.Receive(ctx, 10, time.Second)
+		msgs, err := receive(ctx, q, 10, time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -288,7 +301,7 @@ func TestMalformedRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	good, err := f.scan.Receive(ctx, 1, time.Second)
+	good, err := receive(ctx, f.scan, 1, time.Second)
 	if err != nil || len(good) != 1 {
 		t.Fatalf("receive the root group message: %v, %d messages", err, len(good))
 	}
@@ -303,7 +316,7 @@ func TestMalformedRecords(t *testing.T) {
 	}
 	var msgs []sqstypes.Message
 	for len(msgs) < len(bad) {
-		m, err := f.scan.Receive(ctx, 10, time.Second)
+		m, err := receive(ctx, f.scan, 10, time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -336,7 +349,7 @@ func TestMalformedRecords(t *testing.T) {
 		}
 	}
 	// Malformed records are made visible again at once, to reach the DLQ quickly.
-	again, err := f.scan.Receive(ctx, 10, 2*time.Second)
+	again, err := receive(ctx, f.scan, 10, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +404,7 @@ func TestFinalDelivery(t *testing.T) {
 		{"5", false}, // the last delivery: recorded as an error and completed
 	}
 	for _, tt := range tests {
-		msgs, err := f.scan.Receive(ctx, 1, 5*time.Second)
+		msgs, err := receive(ctx, f.scan, 1, 5*time.Second)
 		if err != nil || len(msgs) != 1 {
 			t.Fatalf("receives=%s: %v, %d messages (a failed message must come back after RETRY_DELAY)", tt.receives, err, len(msgs))
 		}
@@ -409,7 +422,7 @@ func TestFinalDelivery(t *testing.T) {
 			}
 		}
 	}
-	exp, err := f.export.Receive(ctx, 1, 5*time.Second)
+	exp, err := receive(ctx, f.export, 1, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,7 +444,7 @@ func TestContinuation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs, err := f.scan.Receive(ctx, 1, time.Second)
+	msgs, err := receive(ctx, f.scan, 1, time.Second)
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("receive: %v, %d messages", err, len(msgs))
 	}
@@ -445,7 +458,7 @@ func TestContinuation(t *testing.T) {
 	if err := f.scan.Delete(ctx, aws.ToString(msgs[0].ReceiptHandle)); err != nil {
 		t.Fatal(err)
 	}
-	next, err := f.scan.Receive(ctx, 10, time.Second)
+	next, err := receive(ctx, f.scan, 10, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -480,7 +493,7 @@ func TestTimeoutShorterThanMargin(t *testing.T) {
 	if _, err := a.Schedule(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	msgs, err := f.scan.Receive(ctx, 1, time.Second)
+	msgs, err := receive(ctx, f.scan, 1, time.Second)
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("receive: %v, %d messages", err, len(msgs))
 	}
