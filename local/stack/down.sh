@@ -5,6 +5,7 @@
 #
 # Environment: LOCAL_DIR [.local], as for up.sh.
 set -euo pipefail
+# shellcheck source=local/stack/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 [[ -d $STATE ]] || {

@@ -1,8 +1,9 @@
+# shellcheck shell=bash
 # Shared by up.sh and down.sh: where the local stack lives and how to tell whether one of
 # its processes is running. Sourced, not run.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$ROOT"
+cd "$ROOT" || exit 1
 
 # Relative paths are relative to the repository root, as in the Makefile.
 STATE=${LOCAL_DIR:-.local}

@@ -383,3 +383,13 @@ func TestLocalStack(t *testing.T) {
 		t.Errorf("a second down.sh: %v\n%s", err, out)
 	}
 }
+
+// The scripts pass shellcheck, run from the repository root as make runs them.
+func TestScriptsShellcheck(t *testing.T) {
+	sc := tool(t, "shellcheck", "shellcheck")
+	cmd := exec.CommandContext(t.Context(), sc, "-x", "local/stack/up.sh", "local/stack/down.sh")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("shellcheck: %v\n%s", err, out)
+	}
+}

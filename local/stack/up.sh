@@ -15,6 +15,7 @@
 #   MAX_PER_PROJECT_CALLS, REQUEST_TIMEOUT, CACHE_TTL, READINESS_THRESHOLDS,
 #   SCAN_SCHEDULE [1h], LOG_LEVEL, GOMEMLIMIT are passed on when set.
 set -euo pipefail
+# shellcheck source=local/stack/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 WAIT=${LOCAL_WAIT_SECONDS:-30}
@@ -67,8 +68,7 @@ free_debian_prometheus() {
   command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null || return 0
   echo "port $port is taken by Debian's prometheus service: systemctl stop prometheus"
   systemctl stop prometheus || die "could not stop the prometheus service (run: sudo systemctl stop prometheus)"
-  local i
-  for i in $(seq 1 50); do
+  for _ in $(seq 1 50); do
     listening "$port" || return 0
     sleep 0.1
   done
