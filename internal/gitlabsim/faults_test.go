@@ -402,6 +402,21 @@ func TestPeakPerMinute(t *testing.T) {
 	}
 }
 
+func TestTinyInstances(t *testing.T) {
+	for _, o := range []Options{{Groups: 1}, {Groups: 1, Projects: 1}, {Groups: 3, Projects: 2}, {Groups: 200, Projects: 10}} {
+		s := newTestServer(t, o)
+		tr := s.Truth()
+		if len(tr.Groups) != o.Groups || len(tr.Projects) != o.Projects {
+			t.Errorf("%+v: truth has %d groups and %d projects", o, len(tr.Groups), len(tr.Projects))
+		}
+		ts := httptest.NewServer(s)
+		if resp := do(t, ts.Client(), http.MethodGet, ts.URL+"/api/v4/projects", "sim-token", nil); resp.StatusCode != http.StatusOK || resp.Header.Get("X-Total") != strconv.Itoa(o.Projects) {
+			t.Errorf("%+v: /projects %d, X-Total %q", o, resp.StatusCode, resp.Header.Get("X-Total"))
+		}
+		ts.Close()
+	}
+}
+
 func TestNewRejectsBadOptions(t *testing.T) {
 	tests := []Options{
 		{Groups: 0, Projects: 10},

@@ -346,3 +346,63 @@ func TestTreeListsFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestSeed1CoversReadinessRules: the demo instance (seed 1, 50 groups, 2,000 projects)
+// has projects over every threshold migration teams flag, and the common cases too.
+func TestSeed1CoversReadinessRules(t *testing.T) {
+	s := newTestServer(t, Options{Seed: 1, Groups: 50, Projects: 2000})
+	tr := s.Truth()
+	const gb = 1_000_000_000
+	rules := []struct {
+		name     string
+		min, max int
+		match    func(p inventory.Project) bool
+	}{
+		{"export over 40 GiB", 1, 5, func(p inventory.Project) bool { return p.Statistics.ExportSize() > 40<<30 }},
+		{"repository over 5 GB", 2, 40, func(p inventory.Project) bool { return p.Statistics.RepositorySize > 5*gb }},
+		{"storage over 20 GB", 1, 40, func(p inventory.Project) bool { return p.Statistics.StorageSize > 20*gb }},
+		{"registry over 20 GB", 1, 10, func(p inventory.Project) bool { return p.Statistics.ContainerRegistrySize > 20*gb }},
+		{"over 5,000 merge requests", 2, 10, func(p inventory.Project) bool { return *p.Counts.MergeRequests > 5000 }},
+		{"over 5,000 pipelines", 2, 10, func(p inventory.Project) bool { return *p.Counts.Pipelines > 5000 }},
+		{"over 5,000 issues", 2, 10, func(p inventory.Project) bool { return *p.Counts.Issues > 5000 }},
+		{"over 1,000 branches", 1, 10, func(p inventory.Project) bool { return *p.Counts.Branches > 1000 }},
+		{"over 5,000 tags", 1, 10, func(p inventory.Project) bool { return *p.Counts.Tags > 5000 }},
+		{"over 50,000 commits", 1, 10, func(p inventory.Project) bool { return p.Statistics.CommitCount > 50000 }},
+		{"a count past 10,000", 3, 10, func(p inventory.Project) bool { return len(p.Counts.LowerBounds) > 0 }},
+		{"packages", 40, 400, func(p inventory.Project) bool { return len(p.Features.PackageTypes) > 0 }},
+		{"registry in use", 40, 600, func(p inventory.Project) bool { return p.Features.RegistryInUse }},
+		{"internal visibility", 100, 1500, func(p inventory.Project) bool { return p.Visibility == "internal" }},
+		{"public visibility", 1, 500, func(p inventory.Project) bool { return p.Visibility == "public" }},
+		{"LFS", 50, 600, func(p inventory.Project) bool { return p.Features.UsesLFS }},
+		{"submodules", 20, 300, func(p inventory.Project) bool { return p.Features.HasSubmodules }},
+		{"CODEOWNERS", 100, 600, func(p inventory.Project) bool { return p.Features.HasCodeowners }},
+		{"CI", 800, 1800, func(p inventory.Project) bool { return p.Features.HasCI }},
+		{"invalid CI", 1, 10, func(p inventory.Project) bool { return p.Features.CI != nil && p.Features.CI.Invalid }},
+		{"webhooks", 100, 1200, func(p inventory.Project) bool { return *p.Counts.Webhooks > 0 }},
+		{"CI variables", 300, 1500, func(p inventory.Project) bool { return *p.Counts.CIVariables > 0 }},
+		{"archived", 20, 300, func(p inventory.Project) bool { return p.Archived }},
+		{"forks", 20, 300, func(p inventory.Project) bool { return p.Fork }},
+		{"mirrors", 10, 200, func(p inventory.Project) bool { return p.Mirror }},
+		{"empty repositories", 10, 200, func(p inventory.Project) bool { return p.EmptyRepo }},
+		{"wiki disabled", 300, 1500, func(p inventory.Project) bool { return !p.Features.WikiEnabled }},
+		{"small repositories (< 50 MiB)", 1000, 2000, func(p inventory.Project) bool { return p.Statistics.RepositorySize < 50<<20 }},
+	}
+	for _, r := range rules {
+		n := 0
+		for _, p := range tr.Projects {
+			if r.match(p) {
+				n++
+			}
+		}
+		if n < r.min || n > r.max {
+			t.Errorf("%s: %d projects, want %d..%d", r.name, n, r.min, r.max)
+		}
+	}
+	for _, p := range tr.Projects {
+		st := p.Statistics
+		if (st.LFSObjectsSize > 0 && !p.Features.UsesLFS) || (st.ContainerRegistrySize > 0) != p.Features.RegistryInUse ||
+			(st.PackagesSize > 0) != (len(p.Features.PackageTypes) > 0) || (p.EmptyRepo && (st.RepositorySize != 0 || p.DefaultBranch != "")) {
+			t.Fatalf("project %d: inconsistent statistics and features: %+v %+v", p.ID, st, p.Features)
+		}
+	}
+}
