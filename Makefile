@@ -9,12 +9,12 @@ SIM_ADDR ?= 127.0.0.1:8929
 DEMO_GROUPS ?= 40
 DEMO_PROJECTS ?= 3000
 
-.PHONY: all build test unit vet tools demo bench clean
+.PHONY: all build test unit vet tools demo bench local-up local-down clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./local/cmd/...
+	$(GO) build -o $(BIN)/ ./local/cmd/... ./local/alert-webhook
 
 vet:
 	$(GO) vet ./...
@@ -36,6 +36,13 @@ demo: build
 # Benchmarks; figures go to docs/BENCHMARKS.md.
 bench: build
 	BIN=$(BIN) local/bench.sh
+
+# The monitoring stack without Docker: agent, simulator, Prometheus (:9091), Alertmanager (:9093).
+local-up: build
+	BIN=$(BIN) local/stack/up.sh
+
+local-down:
+	local/stack/down.sh
 
 clean:
 	rm -rf $(BIN) exports .local

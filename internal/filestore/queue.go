@@ -445,3 +445,61 @@ func decodeRecord(v []byte) (record, error) {
 	}
 	return record{receives: int(binary.BigEndian.Uint32(v)), key: v[6 : 6+kl], body: v[6+kl:]}, nil
 }
+
+// RedriveDeadLetters queues every dead letter that holds a valid message again, with a
+// fresh receive count, and removes it from the dead-letter bucket. Bodies that never
+// decoded stay for PurgeDeadLetters. It returns how many were queued.
+func (q *Queue) RedriveDeadLetters(ctx context.Context) (int, error) {
+	return q.dropDeadLetters(ctx, func(dl DeadLetter) (bool, error) {
+		if dl.Msg.Validate() != nil {
+			return false, nil
+		}
+		return true, q.Send(ctx, dl.Msg)
+	})
+}
+
+// PurgeDeadLetters deletes every dead letter and returns how many there were.
+func (q *Queue) PurgeDeadLetters(ctx context.Context) (int, error) {
+	return q.dropDeadLetters(ctx, func(DeadLetter) (bool, error) { return true, nil })
+}
+
+// dropDeadLetters deletes the dead letters for which take returns true, one by one, so
+// a failure part-way loses nothing.
+func (q *Queue) dropDeadLetters(ctx context.Context, take func(DeadLetter) (bool, error)) (int, error) {
+	type entry struct {
+		k  []byte
+		dl DeadLetter
+	}
+	var all []entry
+	err := q.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDeadLetters).ForEach(func(k, v []byte) error {
+			e := entry{k: append([]byte(nil), k...)}
+			if err := json.Unmarshal(v, &e.dl); err != nil {
+				e.dl = DeadLetter{Body: append([]byte(nil), v...), Reason: "undecodable dead letter"}
+			}
+			all = append(all, e)
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("dead letters: %w", err)
+	}
+	n := 0
+	for _, e := range all {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		ok, err := take(e.dl)
+		if err != nil {
+			return n, fmt.Errorf("dead letter %s: %w", e.dl.Key, err)
+		}
+		if !ok {
+			continue
+		}
+		if err := q.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketDeadLetters).Delete(e.k) }); err != nil {
+			return n, fmt.Errorf("remove dead letter %s: %w", e.dl.Key, err)
+		}
+		n++
+	}
+	return n, nil
+}

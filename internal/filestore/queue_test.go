@@ -557,3 +557,37 @@ func TestQueueConcurrent(t *testing.T) {
 		t.Errorf("%d dead letters, want 0", len(dls))
 	}
 }
+
+func TestRedriveAndPurgeDeadLetters(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	q := s.Queue()
+	q.SetMaxReceives(1)
+	good := groupMsg("r", 1)
+	if err := q.Send(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	ds := receive(t, q, 1)
+	if err := q.Nack(ctx, ds[0], "boom"); err != nil {
+		t.Fatal(err)
+	}
+	putRaw(t, s, []byte("not a record"))
+	assertEmpty(t, q) // the raw record goes to the dead letters on receive
+	if dls, _ := q.DeadLetters(ctx); len(dls) != 2 {
+		t.Fatalf("%d dead letters, want 2", len(dls))
+	}
+	n, err := q.RedriveDeadLetters(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("redrive = %d, %v; want the one valid message", n, err)
+	}
+	if ds := receive(t, q, 1); len(ds) != 1 || ds[0].Msg != good || ds[0].Receives != 1 {
+		t.Fatalf("redriven delivery %+v", ds)
+	}
+	n, err = q.PurgeDeadLetters(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("purge = %d, %v; want the undecodable one", n, err)
+	}
+	if dls, _ := q.DeadLetters(ctx); len(dls) != 0 {
+		t.Fatalf("%d dead letters after purge", len(dls))
+	}
+}

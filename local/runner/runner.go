@@ -142,7 +142,7 @@ func (r *Runner) Scan(ctx context.Context) (inventory.Run, error) {
 // done. Messages in flight when ctx ends are neither acked nor lost: they are delivered
 // again on the next start, and resume from their checkpoints.
 func (r *Runner) Drain(ctx context.Context, runID string) (inventory.Run, error) {
-	r.Progress.start(runID, r.GitLab, r.Limiter)
+	r.Track(runID)
 	ended := func(ctx context.Context) bool {
 		run, err := r.Store.GetRun(ctx, runID)
 		return err == nil && (run.Status == inventory.RunSucceeded || run.Status == inventory.RunFailed)
@@ -159,6 +159,9 @@ func (r *Runner) Drain(ctx context.Context, runID string) (inventory.Run, error)
 	}
 	return run, nil
 }
+
+// Track points the progress counters at a run.
+func (r *Runner) Track(runID string) { r.Progress.start(runID, r.GitLab, r.Limiter) }
 
 // Work runs the message loop with the configured number of workers until ctx is done,
 // or until stop (checked after each message; nil = never) reports true.

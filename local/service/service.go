@@ -129,6 +129,7 @@ func (s *Service) Run(ctx context.Context) error {
 	} else if ok {
 		s.Log.Info("resuming unfinished run", "run_id", active.ID, "queued", r.Queue.Len())
 		m.RunStarted(active.ID)
+		r.Track(active.ID)
 	}
 
 	healthSrv := &http.Server{Handler: s.healthMux(ctx), ReadHeaderTimeout: 10 * time.Second}
@@ -187,6 +188,7 @@ func (s *Service) StartRun(ctx context.Context) (inventory.Run, bool, error) {
 	}
 	if started {
 		s.Metrics.RunStarted(run.ID)
+		s.Runner.Track(run.ID)
 	}
 	return run, started, nil
 }
@@ -271,6 +273,23 @@ func (s *Service) healthMux(ctx context.Context) http.Handler {
 		}
 		writeJSON(w, code, map[string]any{"status": status, "checks": checks})
 	})
+	// The local dead-letter queue: look, queue again, or drop (DeadLetterQueueNotEmpty).
+	mux.HandleFunc("GET /dead-letters", func(w http.ResponseWriter, r *http.Request) {
+		dls, err := s.Runner.Queue.DeadLetters(r.Context())
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]any{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"count": len(dls), "dead_letters": dls})
+	})
+	mux.HandleFunc("POST /dead-letters/redrive", func(w http.ResponseWriter, r *http.Request) {
+		n, err := s.Runner.Queue.RedriveDeadLetters(r.Context())
+		s.deadLetterResult(w, "redriven", n, err)
+	})
+	mux.HandleFunc("DELETE /dead-letters", func(w http.ResponseWriter, r *http.Request) {
+		n, err := s.Runner.Queue.PurgeDeadLetters(r.Context())
+		s.deadLetterResult(w, "purged", n, err)
+	})
 	mux.HandleFunc("POST /runs", func(w http.ResponseWriter, r *http.Request) {
 		run, started, err := s.StartRun(r.Context())
 		switch {
@@ -284,6 +303,18 @@ func (s *Service) healthMux(ctx context.Context) http.Handler {
 		}
 	})
 	return mux
+}
+
+func (s *Service) deadLetterResult(w http.ResponseWriter, verb string, n int, err error) {
+	s.Log.Info("dead letters "+verb, "count", n, "err", err)
+	if dls, derr := s.Runner.Queue.DeadLetters(context.Background()); derr == nil {
+		s.Metrics.SetDeadLetters(len(dls))
+	}
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]any{verb: n, "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{verb: n})
 }
 
 // ready checks what a scan needs: a writable store and a GitLab that accepts the token.

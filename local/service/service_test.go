@@ -23,6 +23,7 @@ import (
 	"github.com/gl2gh/discovery-agent/internal/gitlabsim"
 	"github.com/gl2gh/discovery-agent/internal/metrics"
 	"github.com/gl2gh/discovery-agent/internal/scancheck"
+	"github.com/gl2gh/discovery-agent/internal/work"
 	"github.com/gl2gh/discovery-agent/local/runner"
 )
 
@@ -277,4 +278,27 @@ func TestServeUnderPrometheus(t *testing.T) {
 		_, ok := p.query(t, `ALERTS{alertname="ServiceDown",alertstate="pending"}`)
 		return ok
 	})
+}
+
+func TestDeadLetterEndpoints(t *testing.T) {
+	a := startAgent(t, gitlabsim.Options{Seed: 1, Groups: 2, Projects: 5}, "sim-token")
+	q := a.svc.Runner.Queue
+	q.SetMaxReceives(1)
+	// A message for a run that does not exist can never be processed.
+	if err := q.Send(context.Background(), work.Message{Kind: work.KindGroup, RunID: "ghost", GroupID: 9}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the message to be dead-lettered", func() bool {
+		_, body := getJSON(t, "GET", a.health+"/dead-letters")
+		return body["count"] == float64(1)
+	})
+	if code, body := getJSON(t, "DELETE", a.health+"/dead-letters"); code != 200 || body["purged"] != float64(1) {
+		t.Fatalf("DELETE /dead-letters = %d %v", code, body)
+	}
+	if _, body := getJSON(t, "GET", a.health+"/dead-letters"); body["count"] != float64(0) {
+		t.Fatalf("after purge: %v", body)
+	}
+	if code, body := getJSON(t, "POST", a.health+"/dead-letters/redrive"); code != 200 || body["redriven"] != float64(0) {
+		t.Fatalf("POST /dead-letters/redrive = %d %v", code, body)
+	}
 }

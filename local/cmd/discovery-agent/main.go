@@ -83,7 +83,9 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	log := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	slog.SetDefault(log) // libraries that log to the default logger log JSON too
+	return log
 }
 
 func scan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
