@@ -274,7 +274,7 @@ func TestRunbookLocalStackReferences(t *testing.T) {
 		for _, m := range makeTarget.FindAllStringSubmatch(s, -1) {
 			target := m[1] + m[2]
 			targets++
-			if !regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(target)+`:`).Match(mk) {
+			if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(target) + `:`).Match(mk) {
 				t.Errorf("the runbook runs make %s, which the Makefile does not have", target)
 			}
 		}
