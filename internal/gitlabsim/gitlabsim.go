@@ -12,6 +12,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -58,9 +59,16 @@ type Faults struct {
 // Validate reports a rate outside [0, 1], a negative duration or an unknown endpoint class.
 func (f Faults) Validate() error {
 	var errs []error
-	for name, r := range map[string]float64{"error_rate": f.ErrorRate, "timeout_rate": f.TimeoutRate, "malformed_rate": f.MalformedRate, "forbidden_rate": f.ForbiddenRate, "deleted_rate": f.DeletedRate, "burst429_rate": f.Burst429Rate} {
-		if r < 0 || r > 1 || r != r {
-			errs = append(errs, fmt.Errorf("%s %v is not in [0, 1]", name, r))
+	rates := []struct {
+		name string
+		r    float64
+	}{
+		{"error_rate", f.ErrorRate}, {"timeout_rate", f.TimeoutRate}, {"malformed_rate", f.MalformedRate},
+		{"forbidden_rate", f.ForbiddenRate}, {"deleted_rate", f.DeletedRate}, {"burst429_rate", f.Burst429Rate},
+	}
+	for _, x := range rates {
+		if x.r < 0 || x.r > 1 || math.IsNaN(x.r) {
+			errs = append(errs, fmt.Errorf("%s %v is not in [0, 1]", x.name, x.r))
 		}
 	}
 	if f.Latency < 0 || f.Jitter < 0 || f.Hang < 0 {
@@ -231,7 +239,7 @@ func (s *Server) serveAPI(c *call) {
 		return
 	}
 	if fs.perRequest {
-		c.key = hashString(hash2(uint64(s.seed), uint64(len(c.r.Method))), c.r.Method+" "+c.r.URL.RequestURI())
+		c.key = hashString(uint64(s.seed), c.r.Method+" "+c.r.URL.RequestURI())
 		c.n = s.seen.next(c.key)
 	}
 	if d := fs.Latency + time.Duration(float64(fs.Jitter)*c.draw(saltFaultLatency)); d > 0 {

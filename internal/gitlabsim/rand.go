@@ -99,7 +99,7 @@ func (r *rng) logNormal(median, sigma float64) float64 {
 	return median * math.Exp(sigma*r.normal())
 }
 
-// clampCount draws a log-normal count clamped to [lo, hi].
+// count draws a log-normal count clamped to [lo, hi].
 func (r *rng) count(median, sigma float64, lo, hi int64) int64 {
 	v := int64(r.logNormal(median, sigma))
 	return min(max(v, lo), hi)
