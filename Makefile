@@ -34,8 +34,8 @@ demo: build
 	BIN=$(BIN) SIM_ADDR=$(SIM_ADDR) DEMO_GROUPS=$(DEMO_GROUPS) DEMO_PROJECTS=$(DEMO_PROJECTS) local/demo.sh
 
 # Benchmarks; figures go to docs/BENCHMARKS.md.
-bench: build
-	BIN=$(BIN) local/bench.sh
+bench:
+	local/bench.sh
 
 # The monitoring stack without Docker: agent, simulator, Prometheus (:9091), Alertmanager (:9093).
 local-up: build
