@@ -7,10 +7,12 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gl2gh/discovery-agent/internal/export"
 	"github.com/gl2gh/discovery-agent/internal/mototest"
 )
 
@@ -80,6 +82,16 @@ func TestLambdaEndToEnd(t *testing.T) {
 			t.Errorf("no REPORT duration measured for %s", fn)
 		}
 	}
+
+	// A second run diffs against the first.
+	rep2, err := h.Run(ctx)
+	if err != nil || len(rep2.Diffs) > 0 {
+		t.Fatalf("second run: %v %v\n%s", err, rep2.Diffs, rep2.Summary())
+	}
+	if !slices.Contains(rep2.Files, export.RunPrefix(rep2.RunID)+export.DiffJSON) {
+		t.Errorf("second run's exports %v have no %s", rep2.Files, export.DiffJSON)
+	}
+
 	out := h.Output()
 	for _, metric := range []string{`"gitlab_api_requests_total"`, `"discovery_projects_total"`, `"discovery_run_in_progress"`} {
 		if !strings.Contains(out, metric) {

@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -77,7 +78,7 @@ type Options struct {
 	// budget's leases and call counting are exercised.
 	RateLimitRPM int
 	// Kill ends one worker's execution environment in the middle of its first
-	// invocation (after KillAfter GitLab requests, default 40) and starts a new one.
+	// invocation of the harness's first run (after KillAfter GitLab requests, default 40) and starts a new one.
 	Kill      bool
 	KillAfter int64
 
@@ -121,6 +122,8 @@ type Harness struct {
 	simSrv  *httptest.Server
 	tmp     string
 
+	simBase        int64       // simulator requests before the current run
+	killed         atomic.Bool // the one kill Options.Kill asks for is done
 	store          *dynamostore.Store
 	scan, export   *sqsqueue.Queue
 	scanARN        string
@@ -348,6 +351,8 @@ type Report struct {
 	AWSRequests    map[string]int64         // the functions' AWS requests by service.operation
 	AWSBytes       map[string]int64         // their request bodies, bytes
 	EventSourceOps map[string]int64         // what the SQS event source would have sent
+	OutputBytes    map[string]int64         // what the functions printed (logs, EMF, REPORTs): CloudWatch Logs ingestion
+	EMFMetrics     int                      // distinct metric and dimension-value sets in the EMF lines: CloudWatch custom metrics
 	Redelivered    int                      // records delivered more than once
 	Killed         int                      // worker environments killed mid-invocation
 	Elapsed        time.Duration
@@ -359,6 +364,7 @@ type Report struct {
 func (h *Harness) Run(ctx context.Context) (Report, error) {
 	start := time.Now()
 	rep := Report{Invocations: map[string]int{}}
+	h.resetMeasures()
 	event, err := os.ReadFile(filepath.Join(h.opts.ModuleDir, "events", "schedule.json"))
 	if err != nil {
 		return rep, err
@@ -413,7 +419,6 @@ func (h *Harness) pumpScans(ctx context.Context, runID string, rep *Report) erro
 	var (
 		mu        sync.Mutex
 		errs      []error
-		killed    atomic.Bool
 		delivered sync.Map
 	)
 	var wg sync.WaitGroup
@@ -432,7 +437,7 @@ func (h *Harness) pumpScans(ctx context.Context, runID string, rep *Report) erro
 						mu.Unlock()
 					}
 				}
-				kill := h.opts.Kill && i == 0 && killed.CompareAndSwap(false, true)
+				kill := h.opts.Kill && i == 0 && h.killed.CompareAndSwap(false, true)
 				stopWatch := func() {}
 				if kill {
 					stopWatch = h.killAfter(ctx, w, h.opts.KillAfter)
@@ -656,15 +661,39 @@ func (h *Harness) check(ctx context.Context, rep *Report) error {
 	return nil
 }
 
+// resetMeasures starts the measurements of a run afresh.
+func (h *Harness) resetMeasures() {
+	h.simBase = h.sim.Stats().Requests
+	h.counter.reset()
+	h.eventSourceOps.Range(func(k, _ any) bool { h.eventSourceOps.Delete(k); return true })
+	for _, f := range h.functions() {
+		f.mark()
+	}
+}
+
+func (h *Harness) functions() []*Function {
+	return append([]*Function{h.scheduler, h.exporter}, h.workers...)
+}
+
 func (h *Harness) measure(rep *Report) {
-	rep.APICalls = h.sim.Stats().Requests
+	rep.APICalls = h.sim.Stats().Requests - h.simBase
 	rep.Durations = map[string]time.Duration{}
-	for _, f := range append([]*Function{h.scheduler, h.exporter}, h.workers...) {
+	rep.OutputBytes = map[string]int64{}
+	metrics := map[string]bool{}
+	for _, f := range h.functions() {
 		name, _, _ := strings.Cut(f.Name, "-")
-		for _, d := range f.Durations() {
+		durations, out := f.sinceMark()
+		for _, d := range durations {
 			rep.Durations[name] += d
 		}
+		rep.OutputBytes[name] += int64(len(out))
+		for _, line := range strings.Split(out, "\n") {
+			if k, ok := emfMetric(line); ok {
+				metrics[k] = true
+			}
+		}
 	}
+	rep.EMFMetrics = len(metrics)
 	rep.AWSRequests, rep.AWSBytes = h.counter.snapshot()
 	rep.EventSourceOps = map[string]int64{}
 	h.eventSourceOps.Range(func(k, v any) bool {
@@ -684,6 +713,10 @@ func (r Report) Summary() string {
 	for _, f := range slices.Sorted(maps.Keys(r.Durations)) {
 		fmt.Fprintf(&b, "  %-9s %4d invocations, %8s in total\n", f, r.Invocations[f], r.Durations[f].Round(time.Millisecond))
 	}
+	for _, f := range slices.Sorted(maps.Keys(r.OutputBytes)) {
+		fmt.Fprintf(&b, "  %-9s printed %d bytes (logs, EMF lines, REPORTs)\n", f, r.OutputBytes[f])
+	}
+	fmt.Fprintf(&b, "EMF: %d distinct metrics (name and dimension values)\n", r.EMFMetrics)
 	fmt.Fprintln(&b, "AWS requests by the functions (operation: count, request bytes):")
 	for _, op := range slices.Sorted(maps.Keys(r.AWSRequests)) {
 		fmt.Fprintf(&b, "  %-34s %6d %10d\n", op, r.AWSRequests[op], r.AWSBytes[op])
@@ -718,6 +751,13 @@ func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.rp.ServeHTTP(w, r)
 }
 
+func (c *counter) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.n)
+	clear(c.bytes)
+}
+
 func (c *counter) snapshot() (map[string]int64, map[string]int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -740,6 +780,36 @@ func operation(r *http.Request) string {
 		return svc + "." + op
 	}
 	return "s3." + r.Method
+}
+
+// emfMetric names the metric an EMF line carries, with its dimension values.
+func emfMetric(line string) (string, bool) {
+	if !strings.HasPrefix(line, "{") || !strings.Contains(line, `"_aws"`) {
+		return "", false
+	}
+	var v struct {
+		AWS struct {
+			CloudWatchMetrics []struct {
+				Dimensions [][]string
+				Metrics    []struct{ Name string }
+			}
+		} `json:"_aws"`
+	}
+	var fields map[string]any
+	if json.Unmarshal([]byte(line), &v) != nil || json.Unmarshal([]byte(line), &fields) != nil || len(v.AWS.CloudWatchMetrics) == 0 {
+		return "", false
+	}
+	d := v.AWS.CloudWatchMetrics[0]
+	if len(d.Metrics) == 0 {
+		return "", false
+	}
+	key := d.Metrics[0].Name
+	for _, dims := range d.Dimensions {
+		for _, dim := range dims {
+			key += fmt.Sprintf(" %s=%v", dim, fields[dim])
+		}
+	}
+	return key, true
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -62,6 +62,8 @@ type Function struct {
 	exited  chan struct{}
 	out     *output
 	reports []time.Duration // Duration of every REPORT line, across restarts
+	markR   int             // reports before the mark
+	markOut int             // output bytes before the mark
 }
 
 // output keeps everything the emulator and the function print, and parses the
@@ -261,6 +263,22 @@ func (f *Function) Durations() []time.Duration {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]time.Duration(nil), f.reports...)
+}
+
+// mark starts a measurement: sinceMark returns what came after it.
+func (f *Function) mark() {
+	out := f.out.String()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.markR, f.markOut = len(f.reports), len(out)
+}
+
+// sinceMark returns the invocation durations and the output since mark.
+func (f *Function) sinceMark() ([]time.Duration, string) {
+	out := f.out.String()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Duration(nil), f.reports[f.markR:]...), out[min(f.markOut, len(out)):]
 }
 
 // Output is everything the emulator and the function printed (logs, EMF lines, REPORTs).

@@ -132,9 +132,10 @@ func (a *App) batch(ctx context.Context, log *slog.Logger, ev events.SQSEvent, q
 		failed = append(failed, events.SQSBatchItemFailure{ItemIdentifier: id})
 		mu.Unlock()
 	}
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= a.s.DeadlineMargin {
+	if a.pastMargin(ctx) {
 		// No page could start: the worker would hand every group straight on. The
 		// function's timeout must exceed DEADLINE_MARGIN (template.yaml sets both).
+		dl, _ := ctx.Deadline()
 		log.Error("function timeout is not longer than DEADLINE_MARGIN; delivering the batch again",
 			"remaining", time.Until(dl).Round(time.Millisecond).String(), "deadline_margin", a.s.DeadlineMargin.String())
 		for _, r := range ev.Records {
@@ -148,8 +149,12 @@ func (a *App) batch(ctx context.Context, log *slog.Logger, ev events.SQSEvent, q
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 		}
-		if ctx.Err() != nil {
-			fail(r.MessageId) // not started: delivered again
+		if ctx.Err() != nil || a.pastMargin(ctx) {
+			// Not started: too late for a first page (records wait here only when
+			// MESSAGE_CONCURRENCY is below the batch size). Delivered again.
+			<-sem
+			fail(r.MessageId)
+			a.redeliverAfter(ctx, log.With("message_id", r.MessageId), queueURL, r.ReceiptHandle, 0)
 			continue
 		}
 		wg.Go(func() {
@@ -195,6 +200,13 @@ func (a *App) batch(ctx context.Context, log *slog.Logger, ev events.SQSEvent, q
 		log.Info("batch done", "records", len(ev.Records), "failed", len(failed))
 	}
 	return events.SQSEventResponse{BatchItemFailures: failed}
+}
+
+// pastMargin reports that the invocation's deadline is within DEADLINE_MARGIN: a
+// message started now could not scan a page before handing its group on.
+func (a *App) pastMargin(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ok && time.Until(dl) <= a.s.DeadlineMargin
 }
 
 // countMalformed counts a malformed message under discovery_errors_total.

@@ -43,21 +43,21 @@ type Settings struct {
 // Vars are the variables only the Lambda functions read, besides config.Vars;
 // template.yaml sets them and docs/DEPLOY.md lists them.
 var Vars = []config.Var{
-	{"STORE_TABLE", "", "DynamoDB table of run state and records (required)"},
-	{"BUDGET_TABLE", "", "DynamoDB table of the shared API-rate budget (scheduler, worker)"},
-	{"SCAN_QUEUE_URL", "", "SQS queue of group-scan messages (scheduler, worker)"},
-	{"EXPORT_QUEUE_URL", "", "SQS queue of export messages (scheduler, worker, exporter)"},
-	{"EXPORT_BUCKET", "", "S3 bucket of the exports (exporter)"},
-	{"EXPORT_PREFIX", "", "Key prefix of the exports in the bucket, e.g. discovery/"},
-	{"GITLAB_TOKEN_SECRET_ARN", "", "Secrets Manager secret holding the GitLab token, read once per cold start (scheduler, worker)"},
-	{"AWS_ENDPOINT_URL", "", "AWS endpoint override, for emulators only; only then may GITLAB_TOKEN be set instead of the secret"},
-	{"MAX_RECEIVE_COUNT", "5", "The scan queue's maxReceiveCount: the delivery that reaches it records a failing group as an error"},
-	{"MESSAGE_CONCURRENCY", "4", "Records of one SQS batch handled at once"},
-	{"DEADLINE_MARGIN", "30s", "A group stops taking pages this long before the function's deadline and continues in a new message"},
-	{"RETRY_DELAY", "30s", "Delay before a failed message's next delivery, doubling per receive, at most 15m"},
-	{"RUN_RETENTION_DAYS", "90", "Days run data stays in DynamoDB (TTL)"},
-	{"BUDGET_CHUNK", "", "Calls one budget lease takes from DynamoDB; default RATE_LIMIT_RPM/60, at most 50"},
-	{"METRICS_NAMESPACE", "DiscoveryAgent", "CloudWatch namespace of the EMF metrics"},
+	{Name: "STORE_TABLE", Default: "", Meaning: "DynamoDB table of run state and records (required)"},
+	{Name: "BUDGET_TABLE", Default: "", Meaning: "DynamoDB table of the shared API-rate budget (scheduler, worker)"},
+	{Name: "SCAN_QUEUE_URL", Default: "", Meaning: "SQS queue of group-scan messages (scheduler, worker)"},
+	{Name: "EXPORT_QUEUE_URL", Default: "", Meaning: "SQS queue of export messages (scheduler, worker, exporter)"},
+	{Name: "EXPORT_BUCKET", Default: "", Meaning: "S3 bucket of the exports (exporter)"},
+	{Name: "EXPORT_PREFIX", Default: "", Meaning: "Key prefix of the exports in the bucket, e.g. discovery/"},
+	{Name: "GITLAB_TOKEN_SECRET_ARN", Default: "", Meaning: "Secrets Manager secret holding the GitLab token, read once per cold start (scheduler, worker)"},
+	{Name: "AWS_ENDPOINT_URL", Default: "", Meaning: "AWS endpoint override, for emulators only; only then may GITLAB_TOKEN be set instead of the secret"},
+	{Name: "MAX_RECEIVE_COUNT", Default: "5", Meaning: "The scan queue's maxReceiveCount: the delivery that reaches it records a failing group as an error"},
+	{Name: "MESSAGE_CONCURRENCY", Default: "4", Meaning: "Records of one SQS batch handled at once"},
+	{Name: "DEADLINE_MARGIN", Default: "30s", Meaning: "A group stops taking pages this long before the function's deadline and continues in a new message"},
+	{Name: "RETRY_DELAY", Default: "30s", Meaning: "Delay before a failed message's next delivery, doubling per receive, at most 15m"},
+	{Name: "RUN_RETENTION_DAYS", Default: "90", Meaning: "Days run data stays in DynamoDB (TTL)"},
+	{Name: "BUDGET_CHUNK", Default: "", Meaning: "Calls one budget lease takes from DynamoDB; default RATE_LIMIT_RPM/60, at most 50"},
+	{Name: "METRICS_NAMESPACE", Default: "DiscoveryAgent", Meaning: "CloudWatch namespace of the EMF metrics"},
 }
 
 // maxRetryDelay bounds the redelivery backoff; SQS allows up to 12 hours.

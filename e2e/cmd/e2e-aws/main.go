@@ -18,6 +18,8 @@ import (
 	"github.com/gl2gh/discovery-agent/e2e"
 )
 
+var runs int
+
 func main() {
 	var o e2e.Options
 	flag.StringVar(&o.BinDir, "bin", "", "directory of <function>/bootstrap for this machine (make lambda-bins); empty builds them")
@@ -25,12 +27,13 @@ func main() {
 	flag.IntVar(&o.Groups, "groups", 12, "simulated groups in total")
 	flag.IntVar(&o.Projects, "projects", 150, "simulated projects")
 	flag.IntVar(&o.Workers, "workers", 2, "worker execution environments (concurrent invocations)")
-	flag.IntVar(&o.BatchSize, "batch", 4, "messages per worker invocation")
-	flag.DurationVar(&o.Visibility, "visibility", 10*time.Second, "scan queue visibility timeout")
-	flag.DurationVar(&o.WorkerTimeout, "worker-timeout", 8*time.Second, "worker function timeout")
+	flag.IntVar(&o.BatchSize, "batch", 1, "messages per worker invocation")
+	flag.DurationVar(&o.Visibility, "visibility", 40*time.Second, "scan queue visibility timeout")
+	flag.DurationVar(&o.WorkerTimeout, "worker-timeout", 30*time.Second, "worker function timeout (a page of 100 projects must fit)")
 	flag.DurationVar(&o.Faults.Latency, "latency", 0, "latency the simulator adds to every request")
 	flag.IntVar(&o.RateLimitRPM, "rpm", 0, "shared rate budget, requests per minute; 0 for none")
 	flag.BoolVar(&o.Kill, "kill", false, "kill a worker in the middle of its first invocation")
+	flag.IntVar(&runs, "runs", 1, "runs one after the other (the second and later write diff.json)")
 	flag.Parse()
 	o.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 
@@ -48,13 +51,15 @@ func run(ctx context.Context, o e2e.Options) error {
 		return err
 	}
 	defer h.Close()
-	rep, err := h.Run(ctx)
-	fmt.Print(rep.Summary())
-	if err != nil {
-		return err
-	}
-	if len(rep.Diffs) > 0 {
-		return fmt.Errorf("%d differences from the truth", len(rep.Diffs))
+	for i := range runs {
+		rep, err := h.Run(ctx)
+		fmt.Printf("--- run %d of %d\n%s", i+1, runs, rep.Summary())
+		if err != nil {
+			return err
+		}
+		if len(rep.Diffs) > 0 {
+			return fmt.Errorf("%d differences from the truth", len(rep.Diffs))
+		}
 	}
 	return nil
 }
