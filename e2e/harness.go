@@ -123,7 +123,7 @@ type Harness struct {
 	tmp     string
 
 	simBase        int64       // simulator requests before the current run
-	killed         atomic.Bool // the one kill Options.Kill asks for is done
+	killed         atomic.Bool // the one kill Options.Kill asks for has happened
 	store          *dynamostore.Store
 	scan, export   *sqsqueue.Queue
 	scanARN        string
@@ -437,7 +437,8 @@ func (h *Harness) pumpScans(ctx context.Context, runID string, rep *Report) erro
 						mu.Unlock()
 					}
 				}
-				kill := h.opts.Kill && i == 0 && h.killed.CompareAndSwap(false, true)
+				// Until one kill lands: an invocation may end before KillAfter requests.
+				kill := h.opts.Kill && i == 0 && !h.killed.Load()
 				stopWatch := func() {}
 				if kill {
 					stopWatch = h.killAfter(ctx, w, h.opts.KillAfter)
@@ -453,7 +454,7 @@ func (h *Harness) pumpScans(ctx context.Context, runID string, rep *Report) erro
 					}
 					// Nothing is deleted: the batch returns after the visibility timeout.
 					h.log.Warn("worker invocation failed", "worker", w.Name, "err", err)
-					if kill {
+					if kill && h.killed.Load() {
 						mu.Lock()
 						rep.Killed++
 						mu.Unlock()
@@ -527,6 +528,7 @@ func (h *Harness) killAfter(ctx context.Context, w *Function, n int64) func() {
 			if h.sim.Stats().Requests-base >= n {
 				h.log.Info("killing a worker in the middle of its invocation", "worker", w.Name, "gitlab_requests", n)
 				w.Kill()
+				h.killed.Store(true)
 				return
 			}
 			sleep(ctx, 2*time.Millisecond)

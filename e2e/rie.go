@@ -284,11 +284,82 @@ func (f *Function) sinceMark() ([]time.Duration, string) {
 // Output is everything the emulator and the function printed (logs, EMF lines, REPORTs).
 func (f *Function) Output() string { return f.out.String() }
 
+// killGroup ends the emulator and everything it started. The emulator starts the
+// function's runtime in a process group of its own, so killing the emulator's group
+// alone would leave the runtime running its invocation to the end; its processes are
+// found in /proc and killed first, and killGroup returns once they are gone.
 func killGroup(cmd *exec.Cmd) {
+	below := descendants(cmd.Process.Pid)
+	for _, pid := range below {
+		_ = syscall.Kill(-pid, syscall.SIGKILL) // its group, when it leads one
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	// The emulator reaps its runtime; killed before that, it would leave a zombie.
+	deadline := time.Now().Add(2 * time.Second)
+	for _, pid := range below {
+		for exists(pid) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil {
 		_ = cmd.Process.Kill()
 	}
 }
+
+// descendants lists the processes below pid, from /proc (empty where there is none).
+func descendants(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if parent, ok := parentOf(p); ok {
+			children[parent] = append(children[parent], p)
+		}
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
+
+// statFields returns the fields of /proc/<pid>/stat after the command name.
+func statFields(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')') // the command name may hold spaces and parentheses
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(s[i+1:])
+}
+
+func parentOf(pid int) (int, bool) {
+	f := statFields(pid)
+	if len(f) < 2 {
+		return 0, false
+	}
+	p, err := strconv.Atoi(f[1])
+	return p, err == nil
+}
+
+// exists reports whether pid is a process, a zombie included.
+func exists(pid int) bool { return statFields(pid) != nil }
 
 func lastLines(s string, n int) string {
 	var lines []string
