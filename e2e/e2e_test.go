@@ -52,8 +52,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // first invocation: its messages come back after the visibility timeout, and the
 // exports still equal the truth, without a duplicate row.
 func TestLambdaEndToEnd(t *testing.T) {
-	h := start(t, Options{Seed: 3, Groups: 12, Projects: 150, Workers: 2, Kill: true,
-		Visibility: 6 * time.Second, WorkerTimeout: 5 * time.Second})
+	h := start(t, Options{Seed: 3, Groups: 12, Projects: 150, Workers: 2, Kill: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	rep, err := h.Run(ctx)

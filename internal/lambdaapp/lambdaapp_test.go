@@ -434,9 +434,9 @@ func TestFinalDelivery(t *testing.T) {
 // TestContinuation: a group too big for the time left checkpoints and continues in a
 // new message; the run still equals the truth.
 func TestContinuation(t *testing.T) {
-	// One group of 150 projects: two pages. Latency makes the first page take over a
-	// second (at least 100 projects x several calls x 10ms / 8 in flight).
-	f := newFixture(t, gitlabsim.Options{Seed: 9, Groups: 1, Projects: 150, Faults: gitlabsim.Faults{Latency: 10 * time.Millisecond}})
+	// One group of 150 projects: two pages. Latency makes the first page take over
+	// three seconds (100 projects x at least 10 calls x 30ms / 8 in flight = 3.75s).
+	f := newFixture(t, gitlabsim.Options{Seed: 9, Groups: 1, Projects: 150, Faults: gitlabsim.Faults{Latency: 30 * time.Millisecond}})
 	ctx := context.Background()
 	f.settings.DeadlineMargin = 20 * time.Second
 	a := f.app(t)
@@ -448,8 +448,9 @@ func TestContinuation(t *testing.T) {
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("receive: %v, %d messages", err, len(msgs))
 	}
-	// The deadline leaves time for one page: after it, less than the margin is left.
-	dctx, cancel := context.WithTimeout(ctx, f.settings.DeadlineMargin+time.Second)
+	// The deadline leaves three seconds before the margin, for the first page to
+	// start; after that page less than the margin is left.
+	dctx, cancel := context.WithTimeout(ctx, f.settings.DeadlineMargin+3*time.Second)
 	resp, err := a.Work(dctx, f.event(msgs))
 	cancel()
 	if err != nil || len(resp.BatchItemFailures) != 0 {
