@@ -18,7 +18,7 @@ import (
 
 // start runs a harness for t, skipping when a tool is missing unless
 // REQUIRE_INTEGRATION=1.
-func start(t *testing.T, opts Options) *Harness {
+func start(t testing.TB, opts Options) *Harness {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test skipped in -short mode")
@@ -40,7 +40,7 @@ func start(t *testing.T, opts Options) *Harness {
 	return h
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
@@ -97,4 +97,29 @@ func TestLambdaEndToEnd(t *testing.T) {
 			t.Errorf("no EMF line for %s in the functions' output", metric)
 		}
 	}
+}
+
+// BenchmarkLambdaRun measures whole runs through the functions: projects a second,
+// GitLab requests, DynamoDB writes and worker time per project (the inputs of
+// docs/DEPLOY.md's cost figures). go test -run '^$' -bench LambdaRun ./e2e/
+func BenchmarkLambdaRun(b *testing.B) {
+	h := start(b, Options{Seed: 5, Groups: 30, Projects: 500, Workers: 2, BatchSize: 1,
+		Visibility: 40 * time.Second, WorkerTimeout: 30 * time.Second})
+	ctx := context.Background()
+	var projects, calls, writes int64
+	var worker time.Duration
+	for b.Loop() {
+		rep, err := h.Run(ctx)
+		if err != nil || len(rep.Diffs) > 0 {
+			b.Fatalf("%v %v", err, rep.Diffs)
+		}
+		projects += int64(rep.Projects)
+		calls += rep.APICalls
+		writes += rep.AWSRequests["dynamodb.PutItem"] + rep.AWSRequests["dynamodb.UpdateItem"] + rep.AWSRequests["dynamodb.TransactWriteItems"]
+		worker += rep.Durations["worker"]
+	}
+	b.ReportMetric(float64(projects)/b.Elapsed().Seconds(), "projects/s")
+	b.ReportMetric(float64(calls)/float64(projects), "gitlab-calls/project")
+	b.ReportMetric(float64(writes)/float64(projects), "ddb-writes/project")
+	b.ReportMetric(float64(worker.Milliseconds())/float64(projects), "worker-ms/project")
 }
