@@ -22,12 +22,12 @@ vet:
 unit: vet
 	$(GO) test -race -count=1 ./...
 
-# Everything: Go tests (integration tests included), plus the config linters.
-test: unit
+# Everything: Go tests (integration tests included: moto, promtool, amtool, Prometheus,
+# docker-compose, aws-lambda-rie), plus the template lint on its own line.
+test: unit cfn-lint
 
 # Tools the tests use that come from the Go module proxy.
-tools:
-	@true
+tools: lambda-tools
 
 # A full local discovery against the simulator; exports land in ./exports/latest.
 demo: build
@@ -46,3 +46,5 @@ local-down:
 
 clean:
 	rm -rf $(BIN) exports .local
+
+include functions/lambda.mk

@@ -69,7 +69,7 @@ func (s *Scheduler) Start(ctx context.Context) (run inventory.Run, started bool,
 	if len(msgs) == 0 {
 		log.Warn("the token sees no groups; the run exports an empty inventory")
 		if err := s.Queue.Send(ctx, work.Message{Kind: work.KindExport, RunID: run.ID}); err != nil {
-			return run, true, fmt.Errorf("start run %s: queue export: %w", run.ID, err)
+			return run, true, s.abandon(ctx, run, fmt.Errorf("start run %s: queue export: %w", run.ID, err))
 		}
 		return run, true, nil
 	}
@@ -79,10 +79,10 @@ func (s *Scheduler) Start(ctx context.Context) (run inventory.Run, started bool,
 		keys[i] = msgs[i].Key()
 	}
 	if err := s.Store.AddPending(ctx, run.ID, keys...); err != nil {
-		return run, true, fmt.Errorf("start run %s: count roots: %w", run.ID, err)
+		return run, true, s.abandon(ctx, run, fmt.Errorf("start run %s: count roots: %w", run.ID, err))
 	}
 	if err := s.Queue.Send(ctx, msgs...); err != nil {
-		return run, true, fmt.Errorf("start run %s: queue roots: %w", run.ID, err)
+		return run, true, s.abandon(ctx, run, fmt.Errorf("start run %s: queue roots: %w", run.ID, err))
 	}
 	log.Info("run started", "root_groups", len(msgs))
 	return run, true, nil
@@ -108,6 +108,18 @@ func (s *Scheduler) roots(ctx context.Context) ([]work.Message, []string, error)
 		roots[i] = g.FullPath
 	}
 	return msgs, roots, nil
+}
+
+// abandon marks a run that could not be queued as failed, so that it does not hold the
+// one-run-at-a-time lock with nothing queued; the next trigger starts afresh.
+func (s *Scheduler) abandon(ctx context.Context, run inventory.Run, cause error) error {
+	run.Status = inventory.RunFailed
+	run.FinishedAt = time.Now().UTC()
+	run.Reason = cause.Error()
+	if err := s.Store.UpdateRun(context.WithoutCancel(ctx), run); err != nil {
+		return errors.Join(cause, fmt.Errorf("mark run %s failed: %w", run.ID, err))
+	}
+	return cause
 }
 
 // NewRunID returns a sortable, unique run ID such as 20261125T173400Z-1a2b3c.

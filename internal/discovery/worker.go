@@ -185,6 +185,9 @@ func (w *Worker) exportIfIdle(ctx context.Context, runID string, log *slog.Logge
 	return w.queueExport(ctx, runID)
 }
 
+// errDeadlineNear: too little time left to scan a page in this invocation.
+var errDeadlineNear = errors.New("deadline too near to scan a page")
+
 // checkpointDone marks a group message whose project listing is finished and whose
 // group record is written; a page number no listing reaches.
 const checkpointDone = math.MaxInt32
@@ -237,6 +240,11 @@ func (w *Worker) scanGroup(ctx context.Context, m work.Message, log *slog.Logger
 	for {
 		if w.nearDeadline(ctx, slowest) {
 			next := work.Message{Kind: work.KindGroup, RunID: m.RunID, GroupID: g.ID, GroupPath: g.FullPath, ParentID: g.ParentID, Page: page, Subgroups: g.Subgroups}
+			if next.Key() == key {
+				// No page done in this invocation: a continuation would be this very
+				// message, and be dropped as a duplicate. Let it be delivered again.
+				return fmt.Errorf("scan group %d: %w before page %d", g.ID, errDeadlineNear, page)
+			}
 			log.Info("deadline near; continuing the group in a new message", "page", page)
 			if err := w.Store.AddPending(ctx, m.RunID, next.Key()); err != nil {
 				return fmt.Errorf("scan group %d: count continuation: %w", g.ID, err)
@@ -386,6 +394,15 @@ func (w *Worker) profilePage(ctx context.Context, runID string, projects []gitla
 }
 
 func (w *Worker) profileOne(ctx context.Context, runID string, gp gitlab.Project) error {
+	// A page interrupted part-way (a timeout, a kill) keeps the projects it stored: a
+	// redelivery skips them instead of asking GitLab again.
+	if getter, ok := w.Store.(ProjectGetter); ok {
+		if _, done, err := getter.GetProject(ctx, runID, gp.ID); err != nil {
+			return fmt.Errorf("profile project %d: %w", gp.ID, err)
+		} else if done {
+			return nil
+		}
+	}
 	p, ok, err := w.cached(ctx, runID, gp)
 	if err != nil {
 		return fmt.Errorf("profile project %d: %w", gp.ID, err)

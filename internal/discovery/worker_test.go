@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,5 +114,49 @@ func TestMalformedMessages(t *testing.T) {
 		if err := w.Handle(context.Background(), m, true); !errors.Is(err, work.ErrMalformed) {
 			t.Errorf("Handle(%+v) = %v, want ErrMalformed", m, err)
 		}
+	}
+}
+
+// A message whose deadline is too near to scan even one page is delivered again rather
+// than continued under its own key (which would be dropped as a duplicate).
+func TestDeadlineTooNearForAPage(t *testing.T) {
+	w, st := newWorker(t)
+	w.DeadlineMargin = time.Hour
+	ctx := context.Background()
+	if err := st.CreateRun(ctx, inventory.Run{ID: "r3", Status: inventory.RunRunning, StartedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	m := work.Message{Kind: work.KindGroup, RunID: "r3", GroupID: 10, GroupPath: "platform"} // the simulator's first group
+	if err := st.AddPending(ctx, "r3", m.Key()); err != nil {
+		t.Fatal(err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := w.Handle(dctx, m, false); err == nil || !strings.Contains(err.Error(), "deadline too near") {
+		t.Fatalf("Handle = %v, want a deadline error without scanning a page", err)
+	}
+	if done, _ := st.IsDone(ctx, "r3", m.Key()); done {
+		t.Fatal("the message was completed without its group being scanned")
+	}
+}
+
+// failingQueue refuses every message, as an unreachable SQS would.
+type failingQueue struct{}
+
+func (failingQueue) Send(context.Context, ...work.Message) error { return errors.New("queue down") }
+
+func TestSchedulerFailsARunItCannotQueue(t *testing.T) {
+	w, st := newWorker(t)
+	s := &discovery.Scheduler{Store: st, Queue: failingQueue{}, GitLab: w.GitLab, RootGroups: []string{"g"}}
+	run, _, err := s.Start(context.Background())
+	if err == nil {
+		t.Fatal("Start succeeded with a queue that refuses messages")
+	}
+	got, gerr := st.GetRun(context.Background(), run.ID)
+	if gerr != nil || got.Status != inventory.RunFailed {
+		t.Fatalf("run %+v (%v), want failed", got, gerr)
+	}
+	if _, active, _ := st.ActiveRun(context.Background()); active {
+		t.Fatal("the failed run still blocks the next one")
 	}
 }
