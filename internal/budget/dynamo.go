@@ -44,6 +44,11 @@ const (
 	// staleRun is how long a run's call counter stays on the item after its last lease.
 	staleRun = 7 * 24 * time.Hour
 	maxChunk = 50
+	// minHold is the least time leased tokens stay valid after the lease arrives. At
+	// high rates a token is paid for in less than a DynamoDB round trip; without it
+	// such a lease would expire before it could be spent, and leasing would never end.
+	// A worker holds one lease at a time, so this stays within its one chunk of burst.
+	minHold = 100 * time.Millisecond
 )
 
 // DynamoConfig configures a Dynamo limiter.
@@ -417,6 +422,9 @@ func (d *Dynamo) granted(p leasePlan, now time.Time, item map[string]types.Attri
 		d.validUntil = now.Add(time.Duration(p.n) * p.interval)
 	default:
 		d.validUntil = now.Add(unlimitedHold)
+	}
+	if least := d.cfg.Now().Add(minHold); d.validUntil.Before(least) {
+		d.validUntil = least
 	}
 }
 

@@ -41,6 +41,7 @@ func TestDynamo(t *testing.T) {
 		{"MaxCalls", testMaxCalls},
 		{"Release", testRelease},
 		{"Cancel", testCancel},
+		{"HighRateMakesProgress", testHighRate},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, srv) })
@@ -476,5 +477,22 @@ func BenchmarkDynamoWait(b *testing.B) {
 			})
 			b.ReportMetric(float64(writes.Load())/float64(b.N), "writes/op")
 		})
+	}
+}
+
+// At rates where one token is paid for faster than a DynamoDB round trip, leases must
+// still be spendable (they once expired before they arrived, and Wait never returned).
+func testHighRate(t *testing.T, srv *mototest.Server) {
+	table := newTable(t, srv)
+	d := budget.NewDynamo(srv.DynamoDB(), table, "high-rate", budget.DynamoConfig{RPM: 60000})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 200 {
+		if err := d.Wait(ctx); err != nil {
+			t.Fatalf("Wait %d at 60,000 rpm: %v", i, err)
+		}
+	}
+	if d.Used() != 200 {
+		t.Errorf("Used = %d, want 200", d.Used())
 	}
 }
