@@ -81,13 +81,13 @@ func parse(get func(string) string) (Config, error) {
 		}
 	}
 	var errs []error
-	c.RateLimitRPM = intVar(get, "RATE_LIMIT_RPM", 600, &errs)
+	c.RateLimitRPM = Int(get, "RATE_LIMIT_RPM", 600, 0, &errs)
 	c.EndpointRPM = endpointRPM(get("RATE_LIMIT_ENDPOINTS"), &errs)
-	c.MaxAPICalls = int64(intVar(get, "MAX_API_CALLS", 0, &errs))
-	c.MaxPerProjectCalls = intVar(get, "MAX_PER_PROJECT_CALLS", 200, &errs)
-	c.Concurrency = intVar(get, "CONCURRENT_REQUESTS", 8, &errs)
-	c.RequestTimeout = durVar(get, "REQUEST_TIMEOUT", 30*time.Second, &errs)
-	c.CacheTTL = durVar(get, "CACHE_TTL", 0, &errs)
+	c.MaxAPICalls = int64(Int(get, "MAX_API_CALLS", 0, 0, &errs))
+	c.MaxPerProjectCalls = Int(get, "MAX_PER_PROJECT_CALLS", 200, 0, &errs)
+	c.Concurrency = Int(get, "CONCURRENT_REQUESTS", 8, 0, &errs)
+	c.RequestTimeout = Duration(get, "REQUEST_TIMEOUT", 30*time.Second, &errs)
+	c.CacheTTL = Duration(get, "CACHE_TTL", 0, &errs)
 	if c.Concurrency < 1 {
 		errs = append(errs, errors.New("CONCURRENT_REQUESTS must be at least 1"))
 	}
@@ -128,21 +128,24 @@ func or(v, def string) string {
 	return v
 }
 
-func intVar(get func(string) string, name string, def int, errs *[]error) int {
+// Int reads an integer variable of at least least; a bad value is reported in errs and
+// def is used. The Lambda settings read their own variables with it too.
+func Int(get func(string) string, name string, def, least int, errs *[]error) int {
 	s := strings.TrimSpace(get(name))
 	if s == "" {
 		return def
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
-		*errs = append(*errs, fmt.Errorf("%s=%q: want a non-negative integer", name, s))
+	if err != nil || n < least {
+		*errs = append(*errs, fmt.Errorf("%s=%q: want an integer of at least %d", name, s, least))
 		return def
 	}
 	return n
 }
 
-// durVar accepts Go durations ("90s", "24h") and plain seconds ("3600", as the runbook writes CACHE_TTL).
-func durVar(get func(string) string, name string, def time.Duration, errs *[]error) time.Duration {
+// Duration reads a duration variable: Go durations ("90s", "24h") or plain seconds
+// ("3600", as the runbook writes CACHE_TTL).
+func Duration(get func(string) string, name string, def time.Duration, errs *[]error) time.Duration {
 	s := strings.TrimSpace(get(name))
 	if s == "" {
 		return def

@@ -2,9 +2,7 @@ package lambdaapp
 
 import (
 	"errors"
-	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -90,13 +88,13 @@ func SettingsFromEnv() (Settings, error) {
 	if s.MetricsNamespace == "" {
 		s.MetricsNamespace = "DiscoveryAgent"
 	}
-	s.MaxReceiveCount = intVar(get, "MAX_RECEIVE_COUNT", 5, 1, &errs)
-	s.MessageConcurrency = intVar(get, "MESSAGE_CONCURRENCY", 4, 1, &errs)
-	s.BudgetChunk = intVar(get, "BUDGET_CHUNK", 0, 0, &errs)
-	s.DeadlineMargin = durVar(get, "DEADLINE_MARGIN", 30*time.Second, &errs)
-	s.RetryDelay = durVar(get, "RETRY_DELAY", 30*time.Second, &errs)
+	s.MaxReceiveCount = config.Int(get, "MAX_RECEIVE_COUNT", 5, 1, &errs)
+	s.MessageConcurrency = config.Int(get, "MESSAGE_CONCURRENCY", 4, 1, &errs)
+	s.BudgetChunk = config.Int(get, "BUDGET_CHUNK", 0, 0, &errs)
+	s.DeadlineMargin = config.Duration(get, "DEADLINE_MARGIN", 30*time.Second, &errs)
+	s.RetryDelay = config.Duration(get, "RETRY_DELAY", 30*time.Second, &errs)
 	s.RunTTL = dynamostore.DefaultTTL
-	if days := intVar(get, "RUN_RETENTION_DAYS", 0, 1, &errs); days > 0 {
+	if days := config.Int(get, "RUN_RETENTION_DAYS", 0, 1, &errs); days > 0 {
 		s.RunTTL = time.Duration(days) * 24 * time.Hour
 	}
 
@@ -107,34 +105,4 @@ func SettingsFromEnv() (Settings, error) {
 		s.Config.Token = ""
 	}
 	return s, errors.Join(errs...)
-}
-
-func intVar(get func(string) string, name string, def, least int, errs *[]error) int {
-	v := strings.TrimSpace(get(name))
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < least {
-		*errs = append(*errs, fmt.Errorf("%s=%q: want an integer of at least %d", name, v, least))
-		return def
-	}
-	return n
-}
-
-// durVar accepts Go durations ("90s") and plain seconds ("90"), as config does.
-func durVar(get func(string) string, name string, def time.Duration, errs *[]error) time.Duration {
-	v := strings.TrimSpace(get(name))
-	if v == "" {
-		return def
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		*errs = append(*errs, fmt.Errorf("%s=%q: want a duration like 30s or a number of seconds", name, v))
-		return def
-	}
-	return d
 }
