@@ -162,3 +162,11 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// StartRun begins counting MaxCalls for a new run (a long-running agent makes many runs
+// with one limiter), with the calls the run already made before, e.g. before a restart.
+func (m *Memory) StartRun(used int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.used = max(used, 0)
+}

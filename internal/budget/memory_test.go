@@ -314,3 +314,24 @@ func BenchmarkWait(b *testing.B) {
 		})
 	})
 }
+
+func TestStartRunResetsTheRunCap(t *testing.T) {
+	m := NewMemory(Config{MaxCalls: 2})
+	ctx := context.Background()
+	for range 2 {
+		if err := m.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Wait(ctx); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("third call: %v, want ErrExhausted", err)
+	}
+	m.StartRun(0)
+	if err := m.Wait(ctx); err != nil {
+		t.Fatalf("first call of the next run: %v", err)
+	}
+	m.StartRun(2) // a resumed run that had used its two calls
+	if err := m.Wait(ctx); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("resumed run past its cap: %v, want ErrExhausted", err)
+	}
+}

@@ -130,12 +130,27 @@ func (r *Runner) Scan(ctx context.Context) (inventory.Run, error) {
 	if ok {
 		r.log.Info("resuming unfinished run", "run_id", run.ID, "queued", r.Queue.Len())
 	} else {
-		run, _, err = r.Scheduler.Start(ctx)
+		run, _, err = r.Start(ctx)
 		if err != nil {
 			return inventory.Run{}, err
 		}
 	}
 	return r.Drain(ctx, run.ID)
+}
+
+// Start starts a run unless one is active (then it returns that one, started false).
+// A new run starts with a fresh MAX_API_CALLS count.
+func (r *Runner) Start(ctx context.Context) (inventory.Run, bool, error) {
+	if _, active, err := r.Store.ActiveRun(ctx); err != nil {
+		return inventory.Run{}, false, err
+	} else if !active {
+		r.Limiter.StartRun(0)
+	}
+	run, started, err := r.Scheduler.Start(ctx)
+	if started {
+		r.Track(run.ID)
+	}
+	return run, started, err
 }
 
 // Drain processes queued messages until the run ends (succeeded or failed) or ctx is
@@ -160,8 +175,16 @@ func (r *Runner) Drain(ctx context.Context, runID string) (inventory.Run, error)
 	return run, nil
 }
 
-// Track points the progress counters at a run.
-func (r *Runner) Track(runID string) { r.Progress.start(runID, r.GitLab, r.Limiter) }
+// Track points the progress counters and the run's MAX_API_CALLS count at a run; a
+// resumed run continues with the calls it had already made.
+func (r *Runner) Track(runID string) {
+	used, err := r.Store.APICalls(context.Background(), runID)
+	if err != nil {
+		r.log.Warn("read the run's API calls; counting from 0", "run_id", runID, "err", err)
+	}
+	r.Limiter.StartRun(used)
+	r.Progress.start(runID, r.GitLab, r.Limiter)
+}
 
 // Work runs the message loop with the configured number of workers until ctx is done,
 // or until stop (checked after each message; nil = never) reports true.

@@ -250,3 +250,40 @@ func TestCacheTTLReusesUnchangedProfiles(t *testing.T) {
 		t.Errorf("cached run made %d calls, want under a quarter of the first run's %d", c2, c1)
 	}
 }
+
+// MAX_API_CALLS ends a run cleanly: it finishes, what could not be read is recorded as
+// errors, the calls stay within the cap, and the next run gets a fresh budget.
+func TestMaxAPICallsEndsTheRunCleanly(t *testing.T) {
+	e := newEnv(t, gitlabsim.Options{Seed: 17, Groups: 6, Projects: 100})
+	e.cfg.MaxAPICalls = 300
+	r := e.runner(t)
+	defer r.Close()
+	for i := range 2 {
+		before := e.sim.Stats().Requests
+		run, err := r.Scan(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if run.Status != inventory.RunSucceeded {
+			t.Fatalf("run %d ended %s: %s", i, run.Status, run.Reason)
+		}
+		if served := e.sim.Stats().Requests - before; served > 300 {
+			t.Errorf("run %d: the simulator served %d requests, over MAX_API_CALLS=300", i, served)
+		}
+		_, projects, err := scancheck.ReadExportDir(filepath.Join(e.cfg.ExportDir, "runs", run.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		budgetErrors := 0
+		for _, p := range projects {
+			for _, se := range p.Errors {
+				if strings.Contains(se.Message, "budget") {
+					budgetErrors++
+				}
+			}
+		}
+		if len(projects) == 0 || budgetErrors == 0 {
+			t.Errorf("run %d: %d projects, %d budget errors; want projects with the spent budget recorded", i, len(projects), budgetErrors)
+		}
+	}
+}

@@ -116,6 +116,7 @@ func (s *Service) Run(ctx context.Context) error {
 
 	// Runs end inside the worker: report them to Prometheus.
 	r.Worker.OnRunFinished = func(run inventory.Run, _ inventory.Summary) {
+		r.Limiter.StartRun(0) // MAX_API_CALLS is per run: readiness checks and the next run start afresh
 		m.RunFinished(run.Status == inventory.RunSucceeded, run.FinishedAt.Sub(run.StartedAt))
 		s.Log.Info("run finished", "run_id", run.ID, "status", run.Status, "reason", run.Reason)
 	}
@@ -181,14 +182,13 @@ func serve(srv *http.Server, l net.Listener) error {
 
 // StartRun starts a run unless one is active.
 func (s *Service) StartRun(ctx context.Context) (inventory.Run, bool, error) {
-	run, started, err := s.Runner.Scheduler.Start(ctx)
+	run, started, err := s.Runner.Start(ctx)
 	if err != nil {
 		s.Log.Error("could not start a run", "err", err)
 		return run, false, err
 	}
 	if started {
 		s.Metrics.RunStarted(run.ID)
-		s.Runner.Track(run.ID)
 	}
 	return run, started, nil
 }
