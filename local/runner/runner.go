@@ -163,7 +163,7 @@ func (r *Runner) Drain(ctx context.Context, runID string) (inventory.Run, error)
 		return err == nil && (run.Status == inventory.RunSucceeded || run.Status == inventory.RunFailed)
 	}
 	if !ended(ctx) {
-		r.Work(ctx, ended)
+		r.work(ctx, ended)
 	}
 	run, err := r.Store.GetRun(context.WithoutCancel(ctx), runID)
 	if err != nil {
@@ -186,9 +186,12 @@ func (r *Runner) Track(runID string) {
 	r.Progress.start(runID, r.GitLab, r.Limiter)
 }
 
-// Work runs the message loop with the configured number of workers until ctx is done,
+// Work processes messages until ctx is done (service mode).
+func (r *Runner) Work(ctx context.Context) { r.work(ctx, nil) }
+
+// work runs the message loop with the configured number of workers until ctx is done,
 // or until stop (checked after each message; nil = never) reports true.
-func (r *Runner) Work(ctx context.Context, stop func(context.Context) bool) {
+func (r *Runner) work(ctx context.Context, stop func(context.Context) bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -243,4 +246,56 @@ func (r *Runner) handle(ctx context.Context, d filestore.Delivery) {
 	if err := r.Queue.Nack(ctx, d, err.Error()); err != nil && ctx.Err() == nil {
 		log.Error("nack", "err", err)
 	}
+}
+
+// The methods below make a Runner the service's local backend.
+
+// ActiveRun returns the run in progress, if any.
+func (r *Runner) ActiveRun(ctx context.Context) (inventory.Run, bool, error) {
+	return r.Store.ActiveRun(ctx)
+}
+
+// LastSucceeded returns the newest succeeded run, if any.
+func (r *Runner) LastSucceeded(ctx context.Context) (inventory.Run, bool, error) {
+	return r.Store.LastSucceeded(ctx)
+}
+
+// OnRunFinished sets the function called when a run ends. MAX_API_CALLS is per run, so
+// the count starts afresh for readiness checks and the next run.
+func (r *Runner) OnRunFinished(fn func(inventory.Run)) {
+	r.Worker.OnRunFinished = func(run inventory.Run, _ inventory.Summary) {
+		r.Limiter.StartRun(0)
+		fn(run)
+	}
+}
+
+// CheckStore proves the store writable.
+func (r *Runner) CheckStore(ctx context.Context) error { return r.Store.Ping(ctx) }
+
+// CheckGitLab proves GitLab reachable with a valid token.
+func (r *Runner) CheckGitLab(ctx context.Context) error {
+	_, err := r.GitLab.CurrentUser(ctx)
+	return err
+}
+
+// Snapshot returns the current run's progress.
+func (r *Runner) Snapshot() Snapshot { return r.Progress.Snapshot() }
+
+// Gauges returns the budget tokens available now and the dead letters kept.
+func (r *Runner) Gauges(ctx context.Context) (float64, int, error) {
+	dls, err := r.Queue.DeadLetters(ctx)
+	return r.Limiter.Available(), len(dls), err
+}
+
+// DeadLetters, RedriveDeadLetters and PurgeDeadLetters manage the local dead letters.
+func (r *Runner) DeadLetters(ctx context.Context) ([]filestore.DeadLetter, error) {
+	return r.Queue.DeadLetters(ctx)
+}
+
+func (r *Runner) RedriveDeadLetters(ctx context.Context) (int, error) {
+	return r.Queue.RedriveDeadLetters(ctx)
+}
+
+func (r *Runner) PurgeDeadLetters(ctx context.Context) (int, error) {
+	return r.Queue.PurgeDeadLetters(ctx)
 }

@@ -22,7 +22,6 @@ import (
 
 	"github.com/gl2gh/discovery-agent/internal/inventory"
 	"github.com/gl2gh/discovery-agent/internal/metrics"
-	"github.com/gl2gh/discovery-agent/local/runner"
 )
 
 // Schedule says when the next run is due.
@@ -53,7 +52,7 @@ func ParseSchedule(s string) (Schedule, error) {
 
 // Service is the agent in service mode.
 type Service struct {
-	Runner      *runner.Runner
+	Backend     Backend
 	Metrics     *metrics.Metrics
 	Log         *slog.Logger
 	Version     string
@@ -111,26 +110,25 @@ func (s *Service) Run(ctx context.Context) error {
 	if _, _, err := s.Listen(); err != nil {
 		return err
 	}
-	r := s.Runner
+	b := s.Backend
 	m := s.Metrics
 
 	// Runs end inside the worker: report them to Prometheus.
-	r.Worker.OnRunFinished = func(run inventory.Run, _ inventory.Summary) {
-		r.Limiter.StartRun(0) // MAX_API_CALLS is per run: readiness checks and the next run start afresh
+	b.OnRunFinished(func(run inventory.Run) {
 		m.RunFinished(run.Status == inventory.RunSucceeded, run.FinishedAt.Sub(run.StartedAt))
 		s.Log.Info("run finished", "run_id", run.ID, "status", run.Status, "reason", run.Reason)
-	}
-	if last, ok, err := r.Store.LastSucceeded(ctx); err != nil {
+	})
+	if last, ok, err := b.LastSucceeded(ctx); err != nil {
 		return err
 	} else if ok {
 		m.SetLastRunSuccess(last.FinishedAt)
 	}
-	if active, ok, err := r.Store.ActiveRun(ctx); err != nil {
+	if active, ok, err := b.ActiveRun(ctx); err != nil {
 		return err
 	} else if ok {
-		s.Log.Info("resuming unfinished run", "run_id", active.ID, "queued", r.Queue.Len())
+		s.Log.Info("resuming unfinished run", "run_id", active.ID)
 		m.RunStarted(active.ID)
-		r.Track(active.ID)
+		b.Track(active.ID)
 	}
 
 	healthSrv := &http.Server{Handler: s.healthMux(ctx), ReadHeaderTimeout: 10 * time.Second}
@@ -143,7 +141,7 @@ func (s *Service) Run(ctx context.Context) error {
 
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Go(func() { r.Work(workCtx, nil) })
+	wg.Go(func() { b.Work(workCtx) })
 	wg.Go(func() { s.gauges(workCtx) })
 	if s.Schedule != nil {
 		wg.Go(func() { s.scheduleLoop(workCtx) })
@@ -182,7 +180,7 @@ func serve(srv *http.Server, l net.Listener) error {
 
 // StartRun starts a run unless one is active.
 func (s *Service) StartRun(ctx context.Context) (inventory.Run, bool, error) {
-	run, started, err := s.Runner.Start(ctx)
+	run, started, err := s.Backend.Start(ctx)
 	if err != nil {
 		s.Log.Error("could not start a run", "err", err)
 		return run, false, err
@@ -229,9 +227,11 @@ func (s *Service) gauges(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
-		s.Metrics.SetBudgetTokens(s.Runner.Limiter.Available())
-		if dl, err := s.Runner.Queue.DeadLetters(ctx); err == nil {
-			s.Metrics.SetDeadLetters(len(dl))
+		if tokens, dead, err := s.Backend.Gauges(ctx); err != nil {
+			s.Log.Warn("read gauges", "err", err)
+		} else {
+			s.Metrics.SetBudgetTokens(tokens)
+			s.Metrics.SetDeadLetters(dead)
 		}
 		select {
 		case <-ctx.Done():
@@ -255,8 +255,8 @@ func (s *Service) healthMux(ctx context.Context) http.Handler {
 			"version":        s.Version,
 			"uptime_seconds": int64(time.Since(s.started).Seconds()),
 		}
-		if run, ok, err := s.Runner.Store.ActiveRun(r.Context()); err == nil && ok {
-			snap := s.Runner.Progress.Snapshot()
+		if run, ok, err := s.Backend.ActiveRun(r.Context()); err == nil && ok {
+			snap := s.Backend.Snapshot()
 			body["run"] = map[string]any{"run_id": run.ID, "status": run.Status, "started_at": run.StartedAt,
 				"groups_done": snap.Groups, "projects_done": snap.Projects, "api_calls": snap.APICalls}
 		}
@@ -273,23 +273,25 @@ func (s *Service) healthMux(ctx context.Context) http.Handler {
 		}
 		writeJSON(w, code, map[string]any{"status": status, "checks": checks})
 	})
-	// The local dead-letter queue: look, queue again, or drop (DeadLetterQueueNotEmpty).
-	mux.HandleFunc("GET /dead-letters", func(w http.ResponseWriter, r *http.Request) {
-		dls, err := s.Runner.Queue.DeadLetters(r.Context())
-		if err != nil {
-			writeJSON(w, http.StatusInternalServerError, map[string]any{"error": err.Error()})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"count": len(dls), "dead_letters": dls})
-	})
-	mux.HandleFunc("POST /dead-letters/redrive", func(w http.ResponseWriter, r *http.Request) {
-		n, err := s.Runner.Queue.RedriveDeadLetters(r.Context())
-		s.deadLetterResult(w, "redriven", n, err)
-	})
-	mux.HandleFunc("DELETE /dead-letters", func(w http.ResponseWriter, r *http.Request) {
-		n, err := s.Runner.Queue.PurgeDeadLetters(r.Context())
-		s.deadLetterResult(w, "purged", n, err)
-	})
+	if dlq, ok := s.Backend.(DeadLetterQueue); ok {
+		// The local dead-letter queue: look, queue again, or drop (DeadLetterQueueNotEmpty).
+		mux.HandleFunc("GET /dead-letters", func(w http.ResponseWriter, r *http.Request) {
+			dls, err := dlq.DeadLetters(r.Context())
+			if err != nil {
+				writeJSON(w, http.StatusInternalServerError, map[string]any{"error": err.Error()})
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"count": len(dls), "dead_letters": dls})
+		})
+		mux.HandleFunc("POST /dead-letters/redrive", func(w http.ResponseWriter, r *http.Request) {
+			n, err := dlq.RedriveDeadLetters(r.Context())
+			s.deadLetterResult(w, "redriven", n, err)
+		})
+		mux.HandleFunc("DELETE /dead-letters", func(w http.ResponseWriter, r *http.Request) {
+			n, err := dlq.PurgeDeadLetters(r.Context())
+			s.deadLetterResult(w, "purged", n, err)
+		})
+	}
 	mux.HandleFunc("POST /runs", func(w http.ResponseWriter, r *http.Request) {
 		run, started, err := s.StartRun(r.Context())
 		switch {
@@ -307,8 +309,8 @@ func (s *Service) healthMux(ctx context.Context) http.Handler {
 
 func (s *Service) deadLetterResult(w http.ResponseWriter, verb string, n int, err error) {
 	s.Log.Info("dead letters "+verb, "count", n, "err", err)
-	if dls, derr := s.Runner.Queue.DeadLetters(context.Background()); derr == nil {
-		s.Metrics.SetDeadLetters(len(dls))
+	if _, dead, derr := s.Backend.Gauges(context.Background()); derr == nil {
+		s.Metrics.SetDeadLetters(dead)
 	}
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]any{verb: n, "error": err.Error()})
@@ -326,7 +328,7 @@ func (s *Service) ready(ctx context.Context) (map[string]string, bool) {
 		return map[string]string{"service": "shutting down"}, false
 	default:
 	}
-	if err := s.Runner.Store.Ping(ctx); err != nil {
+	if err := s.Backend.CheckStore(ctx); err != nil {
 		checks["store"], ok = err.Error(), false
 	}
 	if err := s.gitlabReady(ctx); err != nil {
@@ -343,7 +345,7 @@ func (s *Service) gitlabReady(ctx context.Context) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := s.Runner.GitLab.CurrentUser(cctx)
+	err := s.Backend.CheckGitLab(cctx)
 	if err != nil {
 		err = fmt.Errorf("GitLab not usable: %w", err)
 	}

@@ -57,7 +57,7 @@ func startAgent(t *testing.T, simOpts gitlabsim.Options, token string) *agent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := &Service{Runner: r, Metrics: m, Log: log, Version: "test", HealthAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", Grace: 5 * time.Second}
+	svc := &Service{Backend: r, Metrics: m, Log: log, Version: "test", HealthAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", Grace: 5 * time.Second}
 	h, mt, err := svc.Listen()
 	if err != nil {
 		t.Fatal(err)
@@ -282,7 +282,7 @@ func TestServeUnderPrometheus(t *testing.T) {
 
 func TestDeadLetterEndpoints(t *testing.T) {
 	a := startAgent(t, gitlabsim.Options{Seed: 1, Groups: 2, Projects: 5}, "sim-token")
-	q := a.svc.Runner.Queue
+	q := a.svc.Backend.(*runner.Runner).Queue
 	q.SetMaxReceives(1)
 	// A message for a run that does not exist can never be processed.
 	if err := q.Send(context.Background(), work.Message{Kind: work.KindGroup, RunID: "ghost", GroupID: 9}); err != nil {

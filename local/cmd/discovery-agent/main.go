@@ -197,7 +197,7 @@ func serve(ctx context.Context, stderr io.Writer) error {
 	}
 	defer r.Close()
 	s := &service.Service{
-		Runner: r, Metrics: m, Log: log, Version: version, Schedule: sched,
+		Backend: r, Metrics: m, Log: log, Version: version, Schedule: sched,
 		HealthAddr: cfg.HealthAddr, MetricsAddr: cfg.MetricsAddr,
 	}
 	return s.Run(ctx)
