@@ -121,9 +121,9 @@ func (pr *profiler) check(ctx context.Context, step string, err error) error {
 		return err // fatal for the run
 	case status >= 500:
 		kind = "server"
-	case strings.Contains(err.Error(), "timeout"):
+	case gitlab.IsTimeout(err):
 		kind = "timeout"
-	case strings.Contains(err.Error(), "malformed"):
+	case errors.Is(err, gitlab.ErrMalformed):
 		kind = "malformed"
 	}
 	pr.p.Errors = append(pr.p.Errors, inventory.ScanError{Step: step, Status: status, Message: err.Error()})

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -28,7 +29,14 @@ var (
 	ErrUnauthorized = errors.New("GitLab rejected the token (401)")
 	ErrForbidden    = errors.New("forbidden (403)")
 	ErrNotFound     = errors.New("not found (404)")
+	ErrMalformed    = errors.New("malformed JSON")
 )
+
+// IsTimeout reports whether err is a request that timed out (after its retries).
+func IsTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
 
 // APIError is a final non-2xx answer (after retries).
 type APIError struct {
@@ -186,7 +194,7 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, v any) (*go
 			return resp, nil
 		}
 		if attempt >= c.maxRetries || ctx.Err() != nil {
-			return resp, fmt.Errorf("GET %s: malformed JSON after %d attempts: %w", endpoint, attempt+1, err)
+			return resp, fmt.Errorf("GET %s: %w after %d attempts: %w", endpoint, ErrMalformed, attempt+1, err)
 		}
 		if c.t.observer != nil {
 			c.t.observer.Retry("malformed")

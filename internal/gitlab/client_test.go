@@ -252,3 +252,19 @@ func TestEndpointLimiterPacesItsClassOnly(t *testing.T) {
 		t.Errorf("the user-class limiter was asked %d times, want 3 (not for groups/:id)", users.waits)
 	}
 }
+
+func TestFailureClassesAfterRetries(t *testing.T) {
+	garbled, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{"username":`) }, 0)
+	if _, err := garbled.CurrentUser(context.Background()); !errors.Is(err, ErrMalformed) {
+		t.Errorf("always-garbled body: %v, want ErrMalformed", err)
+	}
+	slow, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}, 0)
+	if _, err := slow.CurrentUser(context.Background()); !IsTimeout(err) {
+		t.Errorf("always-hanging server: %v, want a timeout", err)
+	}
+}
