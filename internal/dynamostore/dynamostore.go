@@ -18,6 +18,7 @@
 //	RUN#<id>    CKPT#<key>                  page: the next project page of a message
 //	RUNS        <started>#<id>              run_id: the run index, by start time
 //	ACTIVE      RUN                         run_id, status: the one running/exporting run
+//	HEALTH      PING                        at: the last readiness ping (expires in an hour)
 //
 // Zero-padded IDs make a Query return records in ID order; <started> is UTC with a
 // fixed nine-digit fraction so that the index sorts as time does.
@@ -67,6 +68,7 @@ const (
 	attrLastDone = "last_done"
 	attrRunID    = "run_id"
 	attrPage     = "page"
+	attrAt       = "at"
 )
 
 // Sort keys and prefixes.
@@ -80,6 +82,8 @@ const (
 	pkRuns       = "RUNS"
 	pkActive     = "ACTIVE"
 	skActive     = "RUN"
+	pkHealth     = "HEALTH"
+	skHealth     = "PING"
 )
 
 // Cancellation reason codes of TransactWriteItems.

@@ -178,18 +178,46 @@ func (s *Store) PreviousRun(ctx context.Context, runID string) (inventory.Run, b
 	if err != nil {
 		return inventory.Run{}, false, fmt.Errorf("previous run of %s: %w", runID, err)
 	}
-	pages := dynamodb.NewQueryPaginator(s.client, &dynamodb.QueryInput{
+	run, ok, err := s.newestSucceeded(ctx, indexSK(cur), func(r inventory.Run) bool { return r.StartedAt.Before(cur.StartedAt) })
+	if err != nil {
+		return inventory.Run{}, false, fmt.Errorf("previous run of %s: %w", runID, err)
+	}
+	return run, ok, nil
+}
+
+// LastSucceeded returns the newest succeeded run, if any (the service restores its
+// last-success metric from it at start-up). It walks the run index from the newest run
+// backwards until one succeeded.
+func (s *Store) LastSucceeded(ctx context.Context) (inventory.Run, bool, error) {
+	run, ok, err := s.newestSucceeded(ctx, "", nil)
+	if err != nil {
+		return inventory.Run{}, false, fmt.Errorf("last succeeded run: %w", err)
+	}
+	return run, ok, nil
+}
+
+// newestSucceeded queries the run index in descending order, below the index key
+// before ("" = from the newest), and returns the first run that succeeded and that
+// accept (nil = any) takes.
+func (s *Store) newestSucceeded(ctx context.Context, before string, accept func(inventory.Run) bool) (inventory.Run, bool, error) {
+	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(s.table),
-		KeyConditionExpression:    aws.String("#pk = :pk AND #sk < :sk"),
-		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#sk": attrSK},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(pkRuns), ":sk": str(indexSK(cur))},
+		KeyConditionExpression:    aws.String("#pk = :pk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(pkRuns)},
 		ScanIndexForward:          aws.Bool(false),
 		ConsistentRead:            aws.Bool(true),
-	})
+	}
+	if before != "" {
+		in.KeyConditionExpression = aws.String("#pk = :pk AND #sk < :sk")
+		in.ExpressionAttributeNames["#sk"] = attrSK
+		in.ExpressionAttributeValues[":sk"] = str(before)
+	}
+	pages := dynamodb.NewQueryPaginator(s.client, in)
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return inventory.Run{}, false, fmt.Errorf("previous run of %s: query index: %w", runID, err)
+			return inventory.Run{}, false, fmt.Errorf("query run index: %w", err)
 		}
 		for _, item := range page.Items {
 			run, err := s.GetRun(ctx, strAttr(item, attrRunID))
@@ -197,9 +225,9 @@ func (s *Store) PreviousRun(ctx context.Context, runID string) (inventory.Run, b
 				continue // expired before its index entry
 			}
 			if err != nil {
-				return inventory.Run{}, false, fmt.Errorf("previous run of %s: %w", runID, err)
+				return inventory.Run{}, false, err
 			}
-			if run.Status == inventory.RunSucceeded && run.StartedAt.Before(cur.StartedAt) {
+			if run.Status == inventory.RunSucceeded && (accept == nil || accept(run)) {
 				return run, true, nil
 			}
 		}
