@@ -23,6 +23,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -53,6 +54,15 @@ type Options struct {
 	// GitLab overrides client options (tests: retry policy). Limiter, Observer,
 	// Concurrency and Timeout are always set from the settings.
 	GitLab gitlab.Options
+	// Telemetry also receives the client's measurements and the scan's progress, besides
+	// EMF: `discovery-agent serve` with BACKEND=aws passes its Prometheus metrics.
+	Telemetry Telemetry
+}
+
+// Telemetry is what the handlers report GitLab calls and discovery progress to.
+type Telemetry interface {
+	gitlab.Observer
+	discovery.Recorder
 }
 
 // App is one Lambda function's state, kept across warm invocations. Its handlers
@@ -61,6 +71,7 @@ type App struct {
 	s          Settings
 	log        *slog.Logger
 	emf        *metrics.EMF
+	telemetry  Telemetry // emf, or emf teed with Options.Telemetry
 	ddb        *dynamodb.Client
 	sqs        *sqs.Client
 	store      *dynamostore.Store
@@ -69,8 +80,10 @@ type App struct {
 	thresholds readiness.Thresholds
 	gitlabOpts gitlab.Options
 
-	mu  sync.Mutex
-	cur *runClient // the newest run's limiter, client and worker
+	mu         sync.Mutex
+	cur        *runClient // the newest run's limiter, client and worker
+	sched      *runClient // the scheduler's and token checks' (run ID "")
+	onFinished func(inventory.Run)
 }
 
 // runClient is what calls GitLab for one run: the shared budget counts the run's calls
@@ -134,6 +147,10 @@ func New(ctx context.Context, s Settings, cfg aws.Config, opts Options) (*App, e
 		sqs:        sqs.NewFromConfig(cfg),
 		thresholds: th,
 		gitlabOpts: opts.GitLab,
+	}
+	a.telemetry = a.emf
+	if opts.Telemetry != nil {
+		a.telemetry = tee{a.emf, opts.Telemetry}
 	}
 	a.store = dynamostore.New(a.ddb, s.StoreTable, dynamostore.Options{TTL: s.RunTTL})
 	a.queue = &router{scan: sqsqueue.New(a.sqs, s.ScanQueueURL), export: sqsqueue.New(a.sqs, s.ExportQueueURL),
@@ -203,11 +220,17 @@ func (a *App) requireGitLab() error {
 
 // client returns the GitLab client and limiter for runID, building them when the run
 // differs from the last one. The scheduler uses runID "": its calls precede the run.
+// It keeps its own client, so that where one App schedules and works (serve with
+// BACKEND=aws) a start or a token check does not replace the run's.
 func (a *App) client(runID string) (*runClient, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.cur != nil && a.cur.runID == runID {
-		return a.cur, nil
+	slot := &a.cur
+	if runID == "" {
+		slot = &a.sched
+	}
+	if *slot != nil && (*slot).runID == runID {
+		return *slot, nil
 	}
 	cfg := a.s.Config
 	u, err := url.Parse(cfg.GitLabURL)
@@ -223,7 +246,7 @@ func (a *App) client(runID string) (*runClient, error) {
 	})
 	opts := a.gitlabOpts
 	opts.Limiter = lim
-	opts.Observer = a.emf
+	opts.Observer = a.telemetry
 	opts.Concurrency = cfg.Concurrency
 	opts.Timeout = cfg.RequestTimeout
 	gl, err := gitlab.New(cfg.GitLabURL, cfg.Token, opts)
@@ -231,20 +254,26 @@ func (a *App) client(runID string) (*runClient, error) {
 		return nil, err
 	}
 	rc := &runClient{runID: runID, limiter: lim, client: gl, worker: a.worker(gl)}
-	a.cur = rc
+	*slot = rc
 	return rc, nil
 }
 
 // worker returns a discovery worker calling GitLab through gl (nil for the exporter).
 func (a *App) worker(gl *gitlab.Client) *discovery.Worker {
 	w := &discovery.Worker{
-		Store: a.store, Queue: a.queue, GitLab: gl, Recorder: a.emf, Log: a.log,
+		Store: a.store, Queue: a.queue, GitLab: gl, Recorder: a.telemetry, Log: a.log,
 		Thresholds:         a.thresholds,
 		MaxPerProjectCalls: a.s.Config.MaxPerProjectCalls,
 		Concurrency:        a.s.Config.Concurrency,
 		DeadlineMargin:     a.s.DeadlineMargin,
 		OnRunFinished: func(run inventory.Run, _ inventory.Summary) {
 			a.emf.RunFinished(run.Status == inventory.RunSucceeded, run.FinishedAt.Sub(run.StartedAt))
+			a.mu.Lock()
+			fn := a.onFinished
+			a.mu.Unlock()
+			if fn != nil {
+				fn(run)
+			}
 		},
 	}
 	if a.sink != nil {
@@ -255,6 +284,50 @@ func (a *App) worker(gl *gitlab.Client) *discovery.Worker {
 
 // Store is the App's DynamoDB store (harnesses read runs through it).
 func (a *App) Store() *dynamostore.Store { return a.store }
+
+// Settings returns the App's settings.
+func (a *App) Settings() Settings { return a.s }
+
+// OnRunFinished sets the function called when a run ends, succeeded (after its exports)
+// or failed, in whichever handler ended it.
+func (a *App) OnRunFinished(fn func(inventory.Run)) {
+	a.mu.Lock()
+	a.onFinished = fn
+	a.mu.Unlock()
+}
+
+// CheckGitLab proves GitLab reachable with a token it accepts; a rejected token is
+// gitlab.ErrUnauthorized, "GitLab rejected the token (401)". The check's call goes
+// through the shared budget, outside any run's MAX_API_CALLS.
+func (a *App) CheckGitLab(ctx context.Context) error {
+	if err := a.requireGitLab(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	rc, err := a.client("")
+	if err != nil {
+		return err
+	}
+	_, err = rc.client.CurrentUser(ctx)
+	if rerr := rc.limiter.Release(context.WithoutCancel(ctx)); rerr != nil {
+		a.log.Warn("give unspent API budget back", "err", rerr)
+	}
+	if err != nil {
+		return fmt.Errorf("token check: %w", err)
+	}
+	return nil
+}
+
+// BudgetTokens returns the API calls the newest run's budget holds in this process
+// now: 0 before any run, while paused, and between leases.
+func (a *App) BudgetTokens() float64 {
+	a.mu.Lock()
+	rc := a.cur
+	a.mu.Unlock()
+	if rc == nil {
+		return 0
+	}
+	return rc.limiter.Available()
+}
 
 // endInvocation gives unspent budget back and writes the invocation's metrics. It runs
 // on a context of its own: the invocation's may be at its deadline.
@@ -272,6 +345,47 @@ func (a *App) endInvocation(ctx context.Context, limiters ...*budget.Dynamo) {
 	if err := a.emf.Flush(); err != nil {
 		a.log.Error("write metrics", "err", err)
 	}
+}
+
+// tee reports to EMF and to the serve mode's telemetry.
+type tee struct {
+	emf  *metrics.EMF
+	next Telemetry
+}
+
+func (t tee) Request(endpoint string, status int, d time.Duration) {
+	t.emf.Request(endpoint, status, d)
+	t.next.Request(endpoint, status, d)
+}
+
+func (t tee) Retry(reason string) {
+	t.emf.Retry(reason)
+	t.next.Retry(reason)
+}
+
+func (t tee) RateLimitRemaining(remaining int) {
+	t.emf.RateLimitRemaining(remaining)
+	t.next.RateLimitRemaining(remaining)
+}
+
+func (t tee) GroupDone(status string) {
+	t.emf.GroupDone(status)
+	t.next.GroupDone(status)
+}
+
+func (t tee) ProjectDone(status, readiness string) {
+	t.emf.ProjectDone(status, readiness)
+	t.next.ProjectDone(status, readiness)
+}
+
+func (t tee) ScanError(kind, step string) {
+	t.emf.ScanError(kind, step)
+	t.next.ScanError(kind, step)
+}
+
+func (t tee) QueueDepth(n int64) {
+	t.emf.QueueDepth(n)
+	t.next.QueueDepth(n)
 }
 
 // router is the handlers' discovery.Queue: export messages go to the export queue,

@@ -210,7 +210,7 @@ func (a *App) pastMargin(ctx context.Context) bool {
 }
 
 // countMalformed counts a malformed message under discovery_errors_total.
-func (a *App) countMalformed() { a.emf.ScanError("malformed", "message") }
+func (a *App) countMalformed() { a.telemetry.ScanError("malformed", "message") }
 
 // retryDelay is the backoff before a failed message's next delivery: RETRY_DELAY
 // doubling with each receive, at most 15 minutes. Without it a failed message would

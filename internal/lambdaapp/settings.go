@@ -20,7 +20,12 @@ type Settings struct {
 	ScanQueueURL   string // SCAN_QUEUE_URL: group-scan messages, consumed by the worker
 	ExportQueueURL string // EXPORT_QUEUE_URL: export messages, consumed by the exporter
 	ExportBucket   string // EXPORT_BUCKET
-	ExportPrefix   string // EXPORT_PREFIX: key prefix in the bucket, e.g. "discovery/"
+	// ScanDLQURL and ExportDLQURL are the queues' dead-letter queues (SCAN_DLQ_URL,
+	// EXPORT_DLQ_URL), read only by `discovery-agent serve` with BACKEND=aws for its
+	// dead-letter gauge; unset, they count as empty.
+	ScanDLQURL   string
+	ExportDLQURL string
+	ExportPrefix string // EXPORT_PREFIX: key prefix in the bucket, e.g. "discovery/"
 
 	// TokenSecretARN names the Secrets Manager secret holding the GitLab token
 	// (GITLAB_TOKEN_SECRET_ARN). Functions that never call GitLab (the exporter) have none.
@@ -46,6 +51,8 @@ var Vars = []config.Var{
 	{Name: "SCAN_QUEUE_URL", Default: "", Meaning: "SQS queue of group-scan messages (scheduler, worker)"},
 	{Name: "EXPORT_QUEUE_URL", Default: "", Meaning: "SQS queue of export messages (scheduler, worker, exporter)"},
 	{Name: "EXPORT_BUCKET", Default: "", Meaning: "S3 bucket of the exports (exporter)"},
+	{Name: "SCAN_DLQ_URL", Default: "", Meaning: "serve with BACKEND=aws: the scan queue's dead-letter queue, counted by discovery_dead_letters; unset counts 0"},
+	{Name: "EXPORT_DLQ_URL", Default: "", Meaning: "serve with BACKEND=aws: the export queue's dead-letter queue, counted by discovery_dead_letters; unset counts 0"},
 	{Name: "EXPORT_PREFIX", Default: "", Meaning: "Key prefix of the exports in the bucket, e.g. discovery/"},
 	{Name: "GITLAB_TOKEN_SECRET_ARN", Default: "", Meaning: "Secrets Manager secret holding the GitLab token, read once per cold start (scheduler, worker)"},
 	{Name: "AWS_ENDPOINT_URL", Default: "", Meaning: "AWS endpoint override, for emulators only; only then may GITLAB_TOKEN be set instead of the secret"},
@@ -77,6 +84,8 @@ func SettingsFromEnv() (Settings, error) {
 		ScanQueueURL:     strings.TrimSpace(get("SCAN_QUEUE_URL")),
 		ExportQueueURL:   strings.TrimSpace(get("EXPORT_QUEUE_URL")),
 		ExportBucket:     strings.TrimSpace(get("EXPORT_BUCKET")),
+		ScanDLQURL:       strings.TrimSpace(get("SCAN_DLQ_URL")),
+		ExportDLQURL:     strings.TrimSpace(get("EXPORT_DLQ_URL")),
 		ExportPrefix:     strings.TrimLeft(strings.TrimSpace(get("EXPORT_PREFIX")), "/"),
 		TokenSecretARN:   strings.TrimSpace(get("GITLAB_TOKEN_SECRET_ARN")),
 		Endpoint:         strings.TrimSpace(get("AWS_ENDPOINT_URL")),

@@ -42,8 +42,12 @@ func TestSettingsFromEnv(t *testing.T) {
 				"GITLAB_TOKEN_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:t", "MAX_RECEIVE_COUNT": "3",
 				"MESSAGE_CONCURRENCY": "2", "DEADLINE_MARGIN": "45s", "RETRY_DELAY": "10", "RUN_RETENTION_DAYS": "30",
 				"BUDGET_CHUNK": "20", "METRICS_NAMESPACE": "X", "ROOT_GROUPS": "a, b/c",
+				"SCAN_DLQ_URL": " https://q/scan-dlq", "EXPORT_DLQ_URL": "https://q/export-dlq ",
 			},
 			check: func(t *testing.T, s Settings) {
+				if s.ScanDLQURL != "https://q/scan-dlq" || s.ExportDLQURL != "https://q/export-dlq" {
+					t.Errorf("DLQ URLs = %q, %q", s.ScanDLQURL, s.ExportDLQURL)
+				}
 				if s.ExportPrefix != "discovery/" {
 					t.Errorf("EXPORT_PREFIX = %q, want discovery/", s.ExportPrefix)
 				}
