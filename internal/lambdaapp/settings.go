@@ -70,7 +70,14 @@ const maxRetryDelay = 15 * time.Minute
 
 // SettingsFromEnv reads the settings from the process environment, as config.FromEnv
 // does for the shared variables.
-func SettingsFromEnv() (Settings, error) {
+func SettingsFromEnv() (Settings, error) { return settingsFromEnv(false) }
+
+// ServeSettingsFromEnv reads the settings of `discovery-agent serve` with BACKEND=aws.
+// Unlike a Lambda function's, the agent's environment is its own, so GITLAB_TOKEN is
+// accepted there as in local mode (GITLAB_TOKEN_SECRET_ARN still works).
+func ServeSettingsFromEnv() (Settings, error) { return settingsFromEnv(true) }
+
+func settingsFromEnv(serve bool) (Settings, error) {
 	get := os.Getenv
 	cfg, err := config.FromEnv()
 	var errs []error
@@ -109,7 +116,7 @@ func SettingsFromEnv() (Settings, error) {
 
 	// In AWS the token lives in Secrets Manager only: a plain environment variable is
 	// visible to anyone who can read the function's configuration.
-	if s.Config.Token != "" && s.Endpoint == "" {
+	if s.Config.Token != "" && s.Endpoint == "" && !serve {
 		errs = append(errs, errors.New("GITLAB_TOKEN must not be set on a Lambda function: store the token in Secrets Manager and set GITLAB_TOKEN_SECRET_ARN (GITLAB_TOKEN is accepted only with AWS_ENDPOINT_URL, against an emulator)"))
 		s.Config.Token = ""
 	}

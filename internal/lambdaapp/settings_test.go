@@ -21,6 +21,7 @@ func TestSettingsFromEnv(t *testing.T) {
 	tests := []struct {
 		name    string
 		env     map[string]string
+		serve   bool // ServeSettingsFromEnv
 		wantErr string
 		check   func(t *testing.T, s Settings)
 	}{
@@ -74,6 +75,16 @@ func TestSettingsFromEnv(t *testing.T) {
 				}
 			},
 		},
+		{
+			name:  "token in the serving agent's own environment",
+			env:   map[string]string{"GITLAB_TOKEN": token},
+			serve: true,
+			check: func(t *testing.T, s Settings) {
+				if s.Config.Token != token {
+					t.Error("the token was not taken from GITLAB_TOKEN")
+				}
+			},
+		},
 		{name: "bad count", env: map[string]string{"MAX_RECEIVE_COUNT": "0"}, wantErr: "MAX_RECEIVE_COUNT"},
 		{name: "bad duration", env: map[string]string{"DEADLINE_MARGIN": "soon"}, wantErr: "DEADLINE_MARGIN"},
 	}
@@ -85,7 +96,11 @@ func TestSettingsFromEnv(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			s, err := SettingsFromEnv()
+			read := SettingsFromEnv
+			if tt.serve {
+				read = ServeSettingsFromEnv
+			}
+			s, err := read()
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
