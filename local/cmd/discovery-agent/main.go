@@ -25,6 +25,7 @@ import (
 	"github.com/gl2gh/discovery-agent/internal/config"
 	"github.com/gl2gh/discovery-agent/internal/inventory"
 	"github.com/gl2gh/discovery-agent/internal/metrics"
+	"github.com/gl2gh/discovery-agent/local/awsagent"
 	"github.com/gl2gh/discovery-agent/local/runner"
 	"github.com/gl2gh/discovery-agent/local/service"
 )
@@ -181,23 +182,44 @@ func serve(ctx context.Context, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
 	sched, err := service.ParseSchedule(cfg.Schedule)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
+	backend := strings.TrimSpace(os.Getenv("BACKEND"))
+	if backend == "" {
+		backend = "local"
+	}
+	if backend != "local" && backend != "aws" {
+		return fmt.Errorf("configuration: BACKEND %q: want local or aws", backend)
+	}
+	// On AWS the token may come from GITLAB_TOKEN_SECRET_ARN: awsagent checks it.
+	if backend == "local" {
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("configuration: %w", err)
+		}
+	}
 	log := newLogger(stderr, cfg.LogLevel)
 	metrics.Version = version
 	m := metrics.New()
-	r, err := runner.New(cfg, runner.Options{Log: log, Telemetry: m})
-	if err != nil {
-		return err
+	var b service.Backend
+	switch backend {
+	case "aws":
+		a, err := awsagent.Load(ctx, awsagent.Options{Log: log, Telemetry: m})
+		if err != nil {
+			return err
+		}
+		b = a
+	default:
+		r, err := runner.New(cfg, runner.Options{Log: log, Telemetry: m})
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		b = r
 	}
-	defer r.Close()
 	s := &service.Service{
-		Backend: r, Metrics: m, Log: log, Version: version, Schedule: sched,
+		Backend: b, Metrics: m, Log: log, Version: version, Schedule: sched,
 		HealthAddr: cfg.HealthAddr, MetricsAddr: cfg.MetricsAddr,
 	}
 	return s.Run(ctx)
