@@ -417,3 +417,44 @@ func TestNewNeedsEveryResource(t *testing.T) {
 		})
 	}
 }
+
+// A message in flight when Work stops is handed back at once, not after the
+// visibility timeout (30 s here), and resumes on the next start.
+func TestStopHandsMessagesBack(t *testing.T) {
+	d := newDeployment(t, gitlabsim.Options{Seed: 3, Groups: 1, Projects: 20, Faults: gitlabsim.Faults{Latency: 200 * time.Millisecond}})
+	ctx := context.Background()
+	b := d.backend(t, d.settings, nil)
+	run, started, err := b.Start(ctx)
+	if err != nil || !started {
+		t.Fatalf("Start = %v, %v, %v", run.ID, started, err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { b.Work(wctx); close(done) }()
+	waitFor(t, 30*time.Second, "the group scan to call GitLab", func() bool { return b.Snapshot().APICalls > 0 })
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Work did not return after its context ended")
+	}
+	if b.Snapshot().Groups != 0 {
+		t.Fatal("the group finished before Work stopped; the test needs more latency")
+	}
+
+	q := sqsqueue.New(d.srv.SQS(), d.settings.ScanQueueURL)
+	var got []string
+	waitFor(t, 15*time.Second, "the interrupted message to be visible again", func() bool {
+		msgs, err := q.Receive(ctx, 10, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			got = append(got, aws.ToString(m.Body)+" receives="+m.Attributes["ApproximateReceiveCount"])
+		}
+		return len(msgs) > 0
+	})
+	if len(got) != 1 || !strings.Contains(got[0], `"run_id":"`+run.ID+`"`) || !strings.HasSuffix(got[0], "receives=2") {
+		t.Errorf("received %v; want the run's group message, on its second receive", got)
+	}
+}
