@@ -55,7 +55,6 @@ var Vars = []Var{
 	{"HEALTH_ADDR", ":8080", "Service mode: /health, /health/ready, /health/live, POST /runs"},
 	{"METRICS_ADDR", ":9090", "Service mode: Prometheus /metrics"},
 	{"SCAN_SCHEDULE", "", "Service mode: cron expression (5 fields) or interval (e.g. 24h); empty = on demand only"},
-	{"BACKEND", "local", "Service mode: local (embedded store, queue and export directory) or aws (SQS, DynamoDB and S3 named by the Lambda variables of docs/DEPLOY.md; AWS_ENDPOINT_URL for an emulator such as moto)"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 }
 
