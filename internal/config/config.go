@@ -52,6 +52,7 @@ var Vars = []Var{
 	{"DATA_DIR", "./data", "Local mode: directory of the embedded store (the discovery-data volume)"},
 	{"EXPORT_DIR", "./exports", "Local mode: directory the exports are written to"},
 	{"READINESS_THRESHOLDS", "", "JSON or YAML file overriding readiness thresholds (docs/EXPORTS.md)"},
+	{"BACKEND", "local", "Service mode: local (embedded store, queue and export directory) or aws (SQS, DynamoDB and S3 named by the Lambda variables of docs/DEPLOY.md; AWS_ENDPOINT_URL for an emulator such as moto)"},
 	{"HEALTH_ADDR", ":8080", "Service mode: /health, /health/ready, /health/live, POST /runs"},
 	{"METRICS_ADDR", ":9090", "Service mode: Prometheus /metrics"},
 	{"SCAN_SCHEDULE", "", "Service mode: cron expression (5 fields) or interval (e.g. 24h); empty = on demand only"},
