@@ -111,7 +111,11 @@ func scan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	log := newLogger(stderr, cfg.LogLevel)
+	level := cfg.LogLevel
+	if isTerminal(stderr) && os.Getenv("LOG_LEVEL") == "" {
+		level = "warn" // the progress line tells the rest; info lines would break it up
+	}
+	log := newLogger(stderr, level)
 	r, err := runner.New(cfg, runner.Options{Log: log})
 	if err != nil {
 		return err
