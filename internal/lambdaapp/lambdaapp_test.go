@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,24 +32,6 @@ func TestMain(m *testing.M) { mototest.Main(m) }
 
 const token = "glpat-lambdaapp-test-do-not-leak-7c1e"
 
-// syncBuffer collects output written from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // fixture is one isolated deployment on the shared moto server: tables, queues, a
 // bucket and a secret of its own, and a simulated GitLab.
 type fixture struct {
@@ -59,7 +40,7 @@ type fixture struct {
 	settings     Settings
 	scan, export *sqsqueue.Queue
 	scanARN      string
-	logs, emf    *syncBuffer
+	logs, emf    *scancheck.Logs
 }
 
 func newFixture(t *testing.T, simOpts gitlabsim.Options) *fixture {
@@ -113,7 +94,7 @@ func newFixture(t *testing.T, simOpts gitlabsim.Options) *fixture {
 		scan:    sqsqueue.New(srv.SQS(), scan.URL),
 		export:  sqsqueue.New(srv.SQS(), exp.URL),
 		scanARN: scan.ARN,
-		logs:    &syncBuffer{}, emf: &syncBuffer{},
+		logs:    &scancheck.Logs{}, emf: &scancheck.Logs{},
 	}
 }
 

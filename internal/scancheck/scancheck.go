@@ -5,6 +5,7 @@ package scancheck
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/gl2gh/discovery-agent/internal/gitlabsim"
 	"github.com/gl2gh/discovery-agent/internal/inventory"
@@ -291,4 +293,24 @@ func ReadExportDir(dir string) ([]inventory.Group, []inventory.Project, error) {
 	defer pf.Close()
 	projects, err := ReadJSONL(pf)
 	return groups, projects, err
+}
+
+// Logs collects output written from many goroutines (a logger's, a process's) so a test
+// can read it afterwards, e.g. to check that the token appears in no log line.
+type Logs struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *Logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns everything written so far.
+func (l *Logs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

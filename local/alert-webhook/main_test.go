@@ -9,8 +9,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/gl2gh/discovery-agent/internal/scancheck"
 )
 
 const firing = `{"version":"4","receiver":"critical","status":"firing","alerts":[
@@ -78,7 +79,7 @@ func TestHandler(t *testing.T) {
 func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var out syncBuffer
+	var out scancheck.Logs
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"--addr", "127.0.0.1:0"}, &out, ready) }()
@@ -109,7 +110,7 @@ func TestRun(t *testing.T) {
 }
 
 func TestRunBadAddress(t *testing.T) {
-	err := run(t.Context(), []string{"--addr", "127.0.0.1:notaport"}, &syncBuffer{}, nil)
+	err := run(t.Context(), []string{"--addr", "127.0.0.1:notaport"}, &scancheck.Logs{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Fatalf("err = %v, want a listen error", err)
 	}
@@ -127,22 +128,4 @@ func logLines(t *testing.T, b []byte) []map[string]any {
 		lines = append(lines, m)
 	}
 	return lines
-}
-
-// syncBuffer is a bytes.Buffer the server goroutines and the test can share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -14,7 +14,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,31 +41,13 @@ func TestMain(m *testing.M) { mototest.Main(m) }
 
 const token = "glpat-awsagent-test-do-not-leak-51d0"
 
-// syncBuffer collects output written from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // deployment is one isolated set of AWS resources on the shared moto server, and a
 // simulated GitLab.
 type deployment struct {
 	srv      *mototest.Server
 	sim      *gitlabsim.Server
 	settings lambdaapp.Settings
-	logs     *syncBuffer
+	logs     *scancheck.Logs
 }
 
 func newDeployment(t *testing.T, simOpts gitlabsim.Options) *deployment {
@@ -100,7 +81,7 @@ func newDeployment(t *testing.T, simOpts gitlabsim.Options) *deployment {
 		t.Fatal(err)
 	}
 	return &deployment{
-		srv: srv, sim: sim, logs: &syncBuffer{},
+		srv: srv, sim: sim, logs: &scancheck.Logs{},
 		settings: lambdaapp.Settings{
 			Config: config.Config{
 				GitLabURL: ts.URL, Token: token, MaxPerProjectCalls: 200, Concurrency: 8,

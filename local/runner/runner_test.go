@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,29 +21,11 @@ import (
 
 const token = "sim-token-do-not-leak-9f3a"
 
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	sim  *gitlabsim.Server
 	url  string
 	cfg  config.Config
-	logs *syncBuffer
+	logs *scancheck.Logs
 }
 
 func newEnv(t *testing.T, opts gitlabsim.Options) *env {
@@ -58,7 +39,7 @@ func newEnv(t *testing.T, opts gitlabsim.Options) *env {
 	t.Cleanup(func() { sim.Close(); ts.Close() })
 	dir := t.TempDir()
 	return &env{
-		sim: sim, url: ts.URL, logs: &syncBuffer{},
+		sim: sim, url: ts.URL, logs: &scancheck.Logs{},
 		cfg: config.Config{
 			GitLabURL: ts.URL, Token: token, DataDir: filepath.Join(dir, "data"), ExportDir: filepath.Join(dir, "exports"),
 			MaxPerProjectCalls: 200, Concurrency: 8, RequestTimeout: 2 * time.Second,
