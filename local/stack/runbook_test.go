@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -445,19 +444,7 @@ func hasPrefix(m map[string]bool, prefix string) bool {
 func scrapeMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	m := metrics.New()
-	m.RunStarted("run-1")
-	m.Request("projects/:id", 200, 50*time.Millisecond)
-	m.Retry("429")
-	m.RateLimitRemaining(100)
-	m.GroupDone("complete")
-	m.ProjectDone("complete", "ready")
-	m.ScanError("forbidden", "hooks")
-	m.QueueDepth(3)
-	m.SetBudgetTokens(10)
-	m.SetDeadLetters(0)
-	m.RunFinished(true, time.Minute)
-	m.RunStarted("run-2")
-	m.RateLimitRemaining(100)
+	metrics.ExerciseAll(m)
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	body, err := io.ReadAll(rec.Body)
