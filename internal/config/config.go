@@ -18,6 +18,7 @@ type Config struct {
 	GitLabURL          string         // GITLAB_URL
 	Token              string         // GITLAB_TOKEN (never logged)
 	RootGroups         []string       // ROOT_GROUPS, comma-separated paths or IDs; empty = every top-level group
+	IncludePersonal    bool           // INCLUDE_PERSONAL_PROJECTS
 	RateLimitRPM       int            // RATE_LIMIT_RPM
 	EndpointRPM        map[string]int // RATE_LIMIT_ENDPOINTS: per endpoint class, requests per minute
 	MaxAPICalls        int64          // MAX_API_CALLS, per run; 0 = unlimited
@@ -42,6 +43,7 @@ var Vars = []Var{
 	{"GITLAB_URL", "", "Base URL of the GitLab instance, e.g. https://gitlab.example.com (required)"},
 	{"GITLAB_TOKEN", "", "Personal/group access token with read_api scope (required; never logged; Lambda reads it from Secrets Manager)"},
 	{"ROOT_GROUPS", "", "Comma-separated group paths or IDs to scan; empty = every top-level group the token can see"},
+	{"INCLUDE_PERSONAL_PROJECTS", "false", "true: also scan projects in personal (user) namespaces, which no group holds, by walking the project list (keyset); an admin token sees every user's"},
 	{"RATE_LIMIT_RPM", "600", "Requests per minute shared by all workers; never faster than GitLab's announced RateLimit-Limit"},
 	{"RATE_LIMIT_ENDPOINTS", "", "Extra per-endpoint-class limits in requests per minute, e.g. groups/:id/projects=600,projects/:id=400,groups=50 (GitLab.com's); within RATE_LIMIT_RPM. In Lambda they apply per worker"},
 	{"MAX_API_CALLS", "0", "API calls per run; 0 = unlimited. When spent, remaining steps are recorded as errors"},
@@ -82,6 +84,7 @@ func parse(get func(string) string) (Config, error) {
 		}
 	}
 	var errs []error
+	c.IncludePersonal = boolVar(get, "INCLUDE_PERSONAL_PROJECTS", &errs)
 	c.RateLimitRPM = Int(get, "RATE_LIMIT_RPM", 600, 0, &errs)
 	c.EndpointRPM = endpointRPM(get("RATE_LIMIT_ENDPOINTS"), &errs)
 	c.MaxAPICalls = int64(Int(get, "MAX_API_CALLS", 0, 0, &errs))
@@ -181,4 +184,16 @@ func endpointRPM(s string, errs *[]error) map[string]int {
 		m[strings.Trim(strings.TrimSpace(class), "/")] = rpm
 	}
 	return m
+}
+
+func boolVar(get func(string) string, name string, errs *[]error) bool {
+	s := strings.TrimSpace(get(name))
+	if s == "" {
+		return false
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("%s=%q: want true or false", name, s))
+	}
+	return b
 }

@@ -22,6 +22,8 @@ type Scheduler struct {
 	GitLab     *gitlab.Client
 	GitLabURL  string
 	RootGroups []string // paths or numeric IDs; empty = every top-level group
+	// IncludePersonal adds the projects of personal (user) namespaces to the run.
+	IncludePersonal bool
 	Log        *slog.Logger
 	Now        func() time.Time // default time.Now
 }
@@ -48,6 +50,9 @@ func (s *Scheduler) Start(ctx context.Context) (run inventory.Run, started bool,
 	msgs, roots, err := s.roots(ctx)
 	if err != nil {
 		return inventory.Run{}, false, fmt.Errorf("start run: %w", err)
+	}
+	if s.IncludePersonal {
+		msgs = append(msgs, work.Message{Kind: work.KindPersonal})
 	}
 	now := time.Now
 	if s.Now != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -78,7 +79,7 @@ func (w *Worker) Handle(ctx context.Context, m work.Message, final bool) error {
 	}
 	if done {
 		log.Debug("message already done; dropping duplicate")
-		if m.Kind == work.KindGroup {
+		if m.Kind != work.KindExport {
 			// The first delivery may have died between its Done and queueing the export.
 			return w.exportIfIdle(ctx, m.RunID, log)
 		}
@@ -100,7 +101,11 @@ func (w *Worker) Handle(ctx context.Context, m work.Message, final bool) error {
 	case work.KindExport:
 		return w.export(ctx, run, log)
 	default:
-		err := w.scanGroup(ctx, m, log)
+		scan := w.scanGroup
+		if m.Kind == work.KindPersonal {
+			scan = w.scanPersonal
+		}
+		err := scan(ctx, m, log)
 		if errors.Is(err, gitlab.ErrUnauthorized) {
 			return w.fail(ctx, run, "GitLab rejected the token (401): check GITLAB_TOKEN", log)
 		}
@@ -135,7 +140,7 @@ func (w *Worker) giveUp(ctx context.Context, m work.Message, reason string, log 
 			return fmt.Errorf("record failed group %s: %w", m.Key(), err)
 		}
 	}
-	if w.Recorder != nil {
+	if w.Recorder != nil && m.Kind == work.KindGroup {
 		w.Recorder.GroupDone(inventory.StatusError)
 	}
 	return w.complete(ctx, m.RunID, m.Key(), log)
@@ -192,17 +197,24 @@ var errDeadlineNear = errors.New("deadline too near to scan a page")
 // group record is written; a page number no listing reaches.
 const checkpointDone = math.MaxInt32
 
-func (w *Worker) scanGroup(ctx context.Context, m work.Message, log *slog.Logger) error {
-	key := m.Key()
+// countCalls counts the requests made under the returned context and adds them to the
+// run's API calls when done is called: retries and redeliveries included, what GitLab
+// really served.
+func (w *Worker) countCalls(ctx context.Context, runID string, log *slog.Logger) (context.Context, func()) {
 	ctx, calls := gitlab.WithCallCounter(ctx, 0)
-	defer func() {
-		// Calls made, retries and redeliveries included: what GitLab really served.
+	return ctx, func() {
 		if n := calls(); n > 0 {
-			if err := w.Store.AddAPICalls(context.WithoutCancel(ctx), m.RunID, n); err != nil {
+			if err := w.Store.AddAPICalls(context.WithoutCancel(ctx), runID, n); err != nil {
 				log.Warn("count API calls", "err", err)
 			}
 		}
-	}()
+	}
+}
+
+func (w *Worker) scanGroup(ctx context.Context, m work.Message, log *slog.Logger) error {
+	key := m.Key()
+	ctx, done := w.countCalls(ctx, m.RunID, log)
+	defer done()
 
 	g := inventory.Group{ID: m.GroupID, FullPath: m.GroupPath, ParentID: m.ParentID, Subgroups: m.Subgroups}
 	if g.ID == 0 {
@@ -287,6 +299,69 @@ func (w *Worker) scanGroup(ctx context.Context, m work.Message, log *slog.Logger
 		w.Recorder.GroupDone(g.ScanStatus)
 	}
 	log.Info("group scanned", "projects", g.Projects, "subgroups", g.Subgroups)
+	return w.complete(ctx, m.RunID, key, log)
+}
+
+// scanPersonal profiles the projects of personal namespaces, which no group holds: it
+// walks the whole project list in ID order (keyset pagination, no offset cap) and
+// profiles the projects whose namespace is a user's. Like a group, it checkpoints its
+// cursor after each page and continues in a new message before a deadline.
+func (w *Worker) scanPersonal(ctx context.Context, m work.Message, log *slog.Logger) error {
+	key := m.Key()
+	ctx, done := w.countCalls(ctx, m.RunID, log)
+	defer done()
+	cp, err := w.Store.Checkpoint(ctx, m.RunID, key)
+	if err != nil {
+		return fmt.Errorf("scan personal projects: read checkpoint: %w", err)
+	}
+	if cp == checkpointDone {
+		return w.complete(ctx, m.RunID, key, log)
+	}
+	after := max(m.After, int64(cp))
+	found := 0
+	var slowest time.Duration
+	for {
+		if w.nearDeadline(ctx, slowest) {
+			next := work.Message{Kind: work.KindPersonal, RunID: m.RunID, After: after}
+			if next.Key() == key {
+				return fmt.Errorf("scan personal projects: %w after project %d", errDeadlineNear, after)
+			}
+			log.Info("deadline near; continuing personal projects in a new message", "after", after)
+			if err := w.Store.AddPending(ctx, m.RunID, next.Key()); err != nil {
+				return fmt.Errorf("scan personal projects: count continuation: %w", err)
+			}
+			if err := w.Queue.Send(ctx, next); err != nil {
+				return fmt.Errorf("scan personal projects: queue continuation: %w", err)
+			}
+			return w.complete(ctx, m.RunID, key, log)
+		}
+		start := time.Now()
+		projects, next, err := w.GitLab.Projects(ctx, after)
+		if errors.Is(err, budget.ErrExhausted) {
+			log.Warn("API call budget spent; personal projects after this one are not scanned", "after", after)
+			return w.complete(ctx, m.RunID, key, log)
+		}
+		if err != nil {
+			return fmt.Errorf("scan personal projects after %d: %w", after, err)
+		}
+		personal := slices.DeleteFunc(projects, func(p gitlab.Project) bool { return p.Namespace.Kind != "user" })
+		if err := w.profilePage(ctx, m.RunID, personal); err != nil {
+			return fmt.Errorf("scan personal projects after %d: %w", after, err)
+		}
+		found += len(personal)
+		slowest = max(slowest, time.Since(start))
+		if next == 0 {
+			break
+		}
+		after = next
+		if err := w.Store.SaveCheckpoint(ctx, m.RunID, key, int(after)); err != nil {
+			return fmt.Errorf("scan personal projects: save checkpoint: %w", err)
+		}
+	}
+	if err := w.Store.SaveCheckpoint(ctx, m.RunID, key, checkpointDone); err != nil {
+		return fmt.Errorf("scan personal projects: save checkpoint: %w", err)
+	}
+	log.Info("personal projects scanned", "projects", found)
 	return w.complete(ctx, m.RunID, key, log)
 }
 

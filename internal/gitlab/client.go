@@ -270,6 +270,7 @@ type Project struct {
 	PathWithNamespace string `json:"path_with_namespace"`
 	Namespace         struct {
 		ID       int64  `json:"id"`
+		Kind     string `json:"kind"` // group or user
 		FullPath string `json:"full_path"`
 	} `json:"namespace"`
 	Visibility        string          `json:"visibility"`
@@ -336,6 +337,28 @@ func (c *Client) GroupProjects(ctx context.Context, groupID int64, page int) ([]
 		return nil, 0, err
 	}
 	return ps, int(resp.NextPage), nil
+}
+
+// Projects returns one keyset page of every project the token sees, in ID order after
+// the given ID, with statistics when GitLab includes them, and the ID to continue after
+// (0 at the end). Keyset pagination has no offset cap, so it walks 100k+ projects.
+func (c *Client) Projects(ctx context.Context, after int64) ([]Project, int64, error) {
+	q := url.Values{
+		"pagination": {"keyset"}, "order_by": {"id"}, "sort": {"asc"},
+		"per_page": {strconv.Itoa(PerPage)}, "statistics": {"true"},
+	}
+	if after > 0 {
+		q.Set("id_after", strconv.FormatInt(after, 10))
+	}
+	var ps []Project
+	resp, err := c.get(ctx, "projects", q, &ps)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(ps) == 0 || (resp.NextLink == "" && len(ps) < PerPage) {
+		return ps, 0, nil
+	}
+	return ps, ps[len(ps)-1].ID, nil
 }
 
 // Project returns one project with statistics.

@@ -54,7 +54,7 @@ func (a *App) Schedule(ctx context.Context, payload json.RawMessage) (Result, er
 	limiter = rc.limiter
 	s := &discovery.Scheduler{
 		Store: a.store, Queue: a.queue, GitLab: rc.client, GitLabURL: a.s.Config.GitLabURL,
-		RootGroups: a.s.Config.RootGroups, Log: log,
+		RootGroups: a.s.Config.RootGroups, IncludePersonal: a.s.Config.IncludePersonal, Log: log,
 	}
 	log.Info("schedule", "trigger", t.Trigger)
 	run, started, err := s.Start(ctx)

@@ -13,6 +13,9 @@ import (
 const (
 	KindGroup  = "group"  // scan one group: its subgroups and one or more pages of its projects
 	KindExport = "export" // every group of the run is done: write the exports
+	// KindPersonal walks the projects of personal (user) namespaces, which no group
+	// holds, from the project list in ID order (INCLUDE_PERSONAL_PROJECTS).
+	KindPersonal = "personal"
 )
 
 // ErrMalformed marks a message that can never be processed; it belongs in the DLQ.
@@ -34,6 +37,8 @@ type Message struct {
 	// Subgroups carries the group's direct subgroup count to continuation messages,
 	// which do not list subgroups again.
 	Subgroups int `json:"subgroups,omitempty"`
+	// After is the project ID a personal-projects message continues after.
+	After int64 `json:"after,omitempty"`
 }
 
 // Key is the message's identity within its run: a message sent twice has one key, so
@@ -42,6 +47,8 @@ func (m Message) Key() string {
 	switch m.Kind {
 	case KindExport:
 		return "export"
+	case KindPersonal:
+		return "personal:" + strconv.FormatInt(m.After, 10)
 	default:
 		g := m.GroupPath
 		if m.GroupID != 0 {
@@ -57,6 +64,11 @@ func (m Message) Validate() error {
 	case m.RunID == "":
 		return fmt.Errorf("%w: no run_id", ErrMalformed)
 	case m.Kind == KindExport:
+		return nil
+	case m.Kind == KindPersonal:
+		if m.After < 0 {
+			return fmt.Errorf("%w: negative after %d", ErrMalformed, m.After)
+		}
 		return nil
 	case m.Kind != KindGroup:
 		return fmt.Errorf("%w: unknown kind %q", ErrMalformed, m.Kind)

@@ -112,7 +112,8 @@ func New(cfg config.Config, opts Options) (*Runner, error) {
 		MaxPerProjectCalls: cfg.MaxPerProjectCalls, Concurrency: cfg.Concurrency, CacheTTL: cfg.CacheTTL,
 	}
 	r.Scheduler = &discovery.Scheduler{
-		Store: st, Queue: q, GitLab: gl, GitLabURL: cfg.GitLabURL, RootGroups: cfg.RootGroups, Log: log,
+		Store: st, Queue: q, GitLab: gl, GitLabURL: cfg.GitLabURL, RootGroups: cfg.RootGroups,
+		IncludePersonal: cfg.IncludePersonal, Log: log,
 	}
 	return r, nil
 }
