@@ -20,6 +20,13 @@ func (s *Server) dispatch(c *call) {
 		s.listGroups(c, s.allGroups, c.flag("top_level_only"))
 	case cls == clsProjects:
 		s.listProjects(c)
+	case cls == clsUserProjects:
+		ui, ok := s.in.lookupUser(c.route.ref)
+		if !ok {
+			c.error(http.StatusNotFound, "message", "404 User Not Found")
+			return
+		}
+		s.writeProjects(c, pickPage(c, s.in.users[ui].projects, s.projectFilter(c), c.q().Get("sort") == "desc"))
 	case cls >= clsGroup && cls <= clsGroupProjects:
 		gi, ok := s.in.lookupGroup(c.route.ref)
 		if !ok {
@@ -279,6 +286,7 @@ type apiProjectDetail struct {
 	Mirror                           bool              `json:"mirror"`
 	MirrorTriggerBuilds              *bool             `json:"mirror_trigger_builds,omitempty"`
 	Statistics                       *apiStatistics    `json:"statistics,omitempty"`
+	Owner                            *apiUser          `json:"owner,omitempty"` // personal projects only, as GitLab does
 }
 
 func access(on bool) string {
@@ -288,7 +296,14 @@ func access(on bool) string {
 	return "disabled"
 }
 
-func (s *Server) namespaceJSON(g *group) apiNamespace {
+// namespaceJSON is a project's namespace: kind "group", or "user" for a personal project.
+func (s *Server) namespaceJSON(p *project) apiNamespace {
+	if p.owner >= 0 {
+		u := &s.in.users[p.owner]
+		avatar := "https://secure.gravatar.com/avatar/" + u.username
+		return apiNamespace{ID: u.id, Name: u.name, Path: u.username, Kind: "user", FullPath: u.username, AvatarURL: &avatar, WebURL: s.in.externalURL + "/" + u.username}
+	}
+	g := &s.in.groups[p.group]
 	ns := apiNamespace{ID: g.id, Name: g.name, Path: g.path, Kind: "group", FullPath: g.fullPath, WebURL: s.in.externalURL + "/groups/" + g.fullPath}
 	if g.parent >= 0 {
 		pid := s.in.groups[g.parent].id
@@ -297,18 +312,29 @@ func (s *Server) namespaceJSON(g *group) apiNamespace {
 	return ns
 }
 
+// nsFullName is the namespace part of name_with_namespace.
+func (s *Server) nsFullName(p *project) string {
+	if p.owner >= 0 {
+		return s.in.users[p.owner].name
+	}
+	return s.fullName(&s.in.groups[p.group])
+}
+
+func (in *instance) ownerJSON(u *user) *apiUser {
+	return &apiUser{ID: u.id, Username: u.username, Name: u.name, State: "active", AvatarURL: "https://secure.gravatar.com/avatar/" + u.username, WebURL: in.externalURL + "/" + u.username}
+}
+
 func (s *Server) projectJSON(p *project, withStats, simple bool) apiProject {
 	in := s.in
-	g := &in.groups[p.group]
-	pwn := g.fullPath + "/" + p.path
+	pwn := in.pathWithNamespace(p)
 	web := in.externalURL + "/" + pwn
 	host := strings.TrimPrefix(strings.TrimPrefix(in.externalURL, "https://"), "http://")
 	a := apiProject{
-		ID: p.id, Description: descriptionOf(p), Name: p.name, NameWithNamespace: s.fullName(g) + " / " + p.name,
+		ID: p.id, Description: descriptionOf(p), Name: p.name, NameWithNamespace: s.nsFullName(p) + " / " + p.name,
 		Path: p.path, PathWithNamespace: pwn, CreatedAt: time.Unix(p.created, 0).UTC(),
 		TagList: []string{}, Topics: []string{}, SSHURLToRepo: "git@" + host + ":" + pwn + ".git",
 		HTTPURLToRepo: web + ".git", WebURL: web, ForksCount: int64(p.id % 3), StarCount: int64(p.id % 7),
-		LastActivityAt: time.Unix(p.activity, 0).UTC(), Namespace: s.namespaceJSON(g),
+		LastActivityAt: time.Unix(p.activity, 0).UTC(), Namespace: s.namespaceJSON(p),
 	}
 	if b := p.defaultBranch(); b != "" {
 		a.DefaultBranch = &b
@@ -343,6 +369,10 @@ func (s *Server) projectJSON(p *project, withStats, simple bool) apiProject {
 		RequestAccessEnabled: true, MergeMethod: "merge", SquashOption: "default_off", RepositoryStorage: "default",
 		Mirror: p.has(fMirror),
 	}
+	if p.owner >= 0 {
+		d.Owner = in.ownerJSON(&in.users[p.owner])
+		d.CreatorID = d.Owner.ID
+	}
 	if p.has(fIssues) {
 		open := p.count(cOpenIssues)
 		d.OpenIssuesCount = &open
@@ -353,10 +383,9 @@ func (s *Server) projectJSON(p *project, withStats, simple bool) apiProject {
 	}
 	if p.forkOf >= 0 {
 		f := &in.projects[p.forkOf]
-		fg := &in.groups[f.group]
-		fp := fg.fullPath + "/" + f.path
+		fp := in.pathWithNamespace(f)
 		d.ForkedFromProject = &apiForkParent{
-			ID: f.id, Description: descriptionOf(f), Name: f.name, NameWithNamespace: s.fullName(fg) + " / " + f.name,
+			ID: f.id, Description: descriptionOf(f), Name: f.name, NameWithNamespace: s.nsFullName(f) + " / " + f.name,
 			Path: f.path, PathWithNamespace: fp, CreatedAt: time.Unix(f.created, 0).UTC(),
 			HTTPURLToRepo: in.externalURL + "/" + fp + ".git", WebURL: in.externalURL + "/" + fp,
 		}

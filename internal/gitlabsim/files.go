@@ -148,7 +148,11 @@ func (in *instance) file(p *project, name string) (string, bool) {
 	case "CODEOWNERS", ".gitlab/CODEOWNERS", "docs/CODEOWNERS":
 		return fmt.Sprintf("# Code owners for %s\n* @%s-maintainers\n/docs/ @tech-writers\n[Security][2] @appsec\n*.tf @platform-infra\n", pwn, p.path), true
 	case "README.md":
-		return fmt.Sprintf("# %s\n\n%s of the %s group.\n\n## Getting started\n\nSee `docs/` and the CI configuration.\n", p.name, []string{"Service", "Library", "Tooling"}[r.intn(3)], in.groups[p.group].name), true
+		owner := "the " + in.nsName(p) + " group"
+		if p.owner >= 0 {
+			owner = in.nsName(p)
+		}
+		return fmt.Sprintf("# %s\n\n%s of %s.\n\n## Getting started\n\nSee `docs/` and the CI configuration.\n", p.name, []string{"Service", "Library", "Tooling"}[r.intn(3)], owner), true
 	case ".gitignore":
 		return "/bin/\n/dist/\n/node_modules/\n*.log\n.env\n", true
 	case "LICENSE":

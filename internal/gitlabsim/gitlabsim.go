@@ -25,7 +25,14 @@ import (
 type Options struct {
 	Seed     int64
 	Groups   int // top-level and subgroups in total, at least 1
-	Projects int // projects in total
+	Projects int // projects in groups, in total
+
+	// Users is the number of user namespaces (usernames such as "alice.smith", ids
+	// from 1,000,000) and PersonalProjects the projects spread over them, with ids
+	// after every group project's; they are in /projects and /users/:id/projects,
+	// never in a group's listing. PersonalProjects needs Users > 0.
+	Users            int
+	PersonalProjects int
 
 	Token        string        // accepted token; default "sim-token"
 	RateLimitRPM int           // requests per minute per token; 0 = unlimited (no rate-limit headers)

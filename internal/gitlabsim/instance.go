@@ -1,6 +1,7 @@
 package gitlabsim
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -127,7 +128,8 @@ type group struct {
 type project struct {
 	id       int64
 	forkOf   int32 // index of the forked project, -1 when not a fork
-	group    int32
+	group    int32 // index of the group, -1 for a personal project
+	owner    int32 // index of the user owning a personal project, -1 for a group project
 	name     string
 	path     string
 	created  int64
@@ -162,13 +164,25 @@ func (p *project) packageTypeList() []string {
 	return out
 }
 
+// user is a user namespace holding personal projects. The simulator gives a user
+// and its namespace the same id.
+type user struct {
+	id       int64
+	username string
+	name     string
+	created  int64
+	projects []int32 // ascending id
+}
+
 type instance struct {
 	seed        int64
 	externalURL string
 	groups      []group
 	byPath      map[string]int32 // group full path (lower case) -> index
 	roots       []int32
-	projects    []project
+	projects    []project // group projects first, then personal ones: ascending id
+	users       []user
+	byUsername  map[string]int32 // username -> index
 }
 
 // Special roles make sure every readiness rule and the 10,000 cut-off are exercised
@@ -246,9 +260,20 @@ func build(o Options) (*instance, error) {
 	if o.Projects < 0 {
 		return nil, fmt.Errorf("gitlabsim: negative project count %d", o.Projects)
 	}
+	if o.Users < 0 || o.PersonalProjects < 0 {
+		return nil, fmt.Errorf("gitlabsim: negative user (%d) or personal project (%d) count", o.Users, o.PersonalProjects)
+	}
+	if o.PersonalProjects > 0 && o.Users == 0 {
+		return nil, errors.New("gitlabsim: personal projects need at least one user")
+	}
 	in := &instance{seed: o.Seed, externalURL: strings.TrimRight(o.ExternalURL, "/")}
 	in.buildGroups(o.Groups)
 	in.buildProjects(o.Projects)
+	// Users and their projects come last so that an instance without them is the
+	// same as before they existed, and personal project ids follow every group
+	// project's.
+	in.buildUsers(o.Users)
+	in.buildPersonalProjects(o.PersonalProjects)
 	return in, nil
 }
 
@@ -327,35 +352,18 @@ func (in *instance) buildProjects(n int) {
 	span := time.Date(2025, 5, 15, 0, 0, 0, 0, time.UTC).Unix() - start
 	for i := range n {
 		r := newRNG(in.seed, uint64(i), saltProjectID)
-		switch u := r.float(); {
-		case u < 0.80:
-			id++
-		case u < 0.95:
-			id += r.between(2, 4)
-		default:
-			id += r.between(5, 20) // projects deleted long ago leave gaps
-		}
+		id = nextProjectID(&r, id)
 		gi := int32(min(sortSearch(cum, r.float()*total), len(cum)-1))
 		p := &in.projects[i]
 		p.id = id
 		p.group = gi
+		p.owner = -1
 		p.forkOf = -1
-		stem := projectStems[r.intn(len(projectStems))]
-		suffix := projectSuffixes[r.intn(len(projectSuffixes))]
-		p.path = stem + "-" + suffix
-		key := strconv.Itoa(int(gi)) + "/" + p.path
-		if u := used[key]; u > 0 {
-			p.path += "-" + strconv.Itoa(u+1)
-		}
-		used[key]++
-		p.name = p.path
-		if r.chance(0.3) {
-			p.name = strings.ToUpper(p.path[:1]) + strings.ReplaceAll(p.path[1:], "-", " ")
-		}
+		nameProject(p, &r, strconv.Itoa(int(gi)), used)
 		p.created = start + span*int64(i)/int64(n) + int64(r.intn(int(max(1, span/int64(n)))))
 		g := &in.groups[gi]
 		g.projects = append(g.projects, int32(i))
-		in.profile(p, i, roles[i])
+		in.profile(p, i, roles[i], g.vis)
 	}
 	// Subtrees: a group's projects plus its descendants', ascending id.
 	for k := len(in.groups) - 1; k >= 0; k-- {
@@ -370,6 +378,124 @@ func (in *instance) buildProjects(n int) {
 		slices.Sort(sub)
 		slices.Sort(desc)
 		g.subtree, g.descendants = sub, desc
+	}
+}
+
+// nextProjectID draws the id after id.
+func nextProjectID(r *rng, id int64) int64 {
+	switch u := r.float(); {
+	case u < 0.80:
+		return id + 1
+	case u < 0.95:
+		return id + r.between(2, 4)
+	default:
+		return id + r.between(5, 20) // projects deleted long ago leave gaps
+	}
+}
+
+// nameProject draws a project's path, unique within its namespace ns, and its name.
+func nameProject(p *project, r *rng, ns string, used map[string]int) {
+	stem := projectStems[r.intn(len(projectStems))]
+	suffix := projectSuffixes[r.intn(len(projectSuffixes))]
+	p.path = stem + "-" + suffix
+	key := ns + "/" + p.path
+	if u := used[key]; u > 0 {
+		p.path += "-" + strconv.Itoa(u+1)
+	}
+	used[key]++
+	p.name = p.path
+	if r.chance(0.3) {
+		p.name = strings.ToUpper(p.path[:1]) + strings.ReplaceAll(p.path[1:], "-", " ")
+	}
+}
+
+// userIDBase is where user namespace ids start, far above the group ids of any
+// instance this simulator builds (groups take 1 to 4 ids each), so that the two
+// never collide; buildUsers moves it further up if they ever would.
+const userIDBase = 1_000_000
+
+var firstNames = []string{
+	"alice", "bruno", "chloe", "dmitri", "elena", "fatima", "george", "hana", "igor", "julia", "kenji",
+	"lucia", "marco", "nadia", "oscar", "priya", "quentin", "rosa", "samir", "tanya", "umar", "vera",
+	"wei", "ximena", "yusuf", "zoe",
+}
+
+var lastNames = []string{
+	"smith", "andersen", "baptiste", "castillo", "dubois", "eriksson", "fischer", "gonzalez", "horvat",
+	"ivanova", "jensen", "kim", "lopez", "moreau", "novak", "oconnor", "park", "quinn", "rahman",
+	"sato", "tanaka", "usman", "varga", "weber", "yilmaz", "zielinski",
+}
+
+// buildUsers creates n user namespaces with usernames such as "alice.smith".
+func (in *instance) buildUsers(n int) {
+	if n == 0 {
+		return
+	}
+	in.users = make([]user, n)
+	in.byUsername = make(map[string]int32, n)
+	base := int64(userIDBase)
+	if last := in.groups[len(in.groups)-1].id; last >= base {
+		base = (last/userIDBase + 1) * userIDBase
+	}
+	used := make(map[string]int, n)
+	id := base
+	start := time.Date(2014, 6, 1, 0, 0, 0, 0, time.UTC).Unix()
+	span := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC).Unix() - start
+	for k := range n {
+		r := newRNG(in.seed, uint64(k), saltUser)
+		id += 1 + int64(r.intn(3))
+		first, last := firstNames[r.intn(len(firstNames))], lastNames[r.intn(len(lastNames))]
+		u := &in.users[k]
+		u.id = id
+		u.username = first + "." + last
+		u.name = strings.ToUpper(first[:1]) + first[1:] + " " + strings.ToUpper(last[:1]) + last[1:]
+		if c := used[u.username]; c > 0 {
+			u.username += strconv.Itoa(c + 1)
+		}
+		used[first+"."+last]++
+		u.created = start + span*int64(k)/int64(n) + int64(r.intn(86400))
+		in.byUsername[u.username] = int32(k)
+	}
+}
+
+// buildPersonalProjects spreads n projects over the users, skewed like projects
+// over groups, with ids after every group project's and the same per-project
+// generator.
+func (in *instance) buildPersonalProjects(n int) {
+	if n == 0 {
+		return
+	}
+	cum := make([]float64, len(in.users))
+	var total float64
+	for k := range in.users {
+		r := newRNG(in.seed, uint64(k), saltUserWeight)
+		total += r.logNormal(1, 1.2)
+		cum[k] = total
+	}
+	first := len(in.projects)
+	id := int64(0)
+	if first > 0 {
+		id = in.projects[first-1].id
+	}
+	in.projects = slices.Grow(in.projects, n)[:first+n]
+	used := make(map[string]int, n)
+	start := time.Date(2016, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+	span := time.Date(2025, 5, 15, 0, 0, 0, 0, time.UTC).Unix() - start
+	for j := range n {
+		i := first + j
+		r := newRNG(in.seed, uint64(i), saltProjectID)
+		id = nextProjectID(&r, id)
+		ui := int32(min(sortSearch(cum, r.float()*total), len(cum)-1))
+		p := &in.projects[i]
+		p.id = id
+		p.group = -1
+		p.owner = ui
+		p.forkOf = -1
+		u := &in.users[ui]
+		nameProject(p, &r, u.username, used)
+		p.created = start + span*int64(j)/int64(n) + int64(r.intn(int(max(1, span/int64(n)))))
+		u.projects = append(u.projects, int32(i))
+		in.profile(p, i, roleNone, visPublic) // a user namespace caps no visibility
 	}
 }
 
@@ -423,12 +549,12 @@ func (in *instance) assignRoles(n int) []role {
 }
 
 // profile draws a project's attributes, counts and sizes.
-func (in *instance) profile(p *project, i int, special role) {
+// visCap is the namespace's visibility, which a project never exceeds.
+func (in *instance) profile(p *project, i int, special role, visCap uint8) {
 	r := newRNG(in.seed, uint64(p.id), saltProject)
-	g := &in.groups[p.group]
-	p.vis = g.vis // never more visible than the group
+	p.vis = visCap
 	if r.chance(0.45) {
-		p.vis = uint8(r.intn(int(g.vis) + 1))
+		p.vis = uint8(r.intn(int(visCap) + 1))
 	}
 	p.lang = uint8(r.pick([]float64{20, 25, 20, 20, 8, 7}))
 	p.branch = uint8(r.pick([]float64{65, 30, 5}))
@@ -667,11 +793,13 @@ func (in *instance) lookupProject(ref string) (int, bool) {
 	if slash < 0 {
 		return 0, false
 	}
-	gi, ok := in.byPath[ref[:slash]]
-	if !ok {
-		return 0, false
+	var candidates []int32
+	if gi, ok := in.byPath[ref[:slash]]; ok {
+		candidates = in.groups[gi].projects
+	} else if ui, ok := in.byUsername[ref[:slash]]; ok {
+		candidates = in.users[ui].projects
 	}
-	for _, pi := range in.groups[gi].projects {
+	for _, pi := range candidates {
 		if in.projects[pi].path == ref[slash+1:] {
 			return int(pi), true
 		}
@@ -679,6 +807,38 @@ func (in *instance) lookupProject(ref string) (int, bool) {
 	return 0, false
 }
 
+// lookupUser resolves a numeric id or a username.
+func (in *instance) lookupUser(ref string) (int, bool) {
+	if id, err := strconv.ParseInt(ref, 10, 64); err == nil {
+		return slices.BinarySearchFunc(in.users, id, func(u user, id int64) int { return cmp.Compare(u.id, id) })
+	}
+	i, ok := in.byUsername[strings.ToLower(ref)]
+	return int(i), ok
+}
+
+// nsID, nsFullPath and nsName describe a project's namespace: its group or, for a
+// personal project, its owner's user namespace.
+func (in *instance) nsID(p *project) int64 {
+	if p.owner >= 0 {
+		return in.users[p.owner].id
+	}
+	return in.groups[p.group].id
+}
+
+func (in *instance) nsFullPath(p *project) string {
+	if p.owner >= 0 {
+		return in.users[p.owner].username
+	}
+	return in.groups[p.group].fullPath
+}
+
+func (in *instance) nsName(p *project) string {
+	if p.owner >= 0 {
+		return in.users[p.owner].name
+	}
+	return in.groups[p.group].name
+}
+
 func (in *instance) pathWithNamespace(p *project) string {
-	return in.groups[p.group].fullPath + "/" + p.path
+	return in.nsFullPath(p) + "/" + p.path
 }

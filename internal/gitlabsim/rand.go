@@ -24,6 +24,8 @@ const (
 	saltFaultMalformed
 	saltFaultLatency
 	saltFaultKind
+	saltUser
+	saltUserWeight
 )
 
 // mix is the splitmix64 finaliser: cheap and well distributed.

@@ -18,6 +18,7 @@ const (
 	clsGroupDescendants
 	clsGroupProjects
 	clsProjects
+	clsUserProjects
 	clsProject
 	clsBranches
 	clsTags
@@ -45,6 +46,7 @@ var classNames = [nClasses]string{
 	clsGroupDescendants:  "groups/:id/descendant_groups",
 	clsGroupProjects:     "groups/:id/projects",
 	clsProjects:          "projects",
+	clsUserProjects:      "users/:id/projects",
 	clsProject:           "projects/:id",
 	clsBranches:          "projects/:id/repository/branches",
 	clsTags:              "projects/:id/repository/tags",
@@ -133,6 +135,10 @@ func parseRoute(escapedPath string) route {
 			return route{cls: clsProjects}
 		}
 		return splitRef(segs[1:], matchProjectSuffix)
+	case "users":
+		if len(segs) == 3 && segs[1] != "" && segs[2] == "projects" {
+			return route{cls: clsUserProjects, ref: segs[1]}
+		}
 	}
 	return route{}
 }

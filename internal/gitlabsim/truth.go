@@ -66,13 +66,13 @@ func (in *instance) truthGroup(g *group) inventory.Group {
 }
 
 func (in *instance) truthProject(p *project) inventory.Project {
-	g := &in.groups[p.group]
+	ns := in.nsFullPath(p)
 	t := inventory.Project{
 		ID:                p.id,
-		PathWithNamespace: g.fullPath + "/" + p.path,
+		PathWithNamespace: ns + "/" + p.path,
 		Name:              p.name,
-		GroupID:           g.id,
-		GroupFullPath:     g.fullPath,
+		GroupID:           in.nsID(p), // the user namespace for a personal project
+		GroupFullPath:     ns,
 		Visibility:        visNames[p.vis],
 		Archived:          p.has(fArchived),
 		Fork:              p.forkOf >= 0,
@@ -81,7 +81,7 @@ func (in *instance) truthProject(p *project) inventory.Project {
 		DefaultBranch:     p.defaultBranch(),
 		CreatedAt:         time.Unix(p.created, 0).UTC(),
 		LastActivityAt:    time.Unix(p.activity, 0).UTC(),
-		WebURL:            in.externalURL + "/" + g.fullPath + "/" + p.path,
+		WebURL:            in.externalURL + "/" + ns + "/" + p.path,
 		ScanStatus:        inventory.StatusComplete,
 		Errors:            []inventory.ScanError{},
 	}

@@ -1,7 +1,7 @@
 // Command gitlab-sim serves a simulated GitLab (REST API v4 subset) for demos, tests
 // and benchmarks of the discovery agent.
 //
-//	gitlab-sim --addr 127.0.0.1:8929 --seed 1 --groups 50 --projects 2000
+//	gitlab-sim --addr 127.0.0.1:8929 --seed 1 --groups 50 --projects 2000 [--users 20 --personal-projects 300]
 //
 // The API is under /api/v4; /-/sim/stats, /-/sim/truth and /-/sim/faults expose the
 // request accounting, the ground truth and the fault settings.
@@ -45,7 +45,9 @@ func run(ctx context.Context, args []string, logger *slog.Logger, ready chan<- s
 	)
 	fs.Int64Var(&opts.Seed, "seed", 1, "instance seed")
 	fs.IntVar(&opts.Groups, "groups", 50, "groups (top-level and subgroups)")
-	fs.IntVar(&opts.Projects, "projects", 2000, "projects")
+	fs.IntVar(&opts.Projects, "projects", 2000, "projects in groups")
+	fs.IntVar(&opts.Users, "users", 0, "user namespaces (ids from 1000000)")
+	fs.IntVar(&opts.PersonalProjects, "personal-projects", 0, "personal projects spread over --users, listed by /projects but in no group")
 	fs.StringVar(&opts.Token, "token", "sim-token", "accepted token (PRIVATE-TOKEN or Authorization: Bearer)")
 	fs.StringVar(&opts.ExternalURL, "external-url", "https://gitlab.example.com", "external URL used in web_url fields")
 	fs.IntVar(&opts.RateLimitRPM, "rate-limit-rpm", 0, "requests per minute per token, 0 = unlimited")
@@ -91,6 +93,7 @@ func run(ctx context.Context, args []string, logger *slog.Logger, ready chan<- s
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	logger.Info("gitlab-sim listening", "addr", ln.Addr().String(), "groups", opts.Groups, "projects", opts.Projects,
+		"users", opts.Users, "personal_projects", opts.PersonalProjects,
 		"seed", opts.Seed, "rate_limit_rpm", opts.RateLimitRPM, "build_ms", time.Since(start).Milliseconds())
 	if ready != nil {
 		ready <- ln.Addr().String()

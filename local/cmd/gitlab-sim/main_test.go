@@ -112,10 +112,49 @@ func TestBadFlags(t *testing.T) {
 		{"--forbidden-endpoints", "projects/:id/nope", "--forbidden-rate", "0.1"},
 		{"--no-such-flag"},
 		{"--addr", "256.0.0.1:99999"},
+		{"--users", "-1"},
+		{"--personal-projects", "5"}, // without --users
 	}
 	for _, args := range tests {
 		if err := run(context.Background(), args, slog.New(slog.NewJSONHandler(io.Discard, nil)), nil); err == nil {
 			t.Errorf("run(%v) succeeded", args)
 		}
+	}
+}
+
+// TestPersonalProjectsFlags: --users and --personal-projects add user namespaces whose
+// projects /projects lists with namespace kind "user".
+func TestPersonalProjectsFlags(t *testing.T) {
+	addr, logs, stop := start(t, "--groups", "2", "--projects", "10", "--users", "3", "--personal-projects", "12")
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/api/v4/projects?per_page=100", nil)
+	req.Header.Set("PRIVATE-TOKEN", "sim-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var projects []struct {
+		Namespace struct {
+			Kind string `json:"kind"`
+		} `json:"namespace"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &projects) != nil {
+		t.Fatalf("projects: %d %s", resp.StatusCode, body)
+	}
+	kinds := map[string]int{}
+	for _, p := range projects {
+		kinds[p.Namespace.Kind]++
+	}
+	if kinds["group"] != 10 || kinds["user"] != 12 || len(kinds) != 2 {
+		t.Errorf("namespace kinds %v, want 10 group and 12 user", kinds)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	var first map[string]any
+	line, _, _ := strings.Cut(logs.String(), "\n")
+	if err := json.Unmarshal([]byte(line), &first); err != nil || first["users"] != float64(3) || first["personal_projects"] != float64(12) {
+		t.Errorf("start line %q", line)
 	}
 }
