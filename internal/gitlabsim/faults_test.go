@@ -431,6 +431,9 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{Groups: 1, Faults: Faults{ErrorRate: 1.5}},
 		{Groups: 1, Faults: Faults{ForbiddenEndpoints: []string{"groups/:id"}}},
 		{Groups: 1, ExternalURL: "not a url"},
+		{Groups: 1, Users: -1},
+		{Groups: 1, Users: 2, PersonalProjects: -3},
+		{Groups: 1, PersonalProjects: 3}, // personal projects need users
 	}
 	for _, o := range tests {
 		if _, err := New(o); err == nil {
