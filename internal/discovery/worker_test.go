@@ -160,3 +160,73 @@ func TestSchedulerFailsARunItCannotQueue(t *testing.T) {
 		t.Fatal("the failed run still blocks the next one")
 	}
 }
+
+// A personal-projects walk that nears its deadline after a page continues in a new
+// message from its cursor, and the two messages together store every personal project.
+func TestPersonalWalkContinuesBeforeTheDeadline(t *testing.T) {
+	sim, err := gitlabsim.New(gitlabsim.Options{Seed: 4, Groups: 4, Projects: 80, Users: 4, PersonalProjects: 30, Token: "t",
+		Faults: gitlabsim.Faults{Latency: 50 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(sim)
+	defer ts.Close()
+	w, st := newWorker(t)
+	gl, err := gitlab.New(ts.URL, "t", gitlab.Options{Limiter: budget.NewMemory(budget.Config{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.GitLab = gl
+	ctx := context.Background()
+	if err := st.CreateRun(ctx, inventory.Run{ID: "p", Status: inventory.RunRunning, StartedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	first := work.Message{Kind: work.KindPersonal, RunID: "p"}
+	if err := st.AddPending(ctx, "p", first.Key()); err != nil {
+		t.Fatal(err)
+	}
+	// 10.5 s to the deadline, a 10 s margin: the first page (over a second at 50 ms a
+	// request) starts, and by its end the margin says continue in another message.
+	w.DeadlineMargin = 10 * time.Second
+	dctx, cancel := context.WithTimeout(ctx, 10500*time.Millisecond)
+	defer cancel()
+	if err := w.Handle(dctx, first, false); err != nil {
+		t.Fatal(err)
+	}
+	next := receive(t, st.Queue())
+	if next.Kind != work.KindPersonal || next.After == 0 {
+		t.Fatalf("queued %+v, want a personal continuation with a cursor", next)
+	}
+	w.DeadlineMargin = 0
+	if err := w.Handle(ctx, next, false); err != nil {
+		t.Fatal(err)
+	}
+	truth := sim.Truth()
+	inGroup := map[int64]bool{}
+	for _, g := range truth.Groups {
+		inGroup[g.ID] = true
+	}
+	want := map[int64]bool{}
+	for _, p := range truth.Projects {
+		if !inGroup[p.GroupID] {
+			want[p.ID] = true
+		}
+	}
+	stored := 0
+	err = st.Projects(ctx, "p", func(p inventory.Project) error {
+		if !want[p.ID] {
+			t.Errorf("project %d (%s) is not personal but the personal walk stored it", p.ID, p.PathWithNamespace)
+		}
+		stored++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored != len(want) || len(want) != 30 {
+		t.Errorf("%d personal projects stored, the truth has %d (want 30)", stored, len(want))
+	}
+	if n, _ := st.Pending(ctx, "p"); n != 0 {
+		t.Errorf("pending = %d after both messages, want 0", n)
+	}
+}

@@ -268,3 +268,46 @@ func TestMaxAPICallsEndsTheRunCleanly(t *testing.T) {
 		}
 	}
 }
+
+// Personal projects are in no group: only INCLUDE_PERSONAL_PROJECTS finds them, and
+// then the inventory equals the truth, personal projects included.
+func TestPersonalProjects(t *testing.T) {
+	opts := gitlabsim.Options{Seed: 19, Groups: 6, Projects: 80, Users: 5, PersonalProjects: 30}
+	tests := []struct {
+		name    string
+		include bool
+	}{
+		{"without the option they are missing", false},
+		{"with the option the scan is complete", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, opts)
+			e.cfg.IncludePersonal = tt.include
+			r := e.runner(t)
+			defer r.Close()
+			run, err := r.Scan(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.include {
+				e.checkAgainstTruth(t, run)
+				return
+			}
+			groups, projects, err := scancheck.ReadExportDir(filepath.Join(e.cfg.ExportDir, "runs", run.ID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			missing := 0
+			for _, d := range scancheck.Diff(e.sim.Truth(), groups, projects) {
+				if !strings.Contains(d, "missing") {
+					t.Errorf("unexpected difference: %s", d)
+				}
+				missing++
+			}
+			if missing != 30 {
+				t.Errorf("%d projects missing, want the 30 personal ones", missing)
+			}
+		})
+	}
+}
