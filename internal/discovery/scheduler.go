@@ -24,8 +24,8 @@ type Scheduler struct {
 	RootGroups []string // paths or numeric IDs; empty = every top-level group
 	// IncludePersonal adds the projects of personal (user) namespaces to the run.
 	IncludePersonal bool
-	Log        *slog.Logger
-	Now        func() time.Time // default time.Now
+	Log             *slog.Logger
+	Now             func() time.Time // default time.Now
 }
 
 // Start begins a run. When a run is already active it starts nothing and returns that
