@@ -248,6 +248,15 @@ func (w *Worker) scanGroup(ctx context.Context, m work.Message, log *slog.Logger
 	}
 
 	page := max(m.Page, cp, 1)
+	// A checkpoint means an earlier delivery got this far and may have died inside the
+	// page: that page skips the projects it stored. A first delivery records that it
+	// started, so that a crash inside its first page is known as one too.
+	skipStored := cp > 0
+	if !skipStored {
+		if err := w.Store.SaveCheckpoint(ctx, m.RunID, key, page); err != nil {
+			return fmt.Errorf("scan group %d: save checkpoint: %w", g.ID, err)
+		}
+	}
 	var slowest time.Duration
 	for {
 		if w.nearDeadline(ctx, slowest) {
@@ -274,9 +283,10 @@ func (w *Worker) scanGroup(ctx context.Context, m work.Message, log *slog.Logger
 			}
 			return fmt.Errorf("scan group %d: list projects page %d: %w", g.ID, page, err)
 		}
-		if err := w.profilePage(ctx, m.RunID, projects); err != nil {
+		if err := w.profilePage(ctx, m.RunID, projects, skipStored); err != nil {
 			return fmt.Errorf("scan group %d page %d: %w", g.ID, page, err)
 		}
+		skipStored = false
 		slowest = max(slowest, time.Since(start))
 		if nextPage == 0 {
 			g.Projects = (page-1)*gitlab.PerPage + len(projects)
@@ -318,6 +328,7 @@ func (w *Worker) scanPersonal(ctx context.Context, m work.Message, log *slog.Log
 		return w.complete(ctx, m.RunID, key, log)
 	}
 	after := max(m.After, int64(cp))
+	skipStored := cp > 0 // as for groups; a crash inside the very first page re-profiles it
 	found := 0
 	var slowest time.Duration
 	for {
@@ -345,9 +356,10 @@ func (w *Worker) scanPersonal(ctx context.Context, m work.Message, log *slog.Log
 			return fmt.Errorf("scan personal projects after %d: %w", after, err)
 		}
 		personal := slices.DeleteFunc(projects, func(p gitlab.Project) bool { return p.Namespace.Kind != "user" })
-		if err := w.profilePage(ctx, m.RunID, personal); err != nil {
+		if err := w.profilePage(ctx, m.RunID, personal, skipStored); err != nil {
 			return fmt.Errorf("scan personal projects after %d: %w", after, err)
 		}
+		skipStored = false
 		found += len(personal)
 		slowest = max(slowest, time.Since(start))
 		if next == 0 {
@@ -426,8 +438,9 @@ func (w *Worker) nearDeadline(ctx context.Context, slowest time.Duration) bool {
 	return time.Until(dl) < margin
 }
 
-// profilePage profiles a page of projects concurrently and records each.
-func (w *Worker) profilePage(ctx context.Context, runID string, projects []gitlab.Project) error {
+// profilePage profiles a page of projects concurrently and records each; skipStored
+// leaves out those the run already holds (a page resumed after a crash).
+func (w *Worker) profilePage(ctx context.Context, runID string, projects []gitlab.Project, skipStored bool) error {
 	n := w.Concurrency
 	if n <= 0 {
 		n = 8
@@ -450,7 +463,7 @@ func (w *Worker) profilePage(ctx context.Context, runID string, projects []gitla
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			err := w.profileOne(ctx, runID, gp)
+			err := w.profileOne(ctx, runID, gp, skipStored)
 			if err != nil {
 				mu.Lock()
 				if first == nil {
@@ -468,10 +481,10 @@ func (w *Worker) profilePage(ctx context.Context, runID string, projects []gitla
 	return ctx.Err()
 }
 
-func (w *Worker) profileOne(ctx context.Context, runID string, gp gitlab.Project) error {
+func (w *Worker) profileOne(ctx context.Context, runID string, gp gitlab.Project, skipStored bool) error {
 	// A page interrupted part-way (a timeout, a kill) keeps the projects it stored: a
 	// redelivery skips them instead of asking GitLab again.
-	if getter, ok := w.Store.(ProjectGetter); ok {
+	if getter, ok := w.Store.(ProjectGetter); ok && skipStored {
 		if _, done, err := getter.GetProject(ctx, runID, gp.ID); err != nil {
 			return fmt.Errorf("profile project %d: %w", gp.ID, err)
 		} else if done {

@@ -230,3 +230,50 @@ func TestPersonalWalkContinuesBeforeTheDeadline(t *testing.T) {
 		t.Errorf("pending = %d after both messages, want 0", n)
 	}
 }
+
+// A page resumed after a crash profiles only the projects the crashed delivery did not
+// store; a first delivery asks the store nothing per project.
+func TestResumedPageSkipsStoredProjects(t *testing.T) {
+	sim, err := gitlabsim.New(gitlabsim.Options{Seed: 1, Groups: 1, Projects: 30, Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(sim)
+	defer ts.Close()
+	w, st := newWorker(t)
+	if w.GitLab, err = gitlab.New(ts.URL, "t", gitlab.Options{Limiter: budget.NewMemory(budget.Config{})}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	truth := sim.Truth()
+	g := truth.Groups[0]
+	m := work.Message{Kind: work.KindGroup, RunID: "c", GroupID: g.ID, GroupPath: g.FullPath}
+	if err := st.CreateRun(ctx, inventory.Run{ID: "c", Status: inventory.RunRunning, StartedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AddPending(ctx, "c", m.Key()); err != nil {
+		t.Fatal(err)
+	}
+	// The crashed delivery had started page 1 and stored 12 projects.
+	if err := st.SaveCheckpoint(ctx, "c", m.Key(), 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range truth.Projects[:12] {
+		if err := st.PutProject(ctx, "c", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Handle(ctx, m, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sim.Stats().ByClass["projects/:id/hooks"], int64(len(truth.Projects)-12); got != want {
+		t.Errorf("hooks counted for %d projects, want %d (the ones not stored before)", got, want)
+	}
+	n := 0
+	if err := st.Projects(ctx, "c", func(inventory.Project) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(truth.Projects) {
+		t.Errorf("%d projects stored, want %d", n, len(truth.Projects))
+	}
+}
