@@ -52,6 +52,9 @@ const (
 	CodeManyBranches       = "many_branches"
 	CodeManyTags           = "many_tags"
 	CodeLargeRepo          = "large_repo"
+	CodeLargeStorage       = "large_storage"
+	CodeLargeRegistry      = "large_registry"
+	CodeManyCommits        = "many_commits"
 	CodeCIInvalid          = "ci_invalid"
 	CodeArchived           = "archived"
 	CodeEmptyRepo          = "empty_repo"
@@ -110,6 +113,12 @@ var rules = []Rule{
 		"Prune obsolete tags before migrating: every ref is migrated and slows the import."},
 	{CodeLargeRepo, SeverityWarning, "Large repository",
 		"Check for files over 100 MiB (GitHub rejects them) and pushes over 2 GiB; consider LFS or a history clean-up, and time the migration in a dry run."},
+	{CodeLargeStorage, SeverityWarning, "Large project storage",
+		"Much of the storage (job artifacts, packages, registry, LFS) does not move with the importer: decide what to carry over, archive or drop, and plan where it goes on GitHub."},
+	{CodeLargeRegistry, SeverityWarning, "Large container registry",
+		"Copying the images takes long and costs transfer: prune old tags first, then copy them to GitHub Container Registry (skopeo, crane) ahead of the cut-over."},
+	{CodeManyCommits, SeverityWarning, "Long history",
+		"A long history makes the Git import slow: time it in a dry run and give the project its own slot."},
 	{CodeCIInvalid, SeverityInfo, "CI file could not be parsed",
 		"The .gitlab-ci.yml is not valid YAML or not a mapping: its conversion effort is unknown, so review it by hand."},
 	{CodeArchived, SeverityInfo, "Archived project",
@@ -157,6 +166,15 @@ func Assess(p inventory.Project, t Thresholds) inventory.Readiness {
 		// A repository too large to import is already a blocker; saying it is large too is noise.
 		if !repoTooLarge && st.RepositorySize > int64(t.LargeRepositorySize) {
 			a.add(CodeLargeRepo, "Repository is %s, over %s.", Bytes(st.RepositorySize), t.LargeRepositorySize)
+		}
+		if st.StorageSize > int64(t.LargeStorageSize) {
+			a.add(CodeLargeStorage, "Project storage is %s, over %s.", Bytes(st.StorageSize), t.LargeStorageSize)
+		}
+		if st.ContainerRegistrySize > int64(t.LargeRegistrySize) {
+			a.add(CodeLargeRegistry, "Container registry is %s, over %s.", Bytes(st.ContainerRegistrySize), t.LargeRegistrySize)
+		}
+		if st.CommitCount > t.ManyCommits {
+			a.add(CodeManyCommits, "%d commits, over %d.", st.CommitCount, t.ManyCommits)
 		}
 	}
 

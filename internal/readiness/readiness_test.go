@@ -60,9 +60,16 @@ func TestAssessRules(t *testing.T) {
 		{"export one byte over 40 GiB", func(p *inventory.Project) {
 			p.Statistics = &inventory.Statistics{RepositorySize: int64(GiB), WikiSize: int64(GiB), LFSObjectsSize: int64(36 * GiB), SnippetsSize: int64(GiB), UploadsSize: int64(GiB) + 1}
 		}, []string{CodeExportTooLarge, CodeLFS}, inventory.Blocked},
-		{"artifacts, packages and registry do not count toward the export", func(p *inventory.Project) {
+		{"artifacts count toward storage, not the export", func(p *inventory.Project) {
 			p.Statistics = &inventory.Statistics{JobArtifactsSize: int64(100 * GiB), StorageSize: int64(100 * GiB)}
-		}, []string{}, inventory.Ready},
+		}, []string{CodeLargeStorage}, inventory.NeedsAttention},
+		{"storage exactly 20 GiB", func(p *inventory.Project) { p.Statistics.StorageSize = int64(20 * GiB) }, []string{}, inventory.Ready},
+		{"storage one byte over 20 GiB", func(p *inventory.Project) { p.Statistics.StorageSize = int64(20*GiB) + 1 },
+			[]string{CodeLargeStorage}, inventory.NeedsAttention},
+		{"registry one byte over 20 GiB", func(p *inventory.Project) { p.Statistics.ContainerRegistrySize = int64(20*GiB) + 1 },
+			[]string{CodeContainerRegistry, CodeLargeRegistry}, inventory.NeedsAttention},
+		{"commits at 50000", func(p *inventory.Project) { p.Statistics.CommitCount = 50000 }, []string{}, inventory.Ready},
+		{"commits at 50001", func(p *inventory.Project) { p.Statistics.CommitCount = 50001 }, []string{CodeManyCommits}, inventory.NeedsAttention},
 
 		{"repository exactly 5 GiB", func(p *inventory.Project) { p.Statistics.RepositorySize = int64(5 * GiB) }, []string{}, inventory.Ready},
 		{"repository one byte over 5 GiB", func(p *inventory.Project) { p.Statistics.RepositorySize = int64(5*GiB) + 1 },

@@ -27,6 +27,12 @@ type Thresholds struct {
 	MaxExportSize Bytes `json:"max_export_size" yaml:"max_export_size"`
 	// LargeRepositorySize: a larger repository needs attention.
 	LargeRepositorySize Bytes `json:"large_repository_size" yaml:"large_repository_size"`
+	// LargeStorageSize and LargeRegistrySize: larger project storage or container
+	// registry needs attention (GitLab PS "Evaluate" thresholds).
+	LargeStorageSize  Bytes `json:"large_storage_size" yaml:"large_storage_size"`
+	LargeRegistrySize Bytes `json:"large_registry_size" yaml:"large_registry_size"`
+	// ManyCommits: a longer history needs attention.
+	ManyCommits int64 `json:"many_commits" yaml:"many_commits"`
 
 	// Counts above which a project needs attention.
 	ManyMergeRequests int64 `json:"many_merge_requests" yaml:"many_merge_requests"`
@@ -49,6 +55,9 @@ func DefaultThresholds() Thresholds {
 		MaxRepositorySize:   40 * GiB,
 		MaxExportSize:       40 * GiB,
 		LargeRepositorySize: 5 * GiB,
+		LargeStorageSize:    20 * GiB,
+		LargeRegistrySize:   20 * GiB,
+		ManyCommits:         50000,
 		ManyMergeRequests:   5000,
 		ManyIssues:          5000,
 		ManyPipelines:       5000,
@@ -70,6 +79,9 @@ func (t Thresholds) Validate() error {
 		{"max_repository_size", int64(t.MaxRepositorySize)},
 		{"max_export_size", int64(t.MaxExportSize)},
 		{"large_repository_size", int64(t.LargeRepositorySize)},
+		{"large_storage_size", int64(t.LargeStorageSize)},
+		{"large_registry_size", int64(t.LargeRegistrySize)},
+		{"many_commits", t.ManyCommits},
 		{"many_merge_requests", t.ManyMergeRequests},
 		{"many_issues", t.ManyIssues},
 		{"many_pipelines", t.ManyPipelines},
