@@ -223,24 +223,14 @@ func Start(ctx context.Context, opts Options) (h *Harness, err error) {
 // resources creates the tables, queues, bucket and token secret as the template
 // does, and returns the environment every function shares.
 func (h *Harness) resources(ctx context.Context) (map[string]string, error) {
-	storeTable, budgetTable := mototest.Name("store"), mototest.Name("budget")
-	ddb := h.moto.DynamoDB()
-	if err := mototest.CreateTables(ctx, ddb, storeTable, budgetTable); err != nil {
-		return nil, err
-	}
-	sqsc := h.moto.SQS()
-	scan, err := mototest.CreateQueue(ctx, sqsc, mototest.Name("scan"), mototest.QueueOptions{VisibilityTimeout: h.opts.Visibility})
+	dep, err := h.moto.CreateDeployment(ctx, mototest.QueueOptions{VisibilityTimeout: h.opts.Visibility},
+		mototest.QueueOptions{VisibilityTimeout: 60 * time.Second})
 	if err != nil {
 		return nil, err
 	}
-	exp, err := mototest.CreateQueue(ctx, sqsc, mototest.Name("export"), mototest.QueueOptions{VisibilityTimeout: 60 * time.Second})
-	if err != nil {
-		return nil, err
-	}
-	bucket := mototest.Name("exports")
-	if err := mototest.CreateBucket(ctx, h.moto.S3(), bucket); err != nil {
-		return nil, err
-	}
+	ddb, sqsc := h.moto.DynamoDB(), h.moto.SQS()
+	storeTable, budgetTable, bucket := dep.StoreTable, dep.BudgetTable, dep.Bucket
+	scan, exp := dep.Scan, dep.Export
 	secret, err := secretsmanager.NewFromConfig(h.moto.Config(ctx)).CreateSecret(ctx, &secretsmanager.CreateSecretInput{
 		Name: aws.String(mototest.Name("gitlab-token")), SecretString: aws.String(Token),
 	})

@@ -55,22 +55,12 @@ func newFixture(t *testing.T, simOpts gitlabsim.Options) *fixture {
 	ts := httptest.NewServer(sim)
 	t.Cleanup(func() { sim.Close(); ts.Close() })
 
-	store, budgetTable := mototest.Name("store"), mototest.Name("budget")
-	if err := mototest.CreateTables(ctx, srv.DynamoDB(), store, budgetTable); err != nil {
-		t.Fatal(err)
-	}
-	scan, err := mototest.CreateQueue(ctx, srv.SQS(), mototest.Name("scan"), mototest.QueueOptions{VisibilityTimeout: 30 * time.Second})
+	qo := mototest.QueueOptions{VisibilityTimeout: 30 * time.Second}
+	dep, err := srv.CreateDeployment(ctx, qo, qo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	exp, err := mototest.CreateQueue(ctx, srv.SQS(), mototest.Name("export"), mototest.QueueOptions{VisibilityTimeout: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bucket := mototest.Name("exports")
-	if err := mototest.CreateBucket(ctx, srv.S3(), bucket); err != nil {
-		t.Fatal(err)
-	}
+	scan, exp := dep.Scan, dep.Export
 	sec, err := secretsmanager.NewFromConfig(srv.Config(ctx)).CreateSecret(ctx, &secretsmanager.CreateSecretInput{
 		Name: aws.String(mototest.Name("gitlab-token")), SecretString: aws.String(token),
 	})
@@ -83,9 +73,9 @@ func newFixture(t *testing.T, simOpts gitlabsim.Options) *fixture {
 			Config: config.Config{
 				GitLabURL: ts.URL, MaxPerProjectCalls: 200, Concurrency: 8, RequestTimeout: 5 * time.Second, LogLevel: "debug",
 			},
-			StoreTable: store, BudgetTable: budgetTable,
+			StoreTable: dep.StoreTable, BudgetTable: dep.BudgetTable,
 			ScanQueueURL: scan.URL, ExportQueueURL: exp.URL,
-			ExportBucket: bucket, ExportPrefix: "discovery/",
+			ExportBucket: dep.Bucket, ExportPrefix: "discovery/",
 			TokenSecretARN:  aws.ToString(sec.ARN),
 			Endpoint:        srv.Endpoint(),
 			MaxReceiveCount: 5, MessageConcurrency: 4,

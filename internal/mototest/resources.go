@@ -199,3 +199,28 @@ func CreateBucket(ctx context.Context, client *s3.Client, bucket string) error {
 	}
 	return nil
 }
+
+// Deployment names the resources of one agent deployment, created as template.yaml
+// declares them.
+type Deployment struct {
+	StoreTable, BudgetTable string
+	Scan, Export            Queues
+	Bucket                  string
+}
+
+// CreateDeployment creates, under fresh names, the store and budget tables, the scan
+// and export queues (each with its dead-letter queue) and the export bucket.
+func (p *Process) CreateDeployment(ctx context.Context, scan, export QueueOptions) (Deployment, error) {
+	d := Deployment{StoreTable: Name("store"), BudgetTable: Name("budget"), Bucket: Name("exports")}
+	if err := CreateTables(ctx, p.DynamoDB(), d.StoreTable, d.BudgetTable); err != nil {
+		return d, err
+	}
+	var err error
+	if d.Scan, err = CreateQueue(ctx, p.SQS(), Name("scan"), scan); err != nil {
+		return d, err
+	}
+	if d.Export, err = CreateQueue(ctx, p.SQS(), Name("export"), export); err != nil {
+		return d, err
+	}
+	return d, CreateBucket(ctx, p.S3(), d.Bucket)
+}

@@ -64,20 +64,9 @@ func newDeployment(t *testing.T, simOpts gitlabsim.Options) *deployment {
 	ts := httptest.NewServer(sim)
 	t.Cleanup(func() { sim.Close(); ts.Close() })
 
-	store, budget := mototest.Name("store"), mototest.Name("budget")
-	if err := mototest.CreateTables(ctx, srv.DynamoDB(), store, budget); err != nil {
-		t.Fatal(err)
-	}
-	queues := map[string]mototest.Queues{}
-	for _, name := range []string{"scan", "export"} {
-		q, err := mototest.CreateQueue(ctx, srv.SQS(), mototest.Name(name), mototest.QueueOptions{VisibilityTimeout: 30 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		queues[name] = q
-	}
-	bucket := mototest.Name("exports")
-	if err := mototest.CreateBucket(ctx, srv.S3(), bucket); err != nil {
+	qo := mototest.QueueOptions{VisibilityTimeout: 30 * time.Second}
+	dep, err := srv.CreateDeployment(ctx, qo, qo)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return &deployment{
@@ -87,10 +76,10 @@ func newDeployment(t *testing.T, simOpts gitlabsim.Options) *deployment {
 				GitLabURL: ts.URL, Token: token, MaxPerProjectCalls: 200, Concurrency: 8,
 				RequestTimeout: 5 * time.Second, LogLevel: "debug",
 			},
-			StoreTable: store, BudgetTable: budget,
-			ScanQueueURL: queues["scan"].URL, ExportQueueURL: queues["export"].URL,
-			ScanDLQURL: queues["scan"].DLQURL, ExportDLQURL: queues["export"].DLQURL,
-			ExportBucket: bucket, ExportPrefix: "discovery/",
+			StoreTable: dep.StoreTable, BudgetTable: dep.BudgetTable,
+			ScanQueueURL: dep.Scan.URL, ExportQueueURL: dep.Export.URL,
+			ScanDLQURL: dep.Scan.DLQURL, ExportDLQURL: dep.Export.DLQURL,
+			ExportBucket: dep.Bucket, ExportPrefix: "discovery/",
 			Endpoint:        srv.Endpoint(),
 			MaxReceiveCount: 5, MessageConcurrency: 4, RetryDelay: time.Second,
 			DeadlineMargin: 2 * time.Second, RunTTL: time.Hour, MetricsNamespace: "DiscoveryAgentTest",
