@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 )
@@ -30,23 +31,22 @@ func (s DirSink) Put(ctx context.Context, name, contentType string, body io.Read
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("put %s: %w", name, err)
 	}
-	rel := filepath.FromSlash(name)
-	if name == "" || strings.HasSuffix(name, "/") || !filepath.IsLocal(rel) {
-		return fmt.Errorf("put %q: not a relative file name inside the export directory", name)
+	if err := CheckName(name); err != nil {
+		return err
 	}
-	path := filepath.Join(s.Dir, rel)
-	dir := filepath.Dir(path)
+	dst := filepath.Join(s.Dir, filepath.FromSlash(name))
+	dir := filepath.Dir(dst)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("put %s: %w", name, err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("put %s: %w", name, err)
 	}
 	if err := writeFile(tmp, ctxReader{ctx, body}); err != nil {
 		return errors.Join(fmt.Errorf("put %s: %w", name, err), os.Remove(tmp.Name()))
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return errors.Join(fmt.Errorf("put %s: %w", name, err), os.Remove(tmp.Name()))
 	}
 	return nil
@@ -63,6 +63,15 @@ func writeFile(f *os.File, r io.Reader) error {
 		err = f.Sync()
 	}
 	return errors.Join(err, f.Close())
+}
+
+// CheckName enforces the names every Sink takes: a clean, relative, slash-separated
+// file name that stays inside the sink ("runs/<id>/projects.csv").
+func CheckName(name string) error {
+	if name == "" || strings.HasSuffix(name, "/") || path.Clean(name) != name || !filepath.IsLocal(filepath.FromSlash(name)) {
+		return fmt.Errorf("put %q: not a clean relative file name inside the sink", name)
+	}
+	return nil
 }
 
 // ctxReader stops a copy when its context is done.

@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/gl2gh/discovery-agent/internal/export"
 )
 
 // maxPutSize is the largest object one PutObject may create.
@@ -42,7 +42,7 @@ func New(client *s3.Client, bucket, prefix string) *Sink {
 // length up front; a seekable body (the exporter's files) is sent from its current
 // offset as is. Neither is held in memory.
 func (s *Sink) Put(ctx context.Context, name, contentType string, body io.Reader) (err error) {
-	if err := validName(name); err != nil {
+	if err := export.CheckName(name); err != nil {
 		return err
 	}
 	key := s.prefix + name
@@ -70,16 +70,6 @@ func (s *Sink) Put(ctx context.Context, name, contentType string, body io.Reader
 	}
 	if _, err := s.client.PutObject(ctx, in); err != nil {
 		return fmt.Errorf("put s3://%s/%s: %w", s.bucket, key, err)
-	}
-	return nil
-}
-
-// validName accepts what export.DirSink accepts: a relative, slash-separated file name
-// that does not climb out of its folder.
-func validName(name string) error {
-	if name == "" || strings.HasPrefix(name, "/") || strings.HasSuffix(name, "/") ||
-		path.Clean(name) != name || name == ".." || strings.HasPrefix(name, "../") {
-		return fmt.Errorf("put %q: not a relative file name", name)
 	}
 	return nil
 }
