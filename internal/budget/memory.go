@@ -144,6 +144,9 @@ func (m *Memory) Available() float64 {
 	return max(float64(burst)-float64(backlog)/float64(interval), 0)
 }
 
+// RPM returns the configured requests per minute (0 = unlimited).
+func (m *Memory) RPM() int { return m.cfg.RPM }
+
 // Used returns how many calls Wait granted.
 func (m *Memory) Used() int64 {
 	m.mu.Lock()

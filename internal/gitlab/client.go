@@ -156,6 +156,18 @@ type noLimit struct{}
 
 func (noLimit) Wait(context.Context) error { return nil }
 
+// Settings are what a client was built with, as the transport uses them.
+type Settings struct {
+	Concurrency      int
+	Timeout          time.Duration
+	EndpointLimiters map[string]Limiter
+}
+
+// Settings returns the client's effective settings.
+func (c *Client) Settings() Settings {
+	return Settings{Concurrency: cap(c.t.sem), Timeout: c.t.timeout, EndpointLimiters: c.t.perEndpoint}
+}
+
 // Calls returns how many HTTP requests the client has sent, retries included.
 func (c *Client) Calls() int64 { return c.t.calls.Load() }
 

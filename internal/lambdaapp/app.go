@@ -35,10 +35,10 @@ import (
 	"github.com/gl2gh/discovery-agent/internal/budget"
 	"github.com/gl2gh/discovery-agent/internal/discovery"
 	"github.com/gl2gh/discovery-agent/internal/dynamostore"
+	"github.com/gl2gh/discovery-agent/internal/engine"
 	"github.com/gl2gh/discovery-agent/internal/gitlab"
 	"github.com/gl2gh/discovery-agent/internal/inventory"
 	"github.com/gl2gh/discovery-agent/internal/metrics"
-	"github.com/gl2gh/discovery-agent/internal/readiness"
 	"github.com/gl2gh/discovery-agent/internal/s3sink"
 	"github.com/gl2gh/discovery-agent/internal/sqsqueue"
 	"github.com/gl2gh/discovery-agent/internal/work"
@@ -68,17 +68,16 @@ type Telemetry interface {
 // App is one Lambda function's state, kept across warm invocations. Its handlers
 // are safe for concurrent use.
 type App struct {
-	s          Settings
-	log        *slog.Logger
-	emf        *metrics.EMF
-	telemetry  Telemetry // emf, or emf teed with Options.Telemetry
-	ddb        *dynamodb.Client
-	sqs        *sqs.Client
-	store      *dynamostore.Store
-	queue      *router
-	sink       *s3sink.Sink // nil without EXPORT_BUCKET
-	thresholds readiness.Thresholds
-	gitlabOpts gitlab.Options
+	s         Settings
+	log       *slog.Logger
+	emf       *metrics.EMF
+	telemetry Telemetry // emf, or emf teed with Options.Telemetry
+	ddb       *dynamodb.Client
+	sqs       *sqs.Client
+	store     *dynamostore.Store
+	queue     *router
+	sink      *s3sink.Sink // nil without EXPORT_BUCKET
+	engine    *engine.Engine
 
 	mu         sync.Mutex
 	cur        *runClient // the newest run's limiter, client and worker
@@ -89,10 +88,11 @@ type App struct {
 // runClient is what calls GitLab for one run: the shared budget counts the run's calls
 // under its ID.
 type runClient struct {
-	runID   string
-	limiter *budget.Dynamo
-	client  *gitlab.Client
-	worker  *discovery.Worker
+	runID     string
+	limiter   *budget.Dynamo
+	client    *gitlab.Client
+	worker    *discovery.Worker
+	scheduler *discovery.Scheduler
 }
 
 // Load builds the App from the environment and the default AWS configuration
@@ -123,14 +123,6 @@ func New(ctx context.Context, s Settings, cfg aws.Config, opts Options) (*App, e
 	if s.StoreTable == "" {
 		return nil, errors.New("configuration: STORE_TABLE is not set")
 	}
-	th := readiness.DefaultThresholds()
-	if s.Config.Thresholds != "" {
-		t, err := readiness.LoadThresholds(s.Config.Thresholds)
-		if err != nil {
-			return nil, fmt.Errorf("READINESS_THRESHOLDS: %w", err)
-		}
-		th = t
-	}
 	if s.Config.Token == "" && s.TokenSecretARN != "" {
 		tok, err := readToken(ctx, secretsmanager.NewFromConfig(cfg), s.TokenSecretARN)
 		if err != nil {
@@ -140,13 +132,11 @@ func New(ctx context.Context, s Settings, cfg aws.Config, opts Options) (*App, e
 	}
 
 	a := &App{
-		s:          s,
-		log:        log,
-		emf:        metrics.NewEMF(w, s.MetricsNamespace),
-		ddb:        dynamodb.NewFromConfig(cfg),
-		sqs:        sqs.NewFromConfig(cfg),
-		thresholds: th,
-		gitlabOpts: opts.GitLab,
+		s:   s,
+		log: log,
+		emf: metrics.NewEMF(w, s.MetricsNamespace),
+		ddb: dynamodb.NewFromConfig(cfg),
+		sqs: sqs.NewFromConfig(cfg),
 	}
 	a.telemetry = a.emf
 	if opts.Telemetry != nil {
@@ -161,13 +151,25 @@ func New(ctx context.Context, s Settings, cfg aws.Config, opts Options) (*App, e
 		client := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = pathStyle })
 		a.sink = s3sink.New(client, s.ExportBucket, s.ExportPrefix)
 	}
-	if a.gitlabOpts.Transport == nil {
+	gopts := opts.GitLab
+	if gopts.Transport == nil {
 		// One connection pool for every run's client, so a new run does not strand
 		// the old pool's idle connections.
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = max(s.Config.Concurrency, 2)
-		a.gitlabOpts.Transport = t
+		gopts.Transport = t
 	}
+	b := engine.Backends{Store: a.store, Queue: a.queue, Telemetry: a.telemetry, Log: log}
+	if a.sink != nil {
+		b.Sink = a.sink
+	}
+	eng, err := engine.New(s.Config, b, engine.Options{
+		DeadlineMargin: s.DeadlineMargin, GitLab: gopts, OnRunFinished: a.runFinished,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.engine = eng
 	return a, nil
 }
 
@@ -237,49 +239,40 @@ func (a *App) client(runID string) (*runClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("GITLAB_URL: %w", err)
 	}
-	var maxCalls int64
-	if runID != "" {
-		maxCalls = cfg.MaxAPICalls
+	bc := a.engine.Budget()
+	if runID == "" {
+		bc.MaxCalls = 0
 	}
 	lim := budget.NewDynamo(a.ddb, a.s.BudgetTable, budget.TokenKey(u.Host, cfg.Token), budget.DynamoConfig{
-		RPM: cfg.RateLimitRPM, Chunk: a.s.BudgetChunk, MaxCalls: maxCalls, RunID: runID, Logger: a.log,
+		RPM: bc.RPM, Chunk: a.s.BudgetChunk, MaxCalls: bc.MaxCalls, RunID: runID, Logger: a.log,
 	})
-	opts := a.gitlabOpts
-	opts.Limiter = lim
-	opts.Observer = a.telemetry
-	opts.Concurrency = cfg.Concurrency
-	opts.Timeout = cfg.RequestTimeout
-	gl, err := gitlab.New(cfg.GitLabURL, cfg.Token, opts)
+	gl, err := a.engine.Client(lim)
 	if err != nil {
 		return nil, err
 	}
-	rc := &runClient{runID: runID, limiter: lim, client: gl, worker: a.worker(gl)}
+	rc := &runClient{runID: runID, limiter: lim, client: gl, worker: a.engine.Worker(gl), scheduler: a.engine.Scheduler(gl)}
 	*slot = rc
 	return rc, nil
 }
 
-// worker returns a discovery worker calling GitLab through gl (nil for the exporter).
-func (a *App) worker(gl *gitlab.Client) *discovery.Worker {
-	w := &discovery.Worker{
-		Store: a.store, Queue: a.queue, GitLab: gl, Recorder: a.telemetry, Log: a.log,
-		Thresholds:         a.thresholds,
-		MaxPerProjectCalls: a.s.Config.MaxPerProjectCalls,
-		Concurrency:        a.s.Config.Concurrency,
-		DeadlineMargin:     a.s.DeadlineMargin,
-		OnRunFinished: func(run inventory.Run, _ inventory.Summary) {
-			a.emf.RunFinished(run.Status == inventory.RunSucceeded, run.FinishedAt.Sub(run.StartedAt))
-			a.mu.Lock()
-			fn := a.onFinished
-			a.mu.Unlock()
-			if fn != nil {
-				fn(run)
-			}
-		},
+// runFinished reports a run's end to EMF and to the OnRunFinished hook.
+func (a *App) runFinished(run inventory.Run, _ inventory.Summary) {
+	a.emf.RunFinished(run.Status == inventory.RunSucceeded, run.FinishedAt.Sub(run.StartedAt))
+	a.mu.Lock()
+	fn := a.onFinished
+	a.mu.Unlock()
+	if fn != nil {
+		fn(run)
 	}
-	if a.sink != nil {
-		w.Sink = a.sink
+}
+
+// Effective returns the settings a run's worker and client really use.
+func (a *App) Effective(runID string) (engine.Effective, error) {
+	rc, err := a.client(runID)
+	if err != nil {
+		return engine.Effective{}, err
 	}
-	return w
+	return engine.Describe(rc.worker, rc.scheduler, rc.client), nil
 }
 
 // Store is the App's DynamoDB store (harnesses read runs through it).

@@ -52,10 +52,8 @@ func (a *App) Schedule(ctx context.Context, payload json.RawMessage) (Result, er
 		return Result{}, err
 	}
 	limiter = rc.limiter
-	s := &discovery.Scheduler{
-		Store: a.store, Queue: a.queue, GitLab: rc.client, GitLabURL: a.s.Config.GitLabURL,
-		RootGroups: a.s.Config.RootGroups, IncludePersonal: a.s.Config.IncludePersonal, Log: log,
-	}
+	s := *rc.scheduler
+	s.Log = log
 	log.Info("schedule", "trigger", t.Trigger)
 	run, started, err := s.Start(ctx)
 	if err != nil {
@@ -103,7 +101,7 @@ func (a *App) Export(ctx context.Context, ev events.SQSEvent) (events.SQSEventRe
 	if a.sink == nil {
 		return events.SQSEventResponse{}, errors.New("configuration: EXPORT_BUCKET is not set")
 	}
-	w := a.worker(nil) // exporting reads the store only: no GitLab, no token
+	w := a.engine.Worker(nil) // exporting reads the store only: no GitLab, no token
 	w.Log = log
 	resp := a.batch(ctx, log, ev, a.s.ExportQueueURL, work.KindExport, w.Handle)
 	return resp, nil

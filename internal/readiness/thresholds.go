@@ -107,6 +107,9 @@ func (t Thresholds) Validate() error {
 // typo does not silently keep a default.
 func LoadThresholds(path string) (Thresholds, error) {
 	t := DefaultThresholds()
+	if path == "" {
+		return t, nil
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Thresholds{}, fmt.Errorf("readiness thresholds: %w", err)

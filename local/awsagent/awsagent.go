@@ -22,6 +22,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/gl2gh/discovery-agent/internal/discovery"
+	"github.com/gl2gh/discovery-agent/internal/engine"
 	"github.com/gl2gh/discovery-agent/internal/gitlab"
 	"github.com/gl2gh/discovery-agent/internal/inventory"
 	"github.com/gl2gh/discovery-agent/internal/lambdaapp"
@@ -325,3 +326,6 @@ func (b *Backend) waiting(ctx context.Context, url string) (int, error) {
 	}
 	return n, nil
 }
+
+// Effective returns the settings a run's worker and client really use.
+func (b *Backend) Effective(runID string) (engine.Effective, error) { return b.app.Effective(runID) }

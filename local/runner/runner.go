@@ -14,11 +14,11 @@ import (
 	"github.com/gl2gh/discovery-agent/internal/budget"
 	"github.com/gl2gh/discovery-agent/internal/config"
 	"github.com/gl2gh/discovery-agent/internal/discovery"
+	"github.com/gl2gh/discovery-agent/internal/engine"
 	"github.com/gl2gh/discovery-agent/internal/export"
 	"github.com/gl2gh/discovery-agent/internal/filestore"
 	"github.com/gl2gh/discovery-agent/internal/gitlab"
 	"github.com/gl2gh/discovery-agent/internal/inventory"
-	"github.com/gl2gh/discovery-agent/internal/readiness"
 	"github.com/gl2gh/discovery-agent/internal/work"
 )
 
@@ -38,8 +38,8 @@ type Options struct {
 	// RetryDelay is the first wait before a failed message is retried; it doubles with
 	// each delivery. Default 1s.
 	RetryDelay time.Duration
-	// GitLab overrides client options (tests: retry policy, transport). Limiter,
-	// Observer, Concurrency and Timeout are always set by the runner.
+	// GitLab overrides client options (tests: retry policy, transport); see
+	// engine.Options.GitLab.
 	GitLab gitlab.Options
 }
 
@@ -67,37 +67,28 @@ func New(cfg config.Config, opts Options) (*Runner, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	th := readiness.DefaultThresholds()
-	if cfg.Thresholds != "" {
-		t, err := readiness.LoadThresholds(cfg.Thresholds)
-		if err != nil {
-			return nil, fmt.Errorf("READINESS_THRESHOLDS: %w", err)
-		}
-		th = t
-	}
 	st, err := filestore.Open(cfg.DataDir + "/discovery.db")
 	if err != nil {
 		return nil, err
 	}
+	q := st.Queue()
 	prog := &Progress{next: opts.Telemetry}
-	lim := budget.NewMemory(budget.Config{RPM: cfg.RateLimitRPM, MaxCalls: cfg.MaxAPICalls})
-	gopts := opts.GitLab
-	gopts.Limiter = lim
-	gopts.Observer = prog
-	gopts.EndpointLimiters = map[string]gitlab.Limiter{}
-	for class, rpm := range cfg.EndpointRPM {
-		gopts.EndpointLimiters[class] = budget.NewMemory(budget.Config{RPM: rpm})
-	}
-	gopts.Concurrency = cfg.Concurrency
-	gopts.Timeout = cfg.RequestTimeout
-	gl, err := gitlab.New(cfg.GitLabURL, cfg.Token, gopts)
+	eng, err := engine.New(cfg, engine.Backends{
+		Store: st, Queue: q, Sink: export.DirSink{Dir: cfg.ExportDir}, Telemetry: prog, Log: log,
+	}, engine.Options{GitLab: opts.GitLab})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	q := st.Queue()
+	lim := budget.NewMemory(eng.Budget())
+	gl, err := eng.Client(lim)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	r := &Runner{
 		Store: st, Queue: q, Limiter: lim, GitLab: gl, Progress: prog,
+		Worker: eng.Worker(gl), Scheduler: eng.Scheduler(gl),
 		log: log, workers: opts.Workers, retryDelay: opts.RetryDelay,
 	}
 	if r.workers <= 0 {
@@ -105,15 +96,6 @@ func New(cfg config.Config, opts Options) (*Runner, error) {
 	}
 	if r.retryDelay <= 0 {
 		r.retryDelay = time.Second
-	}
-	r.Worker = &discovery.Worker{
-		Store: st, Queue: q, GitLab: gl, Sink: export.DirSink{Dir: cfg.ExportDir},
-		Recorder: prog, Log: log, Thresholds: th,
-		MaxPerProjectCalls: cfg.MaxPerProjectCalls, Concurrency: cfg.Concurrency, CacheTTL: cfg.CacheTTL,
-	}
-	r.Scheduler = &discovery.Scheduler{
-		Store: st, Queue: q, GitLab: gl, GitLabURL: cfg.GitLabURL, RootGroups: cfg.RootGroups,
-		IncludePersonal: cfg.IncludePersonal, Log: log,
 	}
 	return r, nil
 }
@@ -299,4 +281,9 @@ func (r *Runner) RedriveDeadLetters(ctx context.Context) (int, error) {
 
 func (r *Runner) PurgeDeadLetters(ctx context.Context) (int, error) {
 	return r.Queue.PurgeDeadLetters(ctx)
+}
+
+// Effective returns the settings the runner's worker and client really use.
+func (r *Runner) Effective() engine.Effective {
+	return engine.Describe(r.Worker, r.Scheduler, r.GitLab)
 }
