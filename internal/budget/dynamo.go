@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gl2gh/discovery-agent/internal/backoff"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -176,7 +178,7 @@ func NewDynamo(client *dynamodb.Client, table, key string, cfg DynamoConfig) *Dy
 		key:     key,
 		cfg:     cfg,
 		log:     log,
-		sleep:   sleep,
+		sleep:   backoff.Sleep,
 		leasing: make(chan struct{}, 1),
 		want:    1,
 	}

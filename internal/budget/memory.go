@@ -6,6 +6,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/gl2gh/discovery-agent/internal/backoff"
 )
 
 // reserve is the remaining count at or below which Observe pauses until the reset: the
@@ -40,7 +42,7 @@ func NewMemory(cfg Config) *Memory {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Memory{cfg: cfg, sleep: sleep}
+	return &Memory{cfg: cfg, sleep: backoff.Sleep}
 }
 
 // Wait blocks until a request may be sent. Every nil return counts as one call; once
@@ -152,18 +154,6 @@ func (m *Memory) Used() int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.used
-}
-
-// sleep waits for d or until ctx is done, whichever is first.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // StartRun begins counting MaxCalls for a new run (a long-running agent makes many runs

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/gl2gh/discovery-agent/internal/budget"
 	"github.com/gl2gh/discovery-agent/internal/export"
 	"github.com/gl2gh/discovery-agent/internal/gitlab"
@@ -261,19 +263,7 @@ func (w *Worker) scanGroup(ctx context.Context, m work.Message, log *slog.Logger
 	for {
 		if w.nearDeadline(ctx, slowest) {
 			next := work.Message{Kind: work.KindGroup, RunID: m.RunID, GroupID: g.ID, GroupPath: g.FullPath, ParentID: g.ParentID, Page: page, Subgroups: g.Subgroups}
-			if next.Key() == key {
-				// No page done in this invocation: a continuation would be this very
-				// message, and be dropped as a duplicate. Let it be delivered again.
-				return fmt.Errorf("scan group %d: %w before page %d", g.ID, errDeadlineNear, page)
-			}
-			log.Info("deadline near; continuing the group in a new message", "page", page)
-			if err := w.Store.AddPending(ctx, m.RunID, next.Key()); err != nil {
-				return fmt.Errorf("scan group %d: count continuation: %w", g.ID, err)
-			}
-			if err := w.Queue.Send(ctx, next); err != nil {
-				return fmt.Errorf("scan group %d: queue continuation: %w", g.ID, err)
-			}
-			return w.complete(ctx, m.RunID, key, log)
+			return w.continueLater(ctx, m, next, fmt.Sprintf("scan group %d before page %d", g.ID, page), log)
 		}
 		start := time.Now()
 		projects, nextPage, err := w.GitLab.GroupProjects(ctx, g.ID, page)
@@ -334,17 +324,7 @@ func (w *Worker) scanPersonal(ctx context.Context, m work.Message, log *slog.Log
 	for {
 		if w.nearDeadline(ctx, slowest) {
 			next := work.Message{Kind: work.KindPersonal, RunID: m.RunID, After: after}
-			if next.Key() == key {
-				return fmt.Errorf("scan personal projects: %w after project %d", errDeadlineNear, after)
-			}
-			log.Info("deadline near; continuing personal projects in a new message", "after", after)
-			if err := w.Store.AddPending(ctx, m.RunID, next.Key()); err != nil {
-				return fmt.Errorf("scan personal projects: count continuation: %w", err)
-			}
-			if err := w.Queue.Send(ctx, next); err != nil {
-				return fmt.Errorf("scan personal projects: queue continuation: %w", err)
-			}
-			return w.complete(ctx, m.RunID, key, log)
+			return w.continueLater(ctx, m, next, fmt.Sprintf("scan personal projects after project %d", after), log)
 		}
 		start := time.Now()
 		projects, next, err := w.GitLab.Projects(ctx, after)
@@ -425,6 +405,25 @@ func (w *Worker) enqueueSubgroups(ctx context.Context, runID string, subs []gitl
 	return nil
 }
 
+// continueLater hands the rest of message m on to next before the deadline: next is
+// counted as pending before it is sent, then m completes, so the run cannot end in
+// between. where describes the position for errors and the log.
+func (w *Worker) continueLater(ctx context.Context, m, next work.Message, where string, log *slog.Logger) error {
+	if next.Key() == m.Key() {
+		// No page done in this invocation: a continuation would be this very message,
+		// and be dropped as a duplicate. Let it be delivered again.
+		return fmt.Errorf("%s: %w", where, errDeadlineNear)
+	}
+	log.Info("deadline near; continuing in a new message", "at", where, "next", next.Key())
+	if err := w.Store.AddPending(ctx, m.RunID, next.Key()); err != nil {
+		return fmt.Errorf("%s: count continuation: %w", where, err)
+	}
+	if err := w.Queue.Send(ctx, next); err != nil {
+		return fmt.Errorf("%s: queue continuation: %w", where, err)
+	}
+	return w.complete(ctx, m.RunID, m.Key(), log)
+}
+
 func (w *Worker) nearDeadline(ctx context.Context, slowest time.Duration) bool {
 	dl, ok := ctx.Deadline()
 	if !ok {
@@ -445,38 +444,16 @@ func (w *Worker) profilePage(ctx context.Context, runID string, projects []gitla
 	if n <= 0 {
 		n = 8
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
-	sem := make(chan struct{}, n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(n)
 	for _, gp := range projects {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
+		if gctx.Err() != nil {
+			break // a project failed: the page is retried from its checkpoint
 		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			err := w.profileOne(ctx, runID, gp, skipStored)
-			if err != nil {
-				mu.Lock()
-				if first == nil {
-					first = err
-					cancel()
-				}
-				mu.Unlock()
-			}
-		})
+		g.Go(func() error { return w.profileOne(gctx, runID, gp, skipStored) })
 	}
-	wg.Wait()
-	if first != nil {
-		return first
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	return ctx.Err()
 }

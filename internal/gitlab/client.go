@@ -21,6 +21,7 @@ import (
 
 	gogitlab "gitlab.com/gitlab-org/api/client-go"
 
+	"github.com/gl2gh/discovery-agent/internal/backoff"
 	"github.com/gl2gh/discovery-agent/internal/inventory"
 )
 
@@ -211,7 +212,7 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, v any) (*go
 		if c.t.observer != nil {
 			c.t.observer.Retry("malformed")
 		}
-		if err := sleep(ctx, c.t.backoff(attempt)); err != nil {
+		if err := backoff.Sleep(ctx, c.t.backoff(attempt)); err != nil {
 			return nil, err
 		}
 	}

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/gl2gh/discovery-agent/internal/backoff"
 )
 
 // transport is the client's only way to GitLab. Every attempt, retries included, first
@@ -88,16 +89,14 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if t.observer != nil {
 			t.observer.Retry(reason)
 		}
-		backoff := t.backoff(attempt)
-		if wait > backoff {
-			backoff = wait
-		}
+		pause := t.backoff(attempt)
+		pause = max(pause, wait)
 		if reason == "429" {
 			// Every worker sharing the limiter backs off together.
-			t.limiter.PauseUntil(ctx, time.Now().Add(backoff))
+			t.limiter.PauseUntil(ctx, time.Now().Add(pause))
 			continue // the limiter does the waiting
 		}
-		if err := sleep(ctx, backoff); err != nil {
+		if err := backoff.Sleep(ctx, pause); err != nil {
 			return nil, err
 		}
 	}
@@ -217,24 +216,8 @@ func retryAfter(h http.Header) time.Duration {
 	return 0
 }
 
-// backoff is exponential with full jitter over the upper half.
 func (t *transport) backoff(attempt int) time.Duration {
-	d := t.baseBackoff << min(attempt, 10)
-	if d > t.maxBackoff || d <= 0 {
-		d = t.maxBackoff
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return backoff.Exp(t.baseBackoff, t.maxBackoff, attempt)
 }
 
 func drain(resp *http.Response) {

@@ -114,7 +114,7 @@ func Load(ctx context.Context) (*App, error) {
 func New(ctx context.Context, s Settings, cfg aws.Config, opts Options) (*App, error) {
 	log := opts.Log
 	if log == nil {
-		log = newLogger(os.Stderr, s.Config.LogLevel)
+		log = engine.NewLogger(os.Stderr, s.Config.LogLevel)
 	}
 	w := opts.Metrics
 	if w == nil {
@@ -171,14 +171,6 @@ func New(ctx context.Context, s Settings, cfg aws.Config, opts Options) (*App, e
 	}
 	a.engine = eng
 	return a, nil
-}
-
-func newLogger(w io.Writer, level string) *slog.Logger {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
-	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
 // readToken reads the GitLab token from a secret holding either the bare token or a

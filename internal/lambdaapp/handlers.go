@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/gl2gh/discovery-agent/internal/budget"
 	"github.com/gl2gh/discovery-agent/internal/discovery"
@@ -123,13 +124,7 @@ func (a *App) batch(ctx context.Context, log *slog.Logger, ev events.SQSEvent, q
 		mu     sync.Mutex
 		failed []events.SQSBatchItemFailure
 		runs   = map[string]bool{}
-		wg     sync.WaitGroup
 	)
-	fail := func(id string) {
-		mu.Lock()
-		failed = append(failed, events.SQSBatchItemFailure{ItemIdentifier: id})
-		mu.Unlock()
-	}
 	if a.pastMargin(ctx) {
 		// No page could start: the worker would hand every group straight on. The
 		// function's timeout must exceed DEADLINE_MARGIN (template.yaml sets both).
@@ -137,67 +132,74 @@ func (a *App) batch(ctx context.Context, log *slog.Logger, ev events.SQSEvent, q
 		log.Error("function timeout is not longer than DEADLINE_MARGIN; delivering the batch again",
 			"remaining", time.Until(dl).Round(time.Millisecond).String(), "deadline_margin", a.s.DeadlineMargin.String())
 		for _, r := range ev.Records {
-			fail(r.MessageId)
+			failed = append(failed, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
 		}
 		return events.SQSEventResponse{BatchItemFailures: failed}
 	}
-	sem := make(chan struct{}, a.s.MessageConcurrency)
+	var g errgroup.Group
+	g.SetLimit(a.s.MessageConcurrency)
 	for _, r := range ev.Records {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil || a.pastMargin(ctx) {
-			// Not started: too late for a first page (records wait here only when
-			// MESSAGE_CONCURRENCY is below the batch size). Delivered again.
-			<-sem
-			fail(r.MessageId)
-			a.redeliverAfter(ctx, log.With("message_id", r.MessageId), queueURL, r.ReceiptHandle, 0)
-			continue
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			receives, _ := strconv.Atoi(r.Attributes["ApproximateReceiveCount"])
-			rlog := log.With("message_id", r.MessageId, "receives", receives)
-			m, err := work.Decode([]byte(r.Body))
-			if err == nil && m.Kind != kind {
-				err = fmt.Errorf("%w: kind %q does not belong on this queue (want %q)", work.ErrMalformed, m.Kind, kind)
-			}
-			if err != nil {
-				// It can never succeed: let it reach the DLQ after maxReceiveCount,
-				// without waiting out the visibility timeout each time.
-				rlog.Error("malformed message", "reason", err.Error())
-				a.countMalformed()
-				a.redeliverAfter(ctx, rlog, queueURL, r.ReceiptHandle, 0)
-				fail(r.MessageId)
-				return
-			}
-			rlog = rlog.With("run_id", m.RunID, "key", m.Key())
+		g.Go(func() error {
+			runID, ok := a.record(ctx, log, r, queueURL, kind, handle)
 			mu.Lock()
-			runs[m.RunID] = true
-			mu.Unlock()
-			final := receives >= a.s.MaxReceiveCount
-			if err := handle(ctx, m, final); err != nil {
-				if errors.Is(err, work.ErrMalformed) {
-					rlog.Error("malformed message", "reason", err.Error())
-					a.countMalformed()
-					a.redeliverAfter(ctx, rlog, queueURL, r.ReceiptHandle, 0)
-				} else {
-					rlog.Warn("message failed; it will be delivered again", "err", err, "final", final)
-					if ctx.Err() == nil {
-						a.redeliverAfter(ctx, rlog, queueURL, r.ReceiptHandle, a.retryDelay(receives))
-					}
-				}
-				fail(r.MessageId)
+			defer mu.Unlock()
+			if runID != "" {
+				runs[runID] = true
 			}
+			if !ok {
+				failed = append(failed, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
+			}
+			return nil
 		})
 	}
-	wg.Wait()
+	_ = g.Wait() // records report their own failures
 	a.markRuns(ctx, log, runs)
 	if len(failed) > 0 {
 		log.Info("batch done", "records", len(ev.Records), "failed", len(failed))
 	}
 	return events.SQSEventResponse{BatchItemFailures: failed}
+}
+
+// record handles one record of a batch; ok false means it is to be delivered again.
+// runID is the run the record belongs to, "" when it could not be read.
+func (a *App) record(ctx context.Context, log *slog.Logger, r events.SQSMessage, queueURL, kind string, handle handleFunc) (runID string, ok bool) {
+	if ctx.Err() != nil || a.pastMargin(ctx) {
+		// Not started: too late for a first page (records wait for a slot only when
+		// MESSAGE_CONCURRENCY is below the batch size). Delivered again.
+		a.redeliverAfter(ctx, log.With("message_id", r.MessageId), queueURL, r.ReceiptHandle, 0)
+		return "", false
+	}
+	receives, _ := strconv.Atoi(r.Attributes["ApproximateReceiveCount"])
+	rlog := log.With("message_id", r.MessageId, "receives", receives)
+	m, err := work.Decode([]byte(r.Body))
+	if err == nil && m.Kind != kind {
+		err = fmt.Errorf("%w: kind %q does not belong on this queue (want %q)", work.ErrMalformed, m.Kind, kind)
+	}
+	if err != nil {
+		// It can never succeed: let it reach the DLQ after maxReceiveCount, without
+		// waiting out the visibility timeout each time.
+		rlog.Error("malformed message", "reason", err.Error())
+		a.countMalformed()
+		a.redeliverAfter(ctx, rlog, queueURL, r.ReceiptHandle, 0)
+		return "", false
+	}
+	rlog = rlog.With("run_id", m.RunID, "key", m.Key())
+	final := receives >= a.s.MaxReceiveCount
+	err = handle(ctx, m, final)
+	switch {
+	case err == nil:
+		return m.RunID, true
+	case errors.Is(err, work.ErrMalformed):
+		rlog.Error("malformed message", "reason", err.Error())
+		a.countMalformed()
+		a.redeliverAfter(ctx, rlog, queueURL, r.ReceiptHandle, 0)
+	default:
+		rlog.Warn("message failed; it will be delivered again", "err", err, "final", final)
+		if ctx.Err() == nil {
+			a.redeliverAfter(ctx, rlog, queueURL, r.ReceiptHandle, a.retryDelay(receives))
+		}
+	}
+	return m.RunID, false
 }
 
 // pastMargin reports that the invocation's deadline is within DEADLINE_MARGIN: a

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/gl2gh/discovery-agent/internal/backoff"
 	"github.com/gl2gh/discovery-agent/internal/discovery"
 	"github.com/gl2gh/discovery-agent/internal/work"
 )
@@ -106,7 +106,7 @@ func (q *Queue) sendBatch(ctx context.Context, batch []work.Message) ([]string, 
 		}
 		entries = retry
 		if len(entries) > 0 {
-			if err := sleep(ctx, backoff(attempt)); err != nil {
+			if err := backoff.Sleep(ctx, pause(attempt)); err != nil {
 				return nil, fmt.Errorf("send %s: %w", describe(byID, entries), err)
 			}
 		}
@@ -137,21 +137,7 @@ func describe(byID map[string]work.Message, entries []types.SendMessageBatchRequ
 
 // backoff is the pause before resending after attempt n (from 1): exponential with
 // jitter, so that many senders throttled together do not retry together.
-func backoff(n int) time.Duration {
-	d := min(backoffStart<<(n-1), backoffMax)
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+func pause(n int) time.Duration { return backoff.Exp(backoffStart, backoffMax, n-1) }
 
 // Receive long-polls for up to n messages (at most 10) for up to wait (at most 20 s). Messages carry their system attributes, ApproximateReceiveCount among them.
 // Decode a body with work.Decode; delete a message once handled.

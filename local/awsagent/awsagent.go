@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/gl2gh/discovery-agent/internal/backoff"
 	"github.com/gl2gh/discovery-agent/internal/discovery"
 	"github.com/gl2gh/discovery-agent/internal/engine"
 	"github.com/gl2gh/discovery-agent/internal/gitlab"
@@ -185,7 +186,7 @@ func (b *Backend) consume(ctx context.Context, q *sqsqueue.Queue, url string, n 
 	failed := func(msg string, err error) {
 		pause = min(max(pause*2, errPauseMin), errPauseMax)
 		log.Error(msg, "err", err, "retry_in", pause.String())
-		sleep(ctx, pause)
+		_ = backoff.Sleep(ctx, pause)
 	}
 	for ctx.Err() == nil {
 		msgs, err := q.Receive(ctx, n, b.poll)
@@ -196,7 +197,7 @@ func (b *Backend) consume(ctx context.Context, q *sqsqueue.Queue, url string, n 
 			continue
 		}
 		if len(msgs) == 0 {
-			sleep(ctx, b.shortPoll)
+			_ = backoff.Sleep(ctx, b.shortPoll)
 			continue
 		}
 		resp, err := handle(ctx, b.event(msgs, url))
@@ -250,18 +251,6 @@ func (b *Backend) event(msgs []sqstypes.Message, url string) events.SQSEvent {
 		}
 	}
 	return ev
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
 
 // ActiveRun returns the run in progress, if any.

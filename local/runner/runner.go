@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gl2gh/discovery-agent/internal/backoff"
 	"github.com/gl2gh/discovery-agent/internal/budget"
 	"github.com/gl2gh/discovery-agent/internal/config"
 	"github.com/gl2gh/discovery-agent/internal/discovery"
@@ -219,11 +220,7 @@ func (r *Runner) handle(ctx context.Context, d filestore.Delivery) {
 		// Back off before the message becomes visible again, doubling per delivery.
 		delay = r.retryDelay << min(max(d.Receives-1, 0), 6)
 	}
-	t := time.NewTimer(delay)
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		t.Stop()
+	if backoff.Sleep(ctx, delay) != nil {
 		return
 	}
 	if err := r.Queue.Nack(ctx, d, err.Error()); err != nil && ctx.Err() == nil {
