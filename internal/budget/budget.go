@@ -1,7 +1,7 @@
 // Package budget paces GitLab API calls: a shared request rate that follows what GitLab
 // announces, pauses on exhausted limits, and a per-run cap on the number of calls.
-// Memory implements it within one process; a DynamoDB implementation shares it between
-// Lambda invocations.
+// Memory implements it within one process; internal/dynamobudget shares it between
+// Lambda invocations in DynamoDB.
 package budget
 
 import "errors"

@@ -10,9 +10,9 @@ import (
 	"github.com/gl2gh/discovery-agent/internal/backoff"
 )
 
-// reserve is the remaining count at or below which Observe pauses until the reset: the
+// Reserve is the remaining count at or below which Observe pauses until the reset: the
 // requests other workers already have in flight will use up the last few.
-const reserve = 5
+const Reserve = 5
 
 // Config configures a Memory limiter.
 type Config struct {
@@ -107,7 +107,7 @@ func (m *Memory) pacing() (interval time.Duration, burst int, limited bool) {
 }
 
 // Observe records the limit GitLab announced (per minute; 0 when absent) and pauses
-// until reset when remaining is at or below a small reserve. A zero reset carries no
+// until reset when remaining is at or below a small Reserve. A zero reset carries no
 // information and never pauses; a 429's Retry-After arrives through PauseUntil.
 func (m *Memory) Observe(ctx context.Context, limit, remaining int, reset time.Time) {
 	m.mu.Lock()
@@ -115,7 +115,7 @@ func (m *Memory) Observe(ctx context.Context, limit, remaining int, reset time.T
 	if limit > 0 {
 		m.announced = limit
 	}
-	if remaining <= reserve && !reset.IsZero() && reset.After(m.pause) {
+	if remaining <= Reserve && !reset.IsZero() && reset.After(m.pause) {
 		m.pause = reset
 	}
 }

@@ -136,8 +136,8 @@ func TestPause(t *testing.T) {
 		}, 20 * time.Second},
 		{"PauseUntil in the past", func(m *Memory) { m.PauseUntil(ctx, at(-time.Second)) }, 0},
 		{"remaining 0 pauses until reset", func(m *Memory) { m.Observe(ctx, 600, 0, at(30*time.Second)) }, 30 * time.Second},
-		{"remaining within reserve pauses", func(m *Memory) { m.Observe(ctx, 600, reserve, at(30*time.Second)) }, 30 * time.Second},
-		{"remaining above reserve does not pause", func(m *Memory) { m.Observe(ctx, 600, reserve+1, at(30*time.Second)) }, 0},
+		{"remaining within reserve pauses", func(m *Memory) { m.Observe(ctx, 600, Reserve, at(30*time.Second)) }, 30 * time.Second},
+		{"remaining above reserve does not pause", func(m *Memory) { m.Observe(ctx, 600, Reserve+1, at(30*time.Second)) }, 0},
 		{"remaining 0 without reset does not pause", func(m *Memory) { m.Observe(ctx, 0, 0, time.Time{}) }, 0},
 		{"Observe never moves the pause back", func(m *Memory) {
 			m.PauseUntil(ctx, at(time.Minute))

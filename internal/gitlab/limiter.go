@@ -7,7 +7,7 @@ import (
 
 // Limiter paces requests. The client calls Wait before every request, retries included,
 // and reports what GitLab said about its limits so that every worker sharing the
-// limiter backs off together. internal/budget implements it in memory and in DynamoDB.
+// limiter backs off together. internal/budget implements it in memory, internal/dynamobudget in DynamoDB.
 type Limiter interface {
 	// Wait blocks until a request may be sent. It returns an error wrapping
 	// budget.ErrExhausted when the run's MAX_API_CALLS is spent, or ctx's error.

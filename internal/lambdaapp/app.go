@@ -32,8 +32,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/gl2gh/discovery-agent/internal/budget"
 	"github.com/gl2gh/discovery-agent/internal/discovery"
+	"github.com/gl2gh/discovery-agent/internal/dynamobudget"
 	"github.com/gl2gh/discovery-agent/internal/dynamostore"
 	"github.com/gl2gh/discovery-agent/internal/engine"
 	"github.com/gl2gh/discovery-agent/internal/gitlab"
@@ -89,7 +89,7 @@ type App struct {
 // under its ID.
 type runClient struct {
 	runID     string
-	limiter   *budget.Dynamo
+	limiter   *dynamobudget.Budget
 	client    *gitlab.Client
 	worker    *discovery.Worker
 	scheduler *discovery.Scheduler
@@ -235,7 +235,7 @@ func (a *App) client(runID string) (*runClient, error) {
 	if runID == "" {
 		bc.MaxCalls = 0
 	}
-	lim := budget.NewDynamo(a.ddb, a.s.BudgetTable, budget.TokenKey(u.Host, cfg.Token), budget.DynamoConfig{
+	lim := dynamobudget.New(a.ddb, a.s.BudgetTable, dynamobudget.TokenKey(u.Host, cfg.Token), dynamobudget.Config{
 		RPM: bc.RPM, Chunk: a.s.BudgetChunk, MaxCalls: bc.MaxCalls, RunID: runID, Logger: a.log,
 	})
 	gl, err := a.engine.Client(lim)
@@ -316,7 +316,7 @@ func (a *App) BudgetTokens() float64 {
 
 // endInvocation gives unspent budget back and writes the invocation's metrics. It runs
 // on a context of its own: the invocation's may be at its deadline.
-func (a *App) endInvocation(ctx context.Context, limiters ...*budget.Dynamo) {
+func (a *App) endInvocation(ctx context.Context, limiters ...*dynamobudget.Budget) {
 	ctx = context.WithoutCancel(ctx)
 	for _, l := range limiters {
 		if l == nil {

@@ -16,8 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/gl2gh/discovery-agent/internal/budget"
 	"github.com/gl2gh/discovery-agent/internal/discovery"
+	"github.com/gl2gh/discovery-agent/internal/dynamobudget"
 	"github.com/gl2gh/discovery-agent/internal/inventory"
 	"github.com/gl2gh/discovery-agent/internal/work"
 )
@@ -41,7 +41,7 @@ type trigger struct {
 // says so in the result; that is not an error.
 func (a *App) Schedule(ctx context.Context, payload json.RawMessage) (Result, error) {
 	log := a.invocationLog(ctx)
-	var limiter *budget.Dynamo
+	var limiter *dynamobudget.Budget
 	defer func() { a.endInvocation(ctx, limiter) }()
 	if err := a.requireGitLab(); err != nil {
 		return Result{}, fmt.Errorf("configuration: %w", err)
@@ -259,22 +259,22 @@ func (a *App) markRuns(ctx context.Context, log *slog.Logger, runs map[string]bo
 // did not spend.
 type usedLimiters struct {
 	mu sync.Mutex
-	m  map[*budget.Dynamo]bool
+	m  map[*dynamobudget.Budget]bool
 }
 
-func (u *usedLimiters) add(l *budget.Dynamo) {
+func (u *usedLimiters) add(l *dynamobudget.Budget) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.m == nil {
-		u.m = map[*budget.Dynamo]bool{}
+		u.m = map[*dynamobudget.Budget]bool{}
 	}
 	u.m[l] = true
 }
 
-func (u *usedLimiters) list() []*budget.Dynamo {
+func (u *usedLimiters) list() []*dynamobudget.Budget {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	out := make([]*budget.Dynamo, 0, len(u.m))
+	out := make([]*dynamobudget.Budget, 0, len(u.m))
 	for l := range u.m {
 		out = append(out, l)
 	}

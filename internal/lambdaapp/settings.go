@@ -16,7 +16,7 @@ type Settings struct {
 	Config config.Config
 
 	StoreTable     string // STORE_TABLE: run state and records (internal/dynamostore)
-	BudgetTable    string // BUDGET_TABLE: the shared API-rate budget (internal/budget)
+	BudgetTable    string // BUDGET_TABLE: the shared API-rate budget (internal/dynamobudget)
 	ScanQueueURL   string // SCAN_QUEUE_URL: group-scan messages, consumed by the worker
 	ExportQueueURL string // EXPORT_QUEUE_URL: export messages, consumed by the exporter
 	ExportBucket   string // EXPORT_BUCKET

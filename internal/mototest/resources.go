@@ -30,7 +30,7 @@ const TTLAttribute = "expires_at"
 //	PointInTimeRecovery:  enabled
 //	TimeToLive:           AttributeName: expires_at, Enabled: true
 //
-// Budget table (internal/budget), one item per GitLab host and token:
+// Budget table (internal/dynamobudget), one item per GitLab host and token:
 //
 //	KeySchema:            key (S) HASH
 //	BillingMode:          PAY_PER_REQUEST

@@ -1,4 +1,7 @@
-package budget
+// Package dynamobudget is the rate budget shared by every Lambda worker (and serve with
+// BACKEND=aws): a GCRA bucket in one DynamoDB item, leased in chunks. The in-process
+// budget is internal/budget.
+package dynamobudget
 
 import (
 	"context"
@@ -14,12 +17,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gl2gh/discovery-agent/internal/backoff"
-
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/gl2gh/discovery-agent/internal/backoff"
+	"github.com/gl2gh/discovery-agent/internal/budget"
 )
 
 // The budget item's attributes. Times are Unix microseconds from the writer's clock,
@@ -53,8 +57,8 @@ const (
 	minHold = 100 * time.Millisecond
 )
 
-// DynamoConfig configures a Dynamo limiter.
-type DynamoConfig struct {
+// Config configures a Dynamo limiter.
+type Config struct {
 	// RPM is the request rate per minute shared by every worker using the same table
 	// and key; 0 means no rate of our own (GitLab's announced limit still applies).
 	RPM int
@@ -71,7 +75,7 @@ type DynamoConfig struct {
 	Logger *slog.Logger
 }
 
-// Dynamo is a gitlab.Limiter whose budget lives in one DynamoDB item, shared by every
+// Budget is a gitlab.Limiter whose budget lives in one DynamoDB item, shared by every
 // worker (Lambda invocations, local goroutines) that uses the same table and key.
 //
 // # Design
@@ -94,7 +98,7 @@ type DynamoConfig struct {
 //
 // When the condition fails, the item's old image comes back with the error
 // (ReturnValuesOnConditionCheckFailure) and tells how long to wait: until the pause
-// ends or enough of the bucket refills. An exhausted MaxCalls returns ErrExhausted.
+// ends or enough of the bucket refills. An exhausted MaxCalls returns budget.ErrExhausted.
 //
 // GitLab's signals are shared through the item: PauseUntil and Observe with little
 // remaining write pause_until, conditioned so that it only moves forward; an announced
@@ -128,11 +132,11 @@ type DynamoConfig struct {
 //
 // Partition key "key" (S), no sort key; TTL on expires_at (see mototest.CreateTables).
 // The key must not contain the token: use TokenKey.
-type Dynamo struct {
+type Budget struct {
 	client *dynamodb.Client
 	table  string
 	key    string
-	cfg    DynamoConfig
+	cfg    Config
 	log    *slog.Logger
 	sleep  func(ctx context.Context, d time.Duration) error
 
@@ -157,8 +161,8 @@ type Dynamo struct {
 	runCalls   int64
 }
 
-// NewDynamo returns a limiter sharing the budget stored under key in table.
-func NewDynamo(client *dynamodb.Client, table, key string, cfg DynamoConfig) *Dynamo {
+// New returns a limiter sharing the budget stored under key in table.
+func New(client *dynamodb.Client, table, key string, cfg Config) *Budget {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -172,7 +176,7 @@ func NewDynamo(client *dynamodb.Client, table, key string, cfg DynamoConfig) *Dy
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Dynamo{
+	return &Budget{
 		client:  client,
 		table:   table,
 		key:     key,
@@ -191,9 +195,9 @@ func TokenKey(host, token string) string {
 	return host + "#" + hex.EncodeToString(sum[:8])
 }
 
-// Wait blocks until a request may be sent. It returns an error wrapping ErrExhausted
+// Wait blocks until a request may be sent. It returns an error wrapping budget.ErrExhausted
 // once the run's MaxCalls are leased and spent, or ctx's error.
-func (d *Dynamo) Wait(ctx context.Context) error {
+func (d *Budget) Wait(ctx context.Context) error {
 	d.mu.Lock()
 	d.waiters++
 	d.mu.Unlock()
@@ -230,7 +234,7 @@ func (d *Dynamo) Wait(ctx context.Context) error {
 }
 
 // take spends a local token, or says how long the local pause lasts (0: lease more).
-func (d *Dynamo) take() (time.Duration, bool) {
+func (d *Budget) take() (time.Duration, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.cfg.Now()
@@ -252,7 +256,7 @@ func (d *Dynamo) take() (time.Duration, bool) {
 }
 
 // expire drops tokens past their lease's validity. d.mu must be held.
-func (d *Dynamo) expire(now time.Time) {
+func (d *Budget) expire(now time.Time) {
 	if d.tokens == 0 || now.Before(d.validUntil) {
 		return
 	}
@@ -264,7 +268,7 @@ func (d *Dynamo) expire(now time.Time) {
 // lease tries, under d.leasing, to take tokens from the table. It returns nil after a
 // successful lease or when the caller should look again: tokens arrived meanwhile, or
 // it slept as long as the refused lease's item image said.
-func (d *Dynamo) lease(ctx context.Context) error {
+func (d *Budget) lease(ctx context.Context) error {
 	if d.cfg.MaxCalls > 0 && !d.isEnsured() {
 		if err := d.ensureRun(ctx); err != nil {
 			return err
@@ -325,7 +329,7 @@ type leasePlan struct {
 
 // plan sizes the next lease from demand, MaxCalls and the cached item. n == 0 means
 // no lease is needed any more.
-func (d *Dynamo) plan(now time.Time) leasePlan {
+func (d *Budget) plan(now time.Time) leasePlan {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.expire(now)
@@ -357,7 +361,7 @@ func (d *Dynamo) plan(now time.Time) leasePlan {
 
 // interval is the time one token takes to refill at min(RPM, announced limit); 0 when
 // neither sets a rate. d.mu must be held.
-func (d *Dynamo) interval(now time.Time) time.Duration {
+func (d *Budget) interval(now time.Time) time.Duration {
 	rate := d.cfg.RPM
 	if d.limit > 0 && now.Before(d.limitUntil) && (rate == 0 || d.limit < rate) {
 		rate = d.limit
@@ -368,7 +372,7 @@ func (d *Dynamo) interval(now time.Time) time.Duration {
 	return time.Minute / time.Duration(rate)
 }
 
-func (p leasePlan) input(d *Dynamo, now time.Time) *dynamodb.UpdateItemInput {
+func (p leasePlan) input(d *Budget, now time.Time) *dynamodb.UpdateItemInput {
 	names := map[string]string{"#pause": attrPause, "#exp": attrExpires}
 	values := map[string]types.AttributeValue{
 		":now": micros(now),
@@ -411,7 +415,7 @@ func (p leasePlan) input(d *Dynamo, now time.Time) *dynamodb.UpdateItemInput {
 }
 
 // granted hands out a successful lease's tokens.
-func (d *Dynamo) granted(p leasePlan, now time.Time, item map[string]types.AttributeValue) {
+func (d *Budget) granted(p leasePlan, now time.Time, item map[string]types.AttributeValue) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.absorb(item)
@@ -431,7 +435,7 @@ func (d *Dynamo) granted(p leasePlan, now time.Time, item map[string]types.Attri
 }
 
 // refused learns from a refused lease's item image how long to wait.
-func (d *Dynamo) refused(p leasePlan, now time.Time, item map[string]types.AttributeValue) (time.Duration, error) {
+func (d *Budget) refused(p leasePlan, now time.Time, item map[string]types.AttributeValue) (time.Duration, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.absorb(item)
@@ -444,7 +448,7 @@ func (d *Dynamo) refused(p leasePlan, now time.Time, item map[string]types.Attri
 			if d.unused > 0 {
 				return 0, nil // the next lease gives them back and may fit
 			}
-			return 0, fmt.Errorf("run %s leased %d of %d calls: %w", d.cfg.RunID, d.runCalls, d.cfg.MaxCalls, ErrExhausted)
+			return 0, fmt.Errorf("run %s leased %d of %d calls: %w", d.cfg.RunID, d.runCalls, d.cfg.MaxCalls, budget.ErrExhausted)
 		}
 		if d.runCalls+p.delta > d.cfg.MaxCalls {
 			return 0, nil // the next plan asks for what is left
@@ -462,7 +466,7 @@ func (d *Dynamo) refused(p leasePlan, now time.Time, item map[string]types.Attri
 
 // absorb caches what an item image says; nil is an item that does not exist. d.mu
 // must be held.
-func (d *Dynamo) absorb(item map[string]types.AttributeValue) {
+func (d *Budget) absorb(item map[string]types.AttributeValue) {
 	// A missing attribute is news too: the item was reset, or never had it.
 	d.tat, _ = timeAttr(item[attrTAT])
 	if t, ok := timeAttr(item[attrPause]); ok && t.After(d.pause) {
@@ -479,7 +483,7 @@ func (d *Dynamo) absorb(item map[string]types.AttributeValue) {
 	}
 }
 
-func (d *Dynamo) read(ctx context.Context) (map[string]types.AttributeValue, error) {
+func (d *Budget) read(ctx context.Context) (map[string]types.AttributeValue, error) {
 	out, err := d.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(d.table),
 		Key:            d.itemKey(),
@@ -491,7 +495,7 @@ func (d *Dynamo) read(ctx context.Context) (map[string]types.AttributeValue, err
 	return out.Item, nil
 }
 
-func (d *Dynamo) isEnsured() bool {
+func (d *Budget) isEnsured() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.ensured
@@ -499,7 +503,7 @@ func (d *Dynamo) isEnsured() bool {
 
 // ensureRun creates the run maps on the item (a nested SET needs its parent map) and
 // removes counters of runs idle for a week, so the item does not grow without bound.
-func (d *Dynamo) ensureRun(ctx context.Context) error {
+func (d *Budget) ensureRun(ctx context.Context) error {
 	now := d.cfg.Now()
 	out, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(d.table),
@@ -533,7 +537,7 @@ func (d *Dynamo) ensureRun(ctx context.Context) error {
 	return nil
 }
 
-func (d *Dynamo) prune(ctx context.Context, runs []string) error {
+func (d *Budget) prune(ctx context.Context, runs []string) error {
 	names := map[string]string{"#runs": attrRuns, "#runsAt": attrRunsAt}
 	var paths []string
 	for i, run := range runs {
@@ -556,7 +560,7 @@ func (d *Dynamo) prune(ctx context.Context, runs []string) error {
 // Release gives the tokens this instance holds back to the run's MaxCalls count. A
 // Lambda handler calls it before returning, since a frozen instance cannot spend them.
 // Without MaxCalls it only drops them.
-func (d *Dynamo) Release(ctx context.Context) error {
+func (d *Budget) Release(ctx context.Context) error {
 	d.mu.Lock()
 	give := d.unused + int64(d.tokens)
 	d.unused, d.tokens = 0, 0
@@ -588,18 +592,18 @@ func (d *Dynamo) Release(ctx context.Context) error {
 // Observe shares what GitLab said: an announced limit below RPM lowers every worker's
 // rate, and little remaining (at most one chunk, which the fleet's requests in flight
 // will use) pauses every worker until reset.
-func (d *Dynamo) Observe(ctx context.Context, limit, remaining int, reset time.Time) {
+func (d *Budget) Observe(ctx context.Context, limit, remaining int, reset time.Time) {
 	if limit > 0 {
 		d.announce(ctx, limit)
 	}
-	if remaining <= max(reserve, d.cfg.Chunk) && !reset.IsZero() {
+	if remaining <= max(budget.Reserve, d.cfg.Chunk) && !reset.IsZero() {
 		d.PauseUntil(ctx, reset)
 	}
 }
 
 // announce stores limit on the item when it lowers the rate there, or refreshes it
 // when it is about to lapse; otherwise it costs nothing.
-func (d *Dynamo) announce(ctx context.Context, limit int) {
+func (d *Budget) announce(ctx context.Context, limit int) {
 	now := d.cfg.Now()
 	d.mu.Lock()
 	current := d.limit > 0 && now.Before(d.limitUntil)
@@ -634,7 +638,7 @@ func (d *Dynamo) announce(ctx context.Context, limit int) {
 
 // PauseUntil stops every worker's requests until t. The item's pause only moves
 // forward; an earlier t changes nothing.
-func (d *Dynamo) PauseUntil(ctx context.Context, t time.Time) {
+func (d *Budget) PauseUntil(ctx context.Context, t time.Time) {
 	d.mu.Lock()
 	known := !t.After(d.pause) || !t.After(d.cfg.Now())
 	if !known {
@@ -658,7 +662,7 @@ func (d *Dynamo) PauseUntil(ctx context.Context, t time.Time) {
 
 // afterSignal handles the result of a write that has no caller to return an error to:
 // a refused condition means the item already says more, and its image is kept.
-func (d *Dynamo) afterSignal(ctx context.Context, err error, what string, attr slog.Attr) {
+func (d *Budget) afterSignal(ctx context.Context, err error, what string, attr slog.Attr) {
 	var ccf *types.ConditionalCheckFailedException
 	switch {
 	case err == nil:
@@ -677,7 +681,7 @@ func (d *Dynamo) afterSignal(ctx context.Context, err error, what string, attr s
 
 // Available returns the tokens this instance holds (for the tokens-available gauge):
 // 0 while paused.
-func (d *Dynamo) Available() float64 {
+func (d *Budget) Available() float64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.cfg.Now()
@@ -688,13 +692,13 @@ func (d *Dynamo) Available() float64 {
 }
 
 // Used returns how many calls this instance granted.
-func (d *Dynamo) Used() int64 {
+func (d *Budget) Used() int64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.used
 }
 
-func (d *Dynamo) itemKey() map[string]types.AttributeValue {
+func (d *Budget) itemKey() map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{attrKey: &types.AttributeValueMemberS{Value: d.key}}
 }
 

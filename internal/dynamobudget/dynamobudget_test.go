@@ -1,4 +1,4 @@
-package budget_test
+package dynamobudget_test
 
 import (
 	"context"
@@ -17,11 +17,12 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/gl2gh/discovery-agent/internal/budget"
+	"github.com/gl2gh/discovery-agent/internal/dynamobudget"
 	"github.com/gl2gh/discovery-agent/internal/gitlab"
 	"github.com/gl2gh/discovery-agent/internal/mototest"
 )
 
-var _ gitlab.Limiter = (*budget.Dynamo)(nil)
+var _ gitlab.Limiter = (*dynamobudget.Budget)(nil)
 
 // moto can, rarely, let two racing conditional updates both pass (it does not lock
 // items), which real DynamoDB never does; bounds below allow one extra chunk for it.
@@ -124,7 +125,7 @@ func testRateBound(t *testing.T, srv *mototest.Server) {
 	)
 	start := time.Now()
 	for range 2 {
-		lim := budget.NewDynamo(db, table, "gitlab.example#abc", budget.DynamoConfig{RPM: rpm, Chunk: chunk})
+		lim := dynamobudget.New(db, table, "gitlab.example#abc", dynamobudget.Config{RPM: rpm, Chunk: chunk})
 		for range perLimit {
 			wg.Go(func() {
 				for {
@@ -184,9 +185,9 @@ func testPauseForwardOnly(t *testing.T, srv *mototest.Server) {
 	db := srv.DynamoDB()
 	table := newTable(t, srv)
 	const key = "gitlab.example#pause"
-	cfg := budget.DynamoConfig{RPM: 6000}
-	a := budget.NewDynamo(db, table, key, cfg)
-	b := budget.NewDynamo(db, table, key, cfg) // does not know what a wrote
+	cfg := dynamobudget.Config{RPM: 6000}
+	a := dynamobudget.New(db, table, key, cfg)
+	b := dynamobudget.New(db, table, key, cfg) // does not know what a wrote
 	t0 := time.Now().Truncate(time.Microsecond)
 
 	steps := []struct {
@@ -210,7 +211,7 @@ func testPauseForwardOnly(t *testing.T, srv *mototest.Server) {
 	}
 
 	// A worker that never paused itself learns the pause from the table.
-	c := budget.NewDynamo(db, table, key, cfg)
+	c := dynamobudget.New(db, table, key, cfg)
 	wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	if err := c.Wait(wctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -245,8 +246,8 @@ func testAnnouncedLimit(t *testing.T, srv *mototest.Server) {
 	table := newTable(t, srv)
 	const key = "gitlab.example#limit"
 	clk := &clock{t: time.Now().Truncate(time.Microsecond)}
-	cfg := budget.DynamoConfig{RPM: 6000, Chunk: 1, Now: clk.Now} // 10 ms a call
-	a := budget.NewDynamo(db, table, key, cfg)
+	cfg := dynamobudget.Config{RPM: 6000, Chunk: 1, Now: clk.Now} // 10 ms a call
+	a := dynamobudget.New(db, table, key, cfg)
 
 	announce := []struct {
 		limit int
@@ -266,7 +267,7 @@ func testAnnouncedLimit(t *testing.T, srv *mototest.Server) {
 	}
 
 	// b learns the limit from its first lease's item image, paced at its own RPM.
-	b := budget.NewDynamo(db, table, key, cfg)
+	b := dynamobudget.New(db, table, key, cfg)
 	tatAfterWait := func() time.Duration {
 		t.Helper()
 		if err := b.Wait(ctx); err != nil {
@@ -305,7 +306,7 @@ func testMaxCalls(t *testing.T, srv *mototest.Server) {
 		wg      sync.WaitGroup
 	)
 	for range 2 {
-		lim := budget.NewDynamo(db, table, key, budget.DynamoConfig{Chunk: chunk, MaxCalls: maxCalls, RunID: "run-1"})
+		lim := dynamobudget.New(db, table, key, dynamobudget.Config{Chunk: chunk, MaxCalls: maxCalls, RunID: "run-1"})
 		for range 10 {
 			wg.Go(func() {
 				for {
@@ -334,11 +335,11 @@ func testMaxCalls(t *testing.T, srv *mototest.Server) {
 	}
 
 	// Another run on the same key has a budget of its own.
-	other := budget.NewDynamo(db, table, key, budget.DynamoConfig{Chunk: chunk, MaxCalls: maxCalls, RunID: "run-2"})
+	other := dynamobudget.New(db, table, key, dynamobudget.Config{Chunk: chunk, MaxCalls: maxCalls, RunID: "run-2"})
 	if err := other.Wait(ctx); err != nil {
 		t.Fatalf("run-2's first call: %v", err)
 	}
-	again := budget.NewDynamo(db, table, key, budget.DynamoConfig{Chunk: chunk, MaxCalls: maxCalls, RunID: "run-1"})
+	again := dynamobudget.New(db, table, key, dynamobudget.Config{Chunk: chunk, MaxCalls: maxCalls, RunID: "run-1"})
 	if err := again.Wait(ctx); !errors.Is(err, budget.ErrExhausted) {
 		t.Fatalf("run-1 on a new limiter = %v, want ErrExhausted", err)
 	}
@@ -354,7 +355,7 @@ func testRelease(t *testing.T, srv *mototest.Server) {
 		runs := item(t, db, table, key)["runs"].(*types.AttributeValueMemberM)
 		return numAttr(t, runs.Value["run-1"])
 	}
-	lim := budget.NewDynamo(db, table, key, budget.DynamoConfig{Chunk: 8, MaxCalls: 100, RunID: "run-1"})
+	lim := dynamobudget.New(db, table, key, dynamobudget.Config{Chunk: 8, MaxCalls: 100, RunID: "run-1"})
 	// One waiter leases 1, then 2 once it used all of it, then 4.
 	for range 4 {
 		if err := lim.Wait(ctx); err != nil {
@@ -389,13 +390,13 @@ func testCancel(t *testing.T, srv *mototest.Server) {
 	table := newTable(t, srv)
 	tests := []struct {
 		name  string
-		cfg   budget.DynamoConfig
-		block func(*budget.Dynamo) // leaves the limiter unable to grant for a long time
+		cfg   dynamobudget.Config
+		block func(*dynamobudget.Budget) // leaves the limiter unable to grant for a long time
 	}{
-		{"paused", budget.DynamoConfig{RPM: 6000}, func(d *budget.Dynamo) {
+		{"paused", dynamobudget.Config{RPM: 6000}, func(d *dynamobudget.Budget) {
 			d.PauseUntil(context.Background(), time.Now().Add(time.Hour))
 		}},
-		{"rate spent", budget.DynamoConfig{RPM: 1, Chunk: 1}, func(d *budget.Dynamo) {
+		{"rate spent", dynamobudget.Config{RPM: 1, Chunk: 1}, func(d *dynamobudget.Budget) {
 			if err := d.Wait(context.Background()); err != nil { // the one call per minute
 				t.Fatal(err)
 			}
@@ -403,7 +404,7 @@ func testCancel(t *testing.T, srv *mototest.Server) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			lim := budget.NewDynamo(db, table, "gitlab.example#"+strings.ReplaceAll(tt.name, " ", "-"), tt.cfg)
+			lim := dynamobudget.New(db, table, "gitlab.example#"+strings.ReplaceAll(tt.name, " ", "-"), tt.cfg)
 			tt.block(lim)
 			ctx, cancel := context.WithCancel(context.Background())
 			errs := make(chan error)
@@ -429,13 +430,13 @@ func TestTokenKey(t *testing.T) {
 		sameAs      string
 		differsFrom string
 	}{
-		{"stable", "gitlab.com", token, budget.TokenKey("gitlab.com", token), ""},
-		{"per token", "gitlab.com", token + "x", "", budget.TokenKey("gitlab.com", token)},
-		{"per host", "gitlab.example", token, "", budget.TokenKey("gitlab.com", token)},
+		{"stable", "gitlab.com", token, dynamobudget.TokenKey("gitlab.com", token), ""},
+		{"per token", "gitlab.com", token + "x", "", dynamobudget.TokenKey("gitlab.com", token)},
+		{"per host", "gitlab.example", token, "", dynamobudget.TokenKey("gitlab.com", token)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			k := budget.TokenKey(tt.host, tt.token)
+			k := dynamobudget.TokenKey(tt.host, tt.token)
 			if strings.Contains(k, tt.token) || strings.Contains(k, tt.token[6:]) {
 				t.Fatalf("key %q contains the token", k)
 			}
@@ -464,7 +465,7 @@ func BenchmarkDynamoWait(b *testing.B) {
 	}
 	for _, chunk := range []int{1, 10, 50} {
 		b.Run("chunk="+strconv.Itoa(chunk), func(b *testing.B) {
-			lim := budget.NewDynamo(db, table, "bench#"+strconv.Itoa(chunk), budget.DynamoConfig{Chunk: chunk})
+			lim := dynamobudget.New(db, table, "bench#"+strconv.Itoa(chunk), dynamobudget.Config{Chunk: chunk})
 			writes.Store(0)
 			b.SetParallelism(8)
 			b.RunParallel(func(pb *testing.PB) {
@@ -484,7 +485,7 @@ func BenchmarkDynamoWait(b *testing.B) {
 // still be spendable (they once expired before they arrived, and Wait never returned).
 func testHighRate(t *testing.T, srv *mototest.Server) {
 	table := newTable(t, srv)
-	d := budget.NewDynamo(srv.DynamoDB(), table, "high-rate", budget.DynamoConfig{RPM: 60000})
+	d := dynamobudget.New(srv.DynamoDB(), table, "high-rate", dynamobudget.Config{RPM: 60000})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i := range 200 {
