@@ -622,7 +622,6 @@ func TestGetProject(t *testing.T) {
 	if err := s.PutProject(ctx, "get", want); err != nil {
 		t.Fatal(err)
 	}
-	var _ discovery.ProjectGetter = s
 	got, ok, err := s.GetProject(ctx, "get", 42)
 	if err != nil || !ok || got.PathWithNamespace != "g/p" || !got.LastActivityAt.Equal(t0) {
 		t.Fatalf("GetProject(42) = %+v, %v, %v", got, ok, err)

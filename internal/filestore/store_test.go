@@ -525,7 +525,6 @@ func TestGetProjectForCache(t *testing.T) {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	var _ discovery.ProjectGetter = s
 	if err := s.PutProject(ctx, "r", inventory.Project{ID: 7, Name: "seven"}); err != nil {
 		t.Fatal(err)
 	}
