@@ -33,7 +33,9 @@ type Store interface {
 	// not counted again, so a message sent twice is one piece of work.
 	AddPending(ctx context.Context, runID string, keys ...string) error
 	// Done marks key finished. Only the first call for a key decrements the pending
-	// count; first reports whether this call was it. remaining is the pending count after.
+	// count; first reports whether this call was it. remaining is the pending count
+	// after, except that a store may report 1 for 0 to a call that did not bring the
+	// count to zero (a key never added), so that one call alone sees it reach zero.
 	Done(ctx context.Context, runID, key string) (remaining int64, first bool, err error)
 	// IsDone reports whether key was marked finished.
 	IsDone(ctx context.Context, runID, key string) (bool, error)
@@ -48,6 +50,10 @@ type Store interface {
 	// PutGroup and PutProject upsert a record keyed by run and ID.
 	PutGroup(ctx context.Context, runID string, g inventory.Group) error
 	PutProject(ctx context.Context, runID string, p inventory.Project) error
+	// GetProject returns one project record of a run; ok is false when there is none.
+	// CACHE_TTL reads the previous run's profiles, and a redelivered page skips the
+	// projects it stored already.
+	GetProject(ctx context.Context, runID string, id int64) (p inventory.Project, ok bool, err error)
 	// AddAPICalls adds n to the run's API call counter; APICalls reads it.
 	AddAPICalls(ctx context.Context, runID string, n int64) error
 	APICalls(ctx context.Context, runID string) (int64, error)

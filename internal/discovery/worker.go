@@ -45,15 +45,10 @@ type Worker struct {
 	OnRunFinished func(inventory.Run, inventory.Summary)
 	// CacheTTL (CACHE_TTL) reuses a project's profile from the previous successful run
 	// when that run finished less than CacheTTL ago, the project's last_activity_at is
-	// unchanged and its profile was complete. 0 = off. Needs a Store with GetProject.
+	// unchanged and its profile was complete. 0 = off.
 	CacheTTL time.Duration
 
 	prevRuns sync.Map // run ID -> *inventory.Run (nil: no usable previous run)
-}
-
-// ProjectGetter is implemented by stores that look up one project record (CACHE_TTL).
-type ProjectGetter interface {
-	GetProject(ctx context.Context, runID string, id int64) (inventory.Project, bool, error)
 }
 
 func (w *Worker) log() *slog.Logger {
@@ -461,8 +456,8 @@ func (w *Worker) profilePage(ctx context.Context, runID string, projects []gitla
 func (w *Worker) profileOne(ctx context.Context, runID string, gp gitlab.Project, skipStored bool) error {
 	// A page interrupted part-way (a timeout, a kill) keeps the projects it stored: a
 	// redelivery skips them instead of asking GitLab again.
-	if getter, ok := w.Store.(ProjectGetter); ok && skipStored {
-		if _, done, err := getter.GetProject(ctx, runID, gp.ID); err != nil {
+	if skipStored {
+		if _, done, err := w.Store.GetProject(ctx, runID, gp.ID); err != nil {
 			return fmt.Errorf("profile project %d: %w", gp.ID, err)
 		} else if done {
 			return nil
@@ -489,15 +484,14 @@ func (w *Worker) profileOne(ctx context.Context, runID string, gp gitlab.Project
 // cached returns the previous run's profile of an unchanged project, refreshed with
 // what the listing says now (identity, statistics), when CACHE_TTL allows it.
 func (w *Worker) cached(ctx context.Context, runID string, gp gitlab.Project) (inventory.Project, bool, error) {
-	getter, ok := w.Store.(ProjectGetter)
-	if w.CacheTTL <= 0 || !ok {
+	if w.CacheTTL <= 0 {
 		return inventory.Project{}, false, nil
 	}
 	prev, err := w.previousRun(ctx, runID)
 	if err != nil || prev == nil {
 		return inventory.Project{}, false, err
 	}
-	old, ok, err := getter.GetProject(ctx, prev.ID, gp.ID)
+	old, ok, err := w.Store.GetProject(ctx, prev.ID, gp.ID)
 	if err != nil || !ok {
 		return inventory.Project{}, false, err
 	}

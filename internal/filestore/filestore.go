@@ -33,8 +33,8 @@ var (
 	bucketRuns        = []byte("runs")         // runID -> JSON inventory.Run
 	bucketGroups      = []byte("groups")       // run + id -> JSON inventory.Group
 	bucketProjects    = []byte("projects")     // run + id -> JSON inventory.Project
-	bucketPending     = []byte("pending")      // run + key -> "" (keys ever added)
-	bucketDone        = []byte("done")         // run + key -> "" (keys marked done)
+	bucketPending     = []byte("pending")      // run + key -> present (keys ever added)
+	bucketDone        = []byte("done")         // run + key -> present (keys marked done)
 	bucketCheckpoints = []byte("checkpoints")  // run + key -> uint64 page
 	bucketCounters    = []byte("counters")     // run + name -> int64
 	bucketQueue       = []byte("queue")        // seq -> queued message

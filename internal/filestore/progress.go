@@ -8,6 +8,12 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// present is the value of a pending or done marker. It must not be empty: in the
+// transaction that put it, a key stored with a nil value reads back nil, as if absent,
+// so a key given twice in one AddPending was counted twice. (Markers committed empty
+// by earlier versions read back as empty, non-nil slices, so old files still work.)
+var present = []byte{1}
+
 // AddPending counts keys as pending work of the run; a key added before, or already
 // done, is not counted again.
 func (s *Store) AddPending(ctx context.Context, runID string, keys ...string) error {
@@ -29,7 +35,7 @@ func (s *Store) AddPending(ctx context.Context, runID string, keys ...string) er
 			if pending.Get(k) != nil {
 				continue
 			}
-			if err := pending.Put(k, nil); err != nil {
+			if err := pending.Put(k, present); err != nil {
 				return err
 			}
 			if done.Get(k) == nil {
@@ -65,7 +71,7 @@ func (s *Store) Done(ctx context.Context, runID, key string) (remaining int64, f
 		if !first {
 			return nil
 		}
-		if err := done.Put(k, nil); err != nil {
+		if err := done.Put(k, present); err != nil {
 			return err
 		}
 		if pending.Get(k) != nil && remaining > 0 {
