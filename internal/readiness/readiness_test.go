@@ -181,7 +181,7 @@ func TestAssessMessages(t *testing.T) {
 	got := Assess(p, DefaultThresholds())
 	want := map[string]string{
 		"repo_too_large":      "45 GiB",
-		"gitlab_ci":          "complexity 57/100",
+		"gitlab_ci":           "complexity 57/100",
 		"many_merge_requests": "at least 10000 merge requests",
 		"lower_bound_counts":  "merge_requests",
 	}
