@@ -22,7 +22,7 @@ import (
 	"slices"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/gl2gh/discovery-agent/internal/inventory"
 )

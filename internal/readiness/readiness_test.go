@@ -1,11 +1,6 @@
 package readiness
 
 import (
-	"errors"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -51,77 +46,77 @@ func TestAssessRules(t *testing.T) {
 		{"clean project is ready", func(*inventory.Project) {}, []string{}, inventory.Ready},
 
 		{"repository exactly 40 GiB", func(p *inventory.Project) { p.Statistics.RepositorySize = int64(40 * GiB) },
-			[]string{CodeLargeRepo}, inventory.NeedsAttention},
+			[]string{"large_repo"}, inventory.NeedsAttention},
 		{"repository one byte over 40 GiB", func(p *inventory.Project) { p.Statistics.RepositorySize = int64(40*GiB) + 1 },
-			[]string{CodeExportTooLarge, CodeRepoTooLarge}, inventory.Blocked},
+			[]string{"export_too_large", "repo_too_large"}, inventory.Blocked},
 		{"export exactly 40 GiB", func(p *inventory.Project) {
 			p.Statistics = &inventory.Statistics{RepositorySize: int64(GiB), WikiSize: int64(GiB), LFSObjectsSize: int64(36 * GiB), SnippetsSize: int64(GiB), UploadsSize: int64(GiB)}
-		}, []string{CodeLFS}, inventory.NeedsAttention},
+		}, []string{"lfs"}, inventory.NeedsAttention},
 		{"export one byte over 40 GiB", func(p *inventory.Project) {
 			p.Statistics = &inventory.Statistics{RepositorySize: int64(GiB), WikiSize: int64(GiB), LFSObjectsSize: int64(36 * GiB), SnippetsSize: int64(GiB), UploadsSize: int64(GiB) + 1}
-		}, []string{CodeExportTooLarge, CodeLFS}, inventory.Blocked},
+		}, []string{"export_too_large", "lfs"}, inventory.Blocked},
 		{"artifacts count toward storage, not the export", func(p *inventory.Project) {
 			p.Statistics = &inventory.Statistics{JobArtifactsSize: int64(100 * GiB), StorageSize: int64(100 * GiB)}
-		}, []string{CodeLargeStorage}, inventory.NeedsAttention},
+		}, []string{"large_storage"}, inventory.NeedsAttention},
 		{"storage exactly 20 GiB", func(p *inventory.Project) { p.Statistics.StorageSize = int64(20 * GiB) }, []string{}, inventory.Ready},
 		{"storage one byte over 20 GiB", func(p *inventory.Project) { p.Statistics.StorageSize = int64(20*GiB) + 1 },
-			[]string{CodeLargeStorage}, inventory.NeedsAttention},
+			[]string{"large_storage"}, inventory.NeedsAttention},
 		{"registry one byte over 20 GiB", func(p *inventory.Project) { p.Statistics.ContainerRegistrySize = int64(20*GiB) + 1 },
-			[]string{CodeContainerRegistry, CodeLargeRegistry}, inventory.NeedsAttention},
+			[]string{"container_registry", "large_registry"}, inventory.NeedsAttention},
 		{"commits at 50000", func(p *inventory.Project) { p.Statistics.CommitCount = 50000 }, []string{}, inventory.Ready},
-		{"commits at 50001", func(p *inventory.Project) { p.Statistics.CommitCount = 50001 }, []string{CodeManyCommits}, inventory.NeedsAttention},
+		{"commits at 50001", func(p *inventory.Project) { p.Statistics.CommitCount = 50001 }, []string{"many_commits"}, inventory.NeedsAttention},
 
 		{"repository exactly 5 GiB", func(p *inventory.Project) { p.Statistics.RepositorySize = int64(5 * GiB) }, []string{}, inventory.Ready},
 		{"repository one byte over 5 GiB", func(p *inventory.Project) { p.Statistics.RepositorySize = int64(5*GiB) + 1 },
-			[]string{CodeLargeRepo}, inventory.NeedsAttention},
+			[]string{"large_repo"}, inventory.NeedsAttention},
 
 		{"gitlab ci", func(p *inventory.Project) {
 			p.Features.HasCI = true
 			p.Features.CI = &inventory.CI{Jobs: 3, Complexity: 20}
-		}, []string{CodeGitLabCI}, inventory.NeedsAttention},
-		{"gitlab ci not parsed", func(p *inventory.Project) { p.Features.HasCI = true }, []string{CodeGitLabCI}, inventory.NeedsAttention},
+		}, []string{"gitlab_ci"}, inventory.NeedsAttention},
+		{"gitlab ci not parsed", func(p *inventory.Project) { p.Features.HasCI = true }, []string{"gitlab_ci"}, inventory.NeedsAttention},
 		{"invalid ci", func(p *inventory.Project) {
 			p.Features.HasCI = true
 			p.Features.CI = &inventory.CI{Invalid: true}
-		}, []string{CodeGitLabCI, CodeCIInvalid}, inventory.NeedsAttention},
+		}, []string{"gitlab_ci", "ci_invalid"}, inventory.NeedsAttention},
 
-		{"lfs flag", func(p *inventory.Project) { p.Features.UsesLFS = true }, []string{CodeLFS}, inventory.NeedsAttention},
-		{"lfs bytes", func(p *inventory.Project) { p.Statistics.LFSObjectsSize = 1 }, []string{CodeLFS}, inventory.NeedsAttention},
-		{"submodules", func(p *inventory.Project) { p.Features.HasSubmodules = true }, []string{CodeSubmodules}, inventory.NeedsAttention},
-		{"registry flag", func(p *inventory.Project) { p.Features.RegistryInUse = true }, []string{CodeContainerRegistry}, inventory.NeedsAttention},
-		{"registry bytes", func(p *inventory.Project) { p.Statistics.ContainerRegistrySize = 1 }, []string{CodeContainerRegistry}, inventory.NeedsAttention},
+		{"lfs flag", func(p *inventory.Project) { p.Features.UsesLFS = true }, []string{"lfs"}, inventory.NeedsAttention},
+		{"lfs bytes", func(p *inventory.Project) { p.Statistics.LFSObjectsSize = 1 }, []string{"lfs"}, inventory.NeedsAttention},
+		{"submodules", func(p *inventory.Project) { p.Features.HasSubmodules = true }, []string{"submodules"}, inventory.NeedsAttention},
+		{"registry flag", func(p *inventory.Project) { p.Features.RegistryInUse = true }, []string{"container_registry"}, inventory.NeedsAttention},
+		{"registry bytes", func(p *inventory.Project) { p.Statistics.ContainerRegistrySize = 1 }, []string{"container_registry"}, inventory.NeedsAttention},
 		{"registry enabled but empty", func(p *inventory.Project) { p.Features.RegistryEnabled = true }, []string{}, inventory.Ready},
-		{"package types", func(p *inventory.Project) { p.Features.PackageTypes = []string{"maven", "npm"} }, []string{CodePackages}, inventory.NeedsAttention},
-		{"package bytes", func(p *inventory.Project) { p.Statistics.PackagesSize = 1 }, []string{CodePackages}, inventory.NeedsAttention},
+		{"package types", func(p *inventory.Project) { p.Features.PackageTypes = []string{"maven", "npm"} }, []string{"packages"}, inventory.NeedsAttention},
+		{"package bytes", func(p *inventory.Project) { p.Statistics.PackagesSize = 1 }, []string{"packages"}, inventory.NeedsAttention},
 
-		{"one webhook", func(p *inventory.Project) { p.Counts.Webhooks = ptr(1) }, []string{CodeWebhooks}, inventory.NeedsAttention},
-		{"one ci variable", func(p *inventory.Project) { p.Counts.CIVariables = ptr(1) }, []string{CodeCIVariables}, inventory.NeedsAttention},
-		{"one protected branch", func(p *inventory.Project) { p.Counts.ProtectedBranches = ptr(1) }, []string{CodeProtectedBranches}, inventory.NeedsAttention},
-		{"internal visibility", func(p *inventory.Project) { p.Visibility = "internal" }, []string{CodeInternalVisibility}, inventory.NeedsAttention},
+		{"one webhook", func(p *inventory.Project) { p.Counts.Webhooks = ptr(1) }, []string{"webhooks"}, inventory.NeedsAttention},
+		{"one ci variable", func(p *inventory.Project) { p.Counts.CIVariables = ptr(1) }, []string{"ci_variables"}, inventory.NeedsAttention},
+		{"one protected branch", func(p *inventory.Project) { p.Counts.ProtectedBranches = ptr(1) }, []string{"protected_branches"}, inventory.NeedsAttention},
+		{"internal visibility", func(p *inventory.Project) { p.Visibility = "internal" }, []string{"internal_visibility"}, inventory.NeedsAttention},
 		{"public visibility", func(p *inventory.Project) { p.Visibility = "public" }, []string{}, inventory.Ready},
 
 		{"merge requests at 5000", func(p *inventory.Project) { p.Counts.MergeRequests = ptr(5000) }, []string{}, inventory.Ready},
-		{"merge requests at 5001", func(p *inventory.Project) { p.Counts.MergeRequests = ptr(5001) }, []string{CodeManyMergeRequests}, inventory.NeedsAttention},
+		{"merge requests at 5001", func(p *inventory.Project) { p.Counts.MergeRequests = ptr(5001) }, []string{"many_merge_requests"}, inventory.NeedsAttention},
 		{"issues at 5000", func(p *inventory.Project) { p.Counts.Issues = ptr(5000) }, []string{}, inventory.Ready},
-		{"issues at 5001", func(p *inventory.Project) { p.Counts.Issues = ptr(5001) }, []string{CodeManyIssues}, inventory.NeedsAttention},
+		{"issues at 5001", func(p *inventory.Project) { p.Counts.Issues = ptr(5001) }, []string{"many_issues"}, inventory.NeedsAttention},
 		{"pipelines at 5000", func(p *inventory.Project) { p.Counts.Pipelines = ptr(5000) }, []string{}, inventory.Ready},
-		{"pipelines at 5001", func(p *inventory.Project) { p.Counts.Pipelines = ptr(5001) }, []string{CodeManyPipelines}, inventory.NeedsAttention},
+		{"pipelines at 5001", func(p *inventory.Project) { p.Counts.Pipelines = ptr(5001) }, []string{"many_pipelines"}, inventory.NeedsAttention},
 		{"branches at 1000", func(p *inventory.Project) { p.Counts.Branches = ptr(1000) }, []string{}, inventory.Ready},
-		{"branches at 1001", func(p *inventory.Project) { p.Counts.Branches = ptr(1001) }, []string{CodeManyBranches}, inventory.NeedsAttention},
+		{"branches at 1001", func(p *inventory.Project) { p.Counts.Branches = ptr(1001) }, []string{"many_branches"}, inventory.NeedsAttention},
 		{"tags at 5000", func(p *inventory.Project) { p.Counts.Tags = ptr(5000) }, []string{}, inventory.Ready},
-		{"tags at 5001", func(p *inventory.Project) { p.Counts.Tags = ptr(5001) }, []string{CodeManyTags}, inventory.NeedsAttention},
+		{"tags at 5001", func(p *inventory.Project) { p.Counts.Tags = ptr(5001) }, []string{"many_tags"}, inventory.NeedsAttention},
 
-		{"archived", func(p *inventory.Project) { p.Archived = true }, []string{CodeArchived}, inventory.Ready},
-		{"empty repo", func(p *inventory.Project) { p.EmptyRepo = true }, []string{CodeEmptyRepo}, inventory.Ready},
+		{"archived", func(p *inventory.Project) { p.Archived = true }, []string{"archived"}, inventory.Ready},
+		{"empty repo", func(p *inventory.Project) { p.EmptyRepo = true }, []string{"empty_repo"}, inventory.Ready},
 		{"lower bound counts", func(p *inventory.Project) {
 			p.Counts.MergeRequests = ptr(10000)
 			p.Counts.LowerBounds = []string{"merge_requests"}
-		}, []string{CodeManyMergeRequests, CodeLowerBoundCounts}, inventory.NeedsAttention},
+		}, []string{"many_merge_requests", "lower_bound_counts"}, inventory.NeedsAttention},
 		{"partial scan", func(p *inventory.Project) {
 			p.ScanStatus = inventory.StatusPartial
 			p.Errors = []inventory.ScanError{{Step: "hooks", Status: 403, Message: "403 Forbidden"}}
 			p.Counts.Webhooks = nil
-		}, []string{CodeIncompleteScan}, inventory.Ready},
+		}, []string{"incomplete_scan"}, inventory.Ready},
 
 		{"unknown values never trigger a rule", func(p *inventory.Project) {
 			*p = inventory.Project{ID: 1, ScanStatus: inventory.StatusComplete}
@@ -134,7 +129,7 @@ func TestAssessRules(t *testing.T) {
 			p.Counts.Webhooks = ptr(2)
 			p.Features.HasCI = true
 			p.Features.HasSubmodules = true
-		}, []string{CodeExportTooLarge, CodeRepoTooLarge, CodeGitLabCI, CodeInternalVisibility, CodeSubmodules, CodeWebhooks, CodeArchived}, inventory.Blocked},
+		}, []string{"export_too_large", "repo_too_large", "gitlab_ci", "internal_visibility", "submodules", "webhooks", "archived"}, inventory.Blocked},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,6 +153,18 @@ func TestAssessRules(t *testing.T) {
 			}
 		})
 	}
+	// A rule nobody tests can match wrongly or never: every rule needs a case above.
+	tested := map[string]bool{}
+	for _, tt := range tests {
+		for _, c := range tt.codes {
+			tested[c] = true
+		}
+	}
+	for _, r := range Rules {
+		if !tested[r.Code] {
+			t.Errorf("no case finds rule %s", r.Code)
+		}
+	}
 }
 
 func TestAssessNilStatisticsDoNotPanic(t *testing.T) {
@@ -166,7 +173,7 @@ func TestAssessNilStatisticsDoNotPanic(t *testing.T) {
 	if got.SizeClass != "" {
 		t.Errorf("size class with unknown statistics = %q, want empty", got.SizeClass)
 	}
-	if want := []string{CodeContainerRegistry, CodeGitLabCI, CodeLFS}; !slices.Equal(codes(got.Findings), want) {
+	if want := []string{"container_registry", "gitlab_ci", "lfs"}; !slices.Equal(codes(got.Findings), want) {
 		t.Errorf("codes = %v, want %v", codes(got.Findings), want)
 	}
 }
@@ -180,10 +187,10 @@ func TestAssessMessages(t *testing.T) {
 	p.Features.CI = &inventory.CI{Jobs: 12, Stages: 4, Includes: 2, Complexity: 57}
 	got := Assess(p, DefaultThresholds())
 	want := map[string]string{
-		CodeRepoTooLarge:      "45 GiB",
-		CodeGitLabCI:          "complexity 57/100",
-		CodeManyMergeRequests: "at least 10000 merge requests",
-		CodeLowerBoundCounts:  "merge_requests",
+		"repo_too_large":      "45 GiB",
+		"gitlab_ci":           "complexity 57/100",
+		"many_merge_requests": "at least 10000 merge requests",
+		"lower_bound_counts":  "merge_requests",
 	}
 	for _, f := range got.Findings {
 		if w, ok := want[f.Code]; ok && !strings.Contains(f.Message, w) {
@@ -204,10 +211,10 @@ func TestAssessOverrides(t *testing.T) {
 		codes    []string
 		category string
 	}{
-		{"repo at lowered limit", func(p *inventory.Project) { p.Statistics.RepositorySize = int64(GiB) }, []string{CodeLargeRepo}, inventory.NeedsAttention},
-		{"repo over lowered limit", func(p *inventory.Project) { p.Statistics.RepositorySize = int64(GiB) + 1 }, []string{CodeRepoTooLarge}, inventory.Blocked},
+		{"repo at lowered limit", func(p *inventory.Project) { p.Statistics.RepositorySize = int64(GiB) }, []string{"large_repo"}, inventory.NeedsAttention},
+		{"repo over lowered limit", func(p *inventory.Project) { p.Statistics.RepositorySize = int64(GiB) + 1 }, []string{"repo_too_large"}, inventory.Blocked},
 		{"branches at lowered threshold", func(p *inventory.Project) { p.Counts.Branches = ptr(10) }, []string{}, inventory.Ready},
-		{"branches over lowered threshold", func(p *inventory.Project) { p.Counts.Branches = ptr(11) }, []string{CodeManyBranches}, inventory.NeedsAttention},
+		{"branches over lowered threshold", func(p *inventory.Project) { p.Counts.Branches = ptr(11) }, []string{"many_branches"}, inventory.NeedsAttention},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -303,78 +310,6 @@ func TestScoreMonotone(t *testing.T) {
 	}
 }
 
-func TestLoadThresholds(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, body string) string {
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
-	def := DefaultThresholds()
-	tests := []struct {
-		name    string
-		file    string
-		body    string
-		want    func(t *Thresholds)
-		wantErr string
-	}{
-		{"yaml partial override", "t.yaml", "many_branches: 200\nmax_repository_size: 20GiB\nlarge_repository_size: 2 GB\n",
-			func(t *Thresholds) { t.ManyBranches = 200; t.MaxRepositorySize = 20 * GiB; t.LargeRepositorySize = 2e9 }, ""},
-		{"yaml bytes as number", "t.yml", "size_m: 1048576\n", func(t *Thresholds) { t.SizeM = MiB }, ""},
-		{"json partial override", "t.json", `{"many_tags": 10, "max_export_size": "1.5TiB", "size_xl": 21474836480}`,
-			func(t *Thresholds) { t.ManyTags = 10; t.MaxExportSize = 3 * TiB / 2; t.SizeXL = 20 * GiB }, ""},
-		{"empty yaml keeps defaults", "empty.yaml", "", func(*Thresholds) {}, ""},
-		{"unknown yaml key", "t.yaml", "many_brnaches: 5\n", nil, "many_brnaches"},
-		{"unknown json key", "t.json", `{"many_brnaches": 5}`, nil, "many_brnaches"},
-		{"bad size", "t.yaml", "max_repository_size: big\n", nil, "invalid size"},
-		{"bad unit", "t.json", `{"max_repository_size": "5 PB"}`, nil, "invalid size"},
-		{"negative count", "t.yaml", "many_issues: -1\n", nil, "many_issues is negative"},
-		{"size classes out of order", "t.yaml", "size_m: 2GiB\n", nil, "out of order"},
-		{"malformed json", "t.json", `{"many_tags": `, nil, "t.json"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := LoadThresholds(write(tt.file, tt.body))
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := def
-			tt.want(&want)
-			if !reflect.DeepEqual(got, want) {
-				t.Errorf("got %+v\nwant %+v", got, want)
-			}
-		})
-	}
-	if _, err := LoadThresholds(filepath.Join(dir, "missing.yaml")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("missing file: err = %v, want not-exist", err)
-	}
-}
-
-func TestThresholdsFromEnv(t *testing.T) {
-	t.Setenv(EnvThresholds, "")
-	got, err := ThresholdsFromEnv()
-	if err != nil || got != DefaultThresholds() {
-		t.Fatalf("unset: got %+v, %v; want defaults", got, err)
-	}
-	path := filepath.Join(t.TempDir(), "thresholds.yaml")
-	if err := os.WriteFile(path, []byte("many_pipelines: 7\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(EnvThresholds, path)
-	got, err = ThresholdsFromEnv()
-	if err != nil || got.ManyPipelines != 7 {
-		t.Fatalf("set: got %+v, %v; want many_pipelines 7", got, err)
-	}
-}
-
 func TestParseBytes(t *testing.T) {
 	tests := []struct {
 		in   string
@@ -422,21 +357,5 @@ func TestBytesString(t *testing.T) {
 		if got := tt.in.String(); got != tt.want {
 			t.Errorf("Bytes(%d).String() = %q, want %q", int64(tt.in), got, tt.want)
 		}
-	}
-}
-
-// TestRulesDocumented keeps docs/EXPORTS.md in step with the rules.
-func TestRulesDocumented(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "EXPORTS.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range Rules() {
-		if !strings.Contains(string(doc), "`"+r.Code+"`") {
-			t.Errorf("docs/EXPORTS.md does not document rule %s", r.Code)
-		}
-	}
-	if !strings.Contains(string(doc), EnvThresholds) {
-		t.Errorf("docs/EXPORTS.md does not document %s", EnvThresholds)
 	}
 }

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // EnvThresholds names the environment variable that points at a thresholds file.
@@ -18,81 +20,97 @@ const EnvThresholds = "READINESS_THRESHOLDS"
 
 // Thresholds are the limits the rules compare against. A rule matches when a value is
 // strictly over its threshold. Sizes compare with GitLab's statistics in bytes.
+//
+// Every field is declared once in thresholds below, with its key in a thresholds file
+// and its default; a test fails for a field without a declaration.
 type Thresholds struct {
 	// MaxRepositorySize: a larger Git repository blocks the migration (GitHub
 	// Enterprise Importer's Git source limit).
-	MaxRepositorySize Bytes `json:"max_repository_size" yaml:"max_repository_size"`
+	MaxRepositorySize Bytes
 	// MaxExportSize: a larger export (repository + wiki + LFS + snippets + uploads)
 	// blocks the migration (GitLab's export archive limit).
-	MaxExportSize Bytes `json:"max_export_size" yaml:"max_export_size"`
+	MaxExportSize Bytes
 	// LargeRepositorySize: a larger repository needs attention.
-	LargeRepositorySize Bytes `json:"large_repository_size" yaml:"large_repository_size"`
+	LargeRepositorySize Bytes
 	// LargeStorageSize and LargeRegistrySize: larger project storage or container
 	// registry needs attention (GitLab PS "Evaluate" thresholds).
-	LargeStorageSize  Bytes `json:"large_storage_size" yaml:"large_storage_size"`
-	LargeRegistrySize Bytes `json:"large_registry_size" yaml:"large_registry_size"`
+	LargeStorageSize  Bytes
+	LargeRegistrySize Bytes
 	// ManyCommits: a longer history needs attention.
-	ManyCommits int64 `json:"many_commits" yaml:"many_commits"`
+	ManyCommits int64
 
 	// Counts above which a project needs attention.
-	ManyMergeRequests int64 `json:"many_merge_requests" yaml:"many_merge_requests"`
-	ManyIssues        int64 `json:"many_issues" yaml:"many_issues"`
-	ManyPipelines     int64 `json:"many_pipelines" yaml:"many_pipelines"`
-	ManyBranches      int64 `json:"many_branches" yaml:"many_branches"`
-	ManyTags          int64 `json:"many_tags" yaml:"many_tags"`
+	ManyMergeRequests int64
+	ManyIssues        int64
+	ManyPipelines     int64
+	ManyBranches      int64
+	ManyTags          int64
 
 	// Size class boundaries on the export size: below SizeM is S, below SizeL is M,
 	// below SizeXL is L, the rest XL.
-	SizeM  Bytes `json:"size_m" yaml:"size_m"`
-	SizeL  Bytes `json:"size_l" yaml:"size_l"`
-	SizeXL Bytes `json:"size_xl" yaml:"size_xl"`
+	SizeM  Bytes
+	SizeL  Bytes
+	SizeXL Bytes
 }
+
+// A threshold declares one field of Thresholds: its key in a thresholds file, its
+// default and where it is. DefaultThresholds, LoadThresholds and Validate iterate
+// over the declarations, so a declared threshold has its default, its key and its
+// validation.
+type threshold struct {
+	key        string
+	addr       func(*Thresholds) any // a *Bytes (a size, "40GiB" allowed) or a *int64
+	value      func(Thresholds) int64
+	setDefault func(*Thresholds)
+}
+
+func declare[T Bytes | int64](key string, def T, field func(*Thresholds) *T) threshold {
+	return threshold{
+		key:        key,
+		addr:       func(t *Thresholds) any { return field(t) },
+		value:      func(t Thresholds) int64 { return int64(*field(&t)) },
+		setDefault: func(t *Thresholds) { *field(t) = def },
+	}
+}
+
+// thresholds are the GitHub importer's limits and the thresholds GitLab Professional
+// Services flag in their migration evaluations. docs/EXPORTS.md documents each key (a
+// test checks).
+var thresholds = []threshold{
+	declare("max_repository_size", 40*GiB, func(t *Thresholds) *Bytes { return &t.MaxRepositorySize }),
+	declare("max_export_size", 40*GiB, func(t *Thresholds) *Bytes { return &t.MaxExportSize }),
+	declare("large_repository_size", 5*GiB, func(t *Thresholds) *Bytes { return &t.LargeRepositorySize }),
+	declare("large_storage_size", 20*GiB, func(t *Thresholds) *Bytes { return &t.LargeStorageSize }),
+	declare("large_registry_size", 20*GiB, func(t *Thresholds) *Bytes { return &t.LargeRegistrySize }),
+	declare("many_commits", 50000, func(t *Thresholds) *int64 { return &t.ManyCommits }),
+	declare("many_merge_requests", 5000, func(t *Thresholds) *int64 { return &t.ManyMergeRequests }),
+	declare("many_issues", 5000, func(t *Thresholds) *int64 { return &t.ManyIssues }),
+	declare("many_pipelines", 5000, func(t *Thresholds) *int64 { return &t.ManyPipelines }),
+	declare("many_branches", 1000, func(t *Thresholds) *int64 { return &t.ManyBranches }),
+	declare("many_tags", 5000, func(t *Thresholds) *int64 { return &t.ManyTags }),
+	declare("size_m", 100*MiB, func(t *Thresholds) *Bytes { return &t.SizeM }),
+	declare("size_l", 1*GiB, func(t *Thresholds) *Bytes { return &t.SizeL }),
+	declare("size_xl", 10*GiB, func(t *Thresholds) *Bytes { return &t.SizeXL }),
+}
+
+var defaults = func() Thresholds {
+	var t Thresholds
+	for _, d := range thresholds {
+		d.setDefault(&t)
+	}
+	return t
+}()
 
 // DefaultThresholds returns the GitHub importer's limits and the thresholds GitLab
 // Professional Services flag in their migration evaluations.
-func DefaultThresholds() Thresholds {
-	return Thresholds{
-		MaxRepositorySize:   40 * GiB,
-		MaxExportSize:       40 * GiB,
-		LargeRepositorySize: 5 * GiB,
-		LargeStorageSize:    20 * GiB,
-		LargeRegistrySize:   20 * GiB,
-		ManyCommits:         50000,
-		ManyMergeRequests:   5000,
-		ManyIssues:          5000,
-		ManyPipelines:       5000,
-		ManyBranches:        1000,
-		ManyTags:            5000,
-		SizeM:               100 * MiB,
-		SizeL:               1 * GiB,
-		SizeXL:              10 * GiB,
-	}
-}
+func DefaultThresholds() Thresholds { return defaults }
 
 // Validate reports a threshold that is negative or size classes out of order.
 func (t Thresholds) Validate() error {
 	var errs []error
-	for _, f := range []struct {
-		name string
-		v    int64
-	}{
-		{"max_repository_size", int64(t.MaxRepositorySize)},
-		{"max_export_size", int64(t.MaxExportSize)},
-		{"large_repository_size", int64(t.LargeRepositorySize)},
-		{"large_storage_size", int64(t.LargeStorageSize)},
-		{"large_registry_size", int64(t.LargeRegistrySize)},
-		{"many_commits", t.ManyCommits},
-		{"many_merge_requests", t.ManyMergeRequests},
-		{"many_issues", t.ManyIssues},
-		{"many_pipelines", t.ManyPipelines},
-		{"many_branches", t.ManyBranches},
-		{"many_tags", t.ManyTags},
-		{"size_m", int64(t.SizeM)},
-		{"size_l", int64(t.SizeL)},
-		{"size_xl", int64(t.SizeXL)},
-	} {
-		if f.v < 0 {
-			errs = append(errs, fmt.Errorf("%s is negative (%d)", f.name, f.v))
+	for _, d := range thresholds {
+		if v := d.value(t); v < 0 {
+			errs = append(errs, fmt.Errorf("%s is negative (%d)", d.key, v))
 		}
 	}
 	if t.SizeM > t.SizeL || t.SizeL > t.SizeXL {
@@ -102,28 +120,29 @@ func (t Thresholds) Validate() error {
 	return errors.Join(errs...)
 }
 
-// LoadThresholds reads overrides from a JSON (.json) or YAML (any other extension)
-// file. Keys that are absent keep their default; unknown keys are an error so that a
-// typo does not silently keep a default.
+// LoadThresholds returns the defaults overridden by a JSON (.json) or YAML (any other
+// extension) file; an empty path means no file, the defaults. Keys that are absent keep
+// their default; unknown keys are an error so that a typo does not silently keep a
+// default.
 func LoadThresholds(path string) (Thresholds, error) {
-	t := DefaultThresholds()
 	if path == "" {
-		return t, nil
+		return DefaultThresholds(), nil
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Thresholds{}, fmt.Errorf("readiness thresholds: %w", err)
 	}
+	var values map[string]func(addr any) error
 	if strings.EqualFold(filepath.Ext(path), ".json") {
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.DisallowUnknownFields()
-		err = dec.Decode(&t)
+		values, err = jsonValues(data)
 	} else {
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		err = dec.Decode(&t)
+		values, err = yamlValues(data)
 	}
-	if err != nil && !errors.Is(err, io.EOF) { // an empty file overrides nothing
+	if err != nil {
+		return Thresholds{}, fmt.Errorf("readiness thresholds %s: %w", path, err)
+	}
+	t := DefaultThresholds()
+	if err := t.set(values); err != nil {
 		return Thresholds{}, fmt.Errorf("readiness thresholds %s: %w", path, err)
 	}
 	if err := t.Validate(); err != nil {
@@ -132,12 +151,50 @@ func LoadThresholds(path string) (Thresholds, error) {
 	return t, nil
 }
 
+// set decodes each key's value into its field.
+func (t *Thresholds) set(values map[string]func(addr any) error) error {
+	var errs []error
+	for _, key := range slices.Sorted(maps.Keys(values)) {
+		i := slices.IndexFunc(thresholds, func(d threshold) bool { return d.key == key })
+		if i < 0 {
+			errs = append(errs, fmt.Errorf("unknown key %q", key))
+			continue
+		}
+		if err := values[key](thresholds[i].addr(t)); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// jsonValues maps each key of a JSON object to a decoder of its value.
+func jsonValues(data []byte) (map[string]func(addr any) error, error) {
+	var raw map[string]json.RawMessage
+	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&raw); err != nil && !errors.Is(err, io.EOF) { // an empty file overrides nothing
+		return nil, err
+	}
+	values := make(map[string]func(any) error, len(raw))
+	for key, v := range raw {
+		values[key] = func(addr any) error { return json.Unmarshal(v, addr) }
+	}
+	return values, nil
+}
+
+// yamlValues maps each key of a YAML mapping to a decoder of its value.
+func yamlValues(data []byte) (map[string]func(addr any) error, error) {
+	var nodes map[string]yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&nodes); err != nil && !errors.Is(err, io.EOF) { // an empty file overrides nothing
+		return nil, err
+	}
+	values := make(map[string]func(any) error, len(nodes))
+	for key, n := range nodes {
+		values[key] = func(addr any) error { return n.Decode(addr) }
+	}
+	return values, nil
+}
+
 // ThresholdsFromEnv loads the file named by READINESS_THRESHOLDS, or returns the
 // defaults when it is unset.
 func ThresholdsFromEnv() (Thresholds, error) {
-	path := os.Getenv(EnvThresholds)
-	if path == "" {
-		return DefaultThresholds(), nil
-	}
-	return LoadThresholds(path)
+	return LoadThresholds(os.Getenv(EnvThresholds))
 }

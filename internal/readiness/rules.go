@@ -1,0 +1,258 @@
+package readiness
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/gl2gh/discovery-agent/internal/inventory"
+)
+
+// Finding severities, most severe first.
+const (
+	SeverityBlocker = "blocker"
+	SeverityWarning = "warning"
+	SeverityInfo    = "info"
+)
+
+// A Rule is one finding code: what it means, what to do about it and when it matches.
+type Rule struct {
+	Code        string
+	Severity    string
+	Title       string
+	Remediation string
+	// Check reports whether the rule matches the project under the thresholds, and
+	// if so the finding's message with the project's values. Unknown values (a nil
+	// count, nil statistics) never match.
+	Check func(p inventory.Project, t Thresholds) (message string, ok bool)
+}
+
+// Rules are every rule Assess applies. docs/EXPORTS.md documents each (a test checks).
+var Rules = []Rule{
+	{Code: "repo_too_large", Severity: SeverityBlocker, Title: "Repository over the importer's size limit",
+		Remediation: "Shrink the repository below the limit before migrating: remove large files from history (git filter-repo), move binaries to LFS or release assets, or split the repository.",
+		Check: withStatistics(func(st *inventory.Statistics, t Thresholds) (string, bool) {
+			if st.RepositorySize <= int64(t.MaxRepositorySize) {
+				return "", false
+			}
+			return found("Repository is %s, over the GitHub importer's %s limit.", Bytes(st.RepositorySize), t.MaxRepositorySize)
+		})},
+	{Code: "export_too_large", Severity: SeverityBlocker, Title: "Export over the importer's size limit",
+		Remediation: "Shrink what the export carries: move LFS objects separately, trim the wiki, uploads and snippets, or migrate the Git history alone and carry the rest over by other means.",
+		Check: withStatistics(func(st *inventory.Statistics, t Thresholds) (string, bool) {
+			if st.ExportSize() <= int64(t.MaxExportSize) {
+				return "", false
+			}
+			return found("Estimated export (repository, wiki, LFS, snippets, uploads) is %s, over the %s limit.", Bytes(st.ExportSize()), t.MaxExportSize)
+		})},
+	{Code: "gitlab_ci", Severity: SeverityWarning, Title: "GitLab CI/CD to convert",
+		Remediation: "Convert .gitlab-ci.yml to GitHub Actions workflows (GitHub Actions Importer can audit and dry-run the conversion); pipelines, schedules and their history are not migrated.",
+		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
+			switch ci := p.Features.CI; {
+			case !p.Features.HasCI:
+				return "", false
+			case ci == nil:
+				return found("GitLab CI/CD configuration to convert (complexity unknown).")
+			case ci.Invalid:
+				return found("GitLab CI/CD configuration to convert (invalid file, complexity unknown).")
+			default:
+				return found("GitLab CI/CD configuration to convert: %d jobs, %d stages, %d includes, complexity %d/100.",
+					ci.Jobs, ci.Stages, ci.Includes, ci.Complexity)
+			}
+		}},
+	{Code: "lfs", Severity: SeverityWarning, Title: "LFS objects to re-push",
+		Remediation: "The importer does not migrate LFS objects: after the migration run `git lfs fetch --all` against GitLab and `git lfs push --all` to GitHub.",
+		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
+			if st := p.Statistics; st != nil && st.LFSObjectsSize > 0 {
+				return found("%s of LFS objects to re-push.", Bytes(st.LFSObjectsSize))
+			}
+			return foundIf(p.Features.UsesLFS, "LFS objects to re-push.")
+		}},
+	{Code: "submodules", Severity: SeverityWarning, Title: "Submodules to repoint",
+		Remediation: "Migrate the submodule repositories in the same or an earlier wave and update the URLs in .gitmodules to their GitHub locations.",
+		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
+			return foundIf(p.Features.HasSubmodules, "Repository has submodules.")
+		}},
+	{Code: "container_registry", Severity: SeverityWarning, Title: "Container images to copy",
+		Remediation: "Container images are not migrated: copy them to GitHub Container Registry (e.g. with skopeo or crane) and update image references in workflows and deployments.",
+		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
+			if st := p.Statistics; st != nil && st.ContainerRegistrySize > 0 {
+				return found("%s of container images in the registry.", Bytes(st.ContainerRegistrySize))
+			}
+			return foundIf(p.Features.RegistryInUse, "Container registry in use.")
+		}},
+	{Code: "packages", Severity: SeverityWarning, Title: "Packages to republish",
+		Remediation: "Packages are not migrated: republish them to GitHub Packages (or another registry) and update consumers' registry configuration.",
+		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
+			if types := p.Features.PackageTypes; len(types) > 0 {
+				return found("Packages published: %s.", strings.Join(types, ", "))
+			}
+			if st := p.Statistics; st != nil && st.PackagesSize > 0 {
+				return found("%s of packages published.", Bytes(st.PackagesSize))
+			}
+			return "", false
+		}},
+	{Code: "webhooks", Severity: SeverityWarning, Title: "Webhooks to recreate",
+		Remediation: "Webhooks are not migrated: recreate them on the GitHub repository or organization (or replace them with a GitHub App) with new secrets.",
+		Check:       anyOf(func(c inventory.Counts) *int64 { return c.Webhooks }, "%d webhooks.")},
+	{Code: "ci_variables", Severity: SeverityWarning, Title: "CI/CD variables to recreate",
+		Remediation: "CI/CD variables are not migrated: recreate them as GitHub Actions secrets and variables at repository, environment or organization level.",
+		Check:       anyOf(func(c inventory.Counts) *int64 { return c.CIVariables }, "%d CI/CD variables.")},
+	{Code: "internal_visibility", Severity: SeverityWarning, Title: "Internal visibility has no direct equivalent",
+		Remediation: "GitHub has internal visibility only in enterprise-owned organizations: decide between private and internal before migrating.",
+		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
+			return foundIf(p.Visibility == "internal", "Project visibility is internal.")
+		}},
+	{Code: "protected_branches", Severity: SeverityWarning, Title: "Protected branches to recreate",
+		Remediation: "Recreate branch protection as GitHub rulesets or branch protection rules; GitLab approval and push rules are not migrated.",
+		Check:       anyOf(func(c inventory.Counts) *int64 { return c.ProtectedBranches }, "%d protected branches.")},
+	{Code: "many_merge_requests", Severity: SeverityWarning, Title: "Many merge requests",
+		Remediation: "Migration time grows with the number of merge requests: give this project its own slot or a quiet window, and time it in a dry run.",
+		Check: countOver("merge requests", "merge_requests",
+			func(c inventory.Counts) *int64 { return c.MergeRequests }, func(t Thresholds) int64 { return t.ManyMergeRequests })},
+	{Code: "many_issues", Severity: SeverityWarning, Title: "Many issues",
+		Remediation: "Many issues lengthen the migration: time it in a dry run and plan the window accordingly, or close and archive stale issues first.",
+		Check: countOver("issues", "issues",
+			func(c inventory.Counts) *int64 { return c.Issues }, func(t Thresholds) int64 { return t.ManyIssues })},
+	{Code: "many_pipelines", Severity: SeverityWarning, Title: "Many pipelines",
+		Remediation: "Pipeline history is not migrated: export what must be kept (audit, release evidence) before GitLab is switched off.",
+		Check: countOver("pipelines", "pipelines",
+			func(c inventory.Counts) *int64 { return c.Pipelines }, func(t Thresholds) int64 { return t.ManyPipelines })},
+	{Code: "many_branches", Severity: SeverityWarning, Title: "Many branches",
+		Remediation: "Delete merged and stale branches before migrating: every ref is migrated and slows the import.",
+		Check: countOver("branches", "branches",
+			func(c inventory.Counts) *int64 { return c.Branches }, func(t Thresholds) int64 { return t.ManyBranches })},
+	{Code: "many_tags", Severity: SeverityWarning, Title: "Many tags",
+		Remediation: "Prune obsolete tags before migrating: every ref is migrated and slows the import.",
+		Check: countOver("tags", "tags",
+			func(c inventory.Counts) *int64 { return c.Tags }, func(t Thresholds) int64 { return t.ManyTags })},
+	{Code: "large_repo", Severity: SeverityWarning, Title: "Large repository",
+		Remediation: "Check for files over 100 MiB (GitHub rejects them) and pushes over 2 GiB; consider LFS or a history clean-up, and time the migration in a dry run.",
+		Check: withStatistics(func(st *inventory.Statistics, t Thresholds) (string, bool) {
+			// A repository too large to import is already a blocker; saying it is large too is noise.
+			if st.RepositorySize <= int64(t.LargeRepositorySize) || st.RepositorySize > int64(t.MaxRepositorySize) {
+				return "", false
+			}
+			return found("Repository is %s, over %s.", Bytes(st.RepositorySize), t.LargeRepositorySize)
+		})},
+	{Code: "large_storage", Severity: SeverityWarning, Title: "Large project storage",
+		Remediation: "Much of the storage (job artifacts, packages, registry, LFS) does not move with the importer: decide what to carry over, archive or drop, and plan where it goes on GitHub.",
+		Check: withStatistics(func(st *inventory.Statistics, t Thresholds) (string, bool) {
+			if st.StorageSize <= int64(t.LargeStorageSize) {
+				return "", false
+			}
+			return found("Project storage is %s, over %s.", Bytes(st.StorageSize), t.LargeStorageSize)
+		})},
+	{Code: "large_registry", Severity: SeverityWarning, Title: "Large container registry",
+		Remediation: "Copying the images takes long and costs transfer: prune old tags first, then copy them to GitHub Container Registry (skopeo, crane) ahead of the cut-over.",
+		Check: withStatistics(func(st *inventory.Statistics, t Thresholds) (string, bool) {
+			if st.ContainerRegistrySize <= int64(t.LargeRegistrySize) {
+				return "", false
+			}
+			return found("Container registry is %s, over %s.", Bytes(st.ContainerRegistrySize), t.LargeRegistrySize)
+		})},
+	{Code: "many_commits", Severity: SeverityWarning, Title: "Long history",
+		Remediation: "A long history makes the Git import slow: time it in a dry run and give the project its own slot.",
+		Check: withStatistics(func(st *inventory.Statistics, t Thresholds) (string, bool) {
+			if st.CommitCount <= t.ManyCommits {
+				return "", false
+			}
+			return found("%d commits, over %d.", st.CommitCount, t.ManyCommits)
+		})},
+	{Code: "ci_invalid", Severity: SeverityInfo, Title: "CI file could not be parsed",
+		Remediation: "The .gitlab-ci.yml is not valid YAML or not a mapping: its conversion effort is unknown, so review it by hand.",
+		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
+			return foundIf(p.Features.CI != nil && p.Features.CI.Invalid, "The .gitlab-ci.yml could not be parsed.")
+		}},
+	{Code: "archived", Severity: SeverityInfo, Title: "Archived project",
+		Remediation: "Decide whether to migrate it (and archive it on GitHub) or leave it behind.",
+		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
+			return foundIf(p.Archived, "Project is archived.")
+		}},
+	{Code: "empty_repo", Severity: SeverityInfo, Title: "Empty repository",
+		Remediation: "Nothing to import: create the GitHub repository directly or skip the project.",
+		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
+			return foundIf(p.EmptyRepo, "Repository is empty.")
+		}},
+	{Code: "lower_bound_counts", Severity: SeverityInfo, Title: "Counts are lower bounds",
+		Remediation: "GitLab stops counting at 10,000: the real numbers are higher. Check them in GitLab if they matter for planning.",
+		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
+			if lb := p.Counts.LowerBounds; len(lb) > 0 {
+				return found("Counts are at least 10,000 (GitLab stops counting): %s.", strings.Join(lb, ", "))
+			}
+			return "", false
+		}},
+	{Code: "incomplete_scan", Severity: SeverityInfo, Title: "Scan incomplete",
+		Remediation: "Some profiling steps failed, so rules needing that data were not evaluated: fix the token's access (403) or re-run discovery.",
+		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
+			if (p.ScanStatus == "" || p.ScanStatus == inventory.StatusComplete) && len(p.Errors) == 0 {
+				return "", false
+			}
+			steps := make([]string, 0, len(p.Errors))
+			for _, e := range p.Errors {
+				steps = append(steps, e.Step)
+			}
+			return found("Scan status %s; failed steps: %s.", cmp.Or(p.ScanStatus, "unknown"), cmp.Or(strings.Join(steps, ", "), "none recorded"))
+		}},
+}
+
+// RuleFor returns the rule of a finding code.
+func RuleFor(code string) (Rule, bool) {
+	i := slices.IndexFunc(Rules, func(r Rule) bool { return r.Code == code })
+	if i < 0 {
+		return Rule{}, false
+	}
+	return Rules[i], true
+}
+
+// found is a Check's result for a match.
+func found(format string, args ...any) (string, bool) {
+	return fmt.Sprintf(format, args...), true
+}
+
+// foundIf is a Check's result for a match with a fixed message when cond holds.
+func foundIf(cond bool, message string) (string, bool) {
+	if !cond {
+		return "", false
+	}
+	return message, true
+}
+
+// withStatistics makes a Check of one that needs the project's statistics: unknown
+// statistics never match.
+func withStatistics(check func(st *inventory.Statistics, t Thresholds) (string, bool)) func(inventory.Project, Thresholds) (string, bool) {
+	return func(p inventory.Project, t Thresholds) (string, bool) {
+		if p.Statistics == nil {
+			return "", false
+		}
+		return check(p.Statistics, t)
+	}
+}
+
+// anyOf matches when a known count is over zero; format has one %d for the count.
+func anyOf(count func(inventory.Counts) *int64, format string) func(inventory.Project, Thresholds) (string, bool) {
+	return func(p inventory.Project, _ Thresholds) (string, bool) {
+		n := count(p.Counts)
+		if n == nil || *n <= 0 {
+			return "", false
+		}
+		return found(format, *n)
+	}
+}
+
+// countOver matches when a known count is strictly over its threshold. field is the
+// count's name in Counts.LowerBounds: a count GitLab stopped counting reads "at least".
+func countOver(what, field string, count func(inventory.Counts) *int64, threshold func(Thresholds) int64) func(inventory.Project, Thresholds) (string, bool) {
+	return func(p inventory.Project, t Thresholds) (string, bool) {
+		n, limit := count(p.Counts), threshold(t)
+		if n == nil || *n <= limit {
+			return "", false
+		}
+		atLeast := ""
+		if slices.Contains(p.Counts.LowerBounds, field) {
+			atLeast = "at least "
+		}
+		return found("%s%d %s, over %d.", atLeast, *n, what, limit)
+	}
+}

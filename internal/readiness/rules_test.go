@@ -1,0 +1,41 @@
+package readiness
+
+import (
+	"regexp"
+	"testing"
+)
+
+// TestRulesWellFormed: every rule has a unique code, a known severity, a title,
+// a remediation and a check.
+func TestRulesWellFormed(t *testing.T) {
+	code := regexp.MustCompile(`^[a-z]+(_[a-z]+)*$`)
+	seen := map[string]bool{}
+	for i, r := range Rules {
+		if !code.MatchString(r.Code) {
+			t.Errorf("rule %d: code %q is not lower_snake_case", i, r.Code)
+		}
+		if seen[r.Code] {
+			t.Errorf("rule %s listed twice", r.Code)
+		}
+		seen[r.Code] = true
+		switch r.Severity {
+		case SeverityBlocker, SeverityWarning, SeverityInfo:
+		default:
+			t.Errorf("rule %s: unknown severity %q", r.Code, r.Severity)
+		}
+		if r.Title == "" || r.Remediation == "" || r.Check == nil {
+			t.Errorf("rule %s: title, remediation and check are required", r.Code)
+		}
+	}
+}
+
+func TestRuleFor(t *testing.T) {
+	for _, r := range Rules {
+		if got, ok := RuleFor(r.Code); !ok || got.Code != r.Code || got.Severity != r.Severity {
+			t.Errorf("RuleFor(%q) = %+v, %v", r.Code, got, ok)
+		}
+	}
+	if r, ok := RuleFor("no_such_rule"); ok {
+		t.Errorf("RuleFor(no_such_rule) = %+v, true", r)
+	}
+}
