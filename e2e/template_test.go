@@ -179,19 +179,20 @@ func TestTemplateFunctions(t *testing.T) {
 		t.Errorf("Globals.Function = %v; want provided.al2023, arm64, bootstrap, JSON logs", g)
 	}
 	known := map[string]bool{}
-	for _, v := range append(slices.Clone(config.Vars), lambdaapp.Vars...) {
+	for _, v := range append(config.Vars(), lambdaapp.Vars()...) {
 		known[v.Name] = true
 	}
 	globalEnv, _ := get(g, "Environment", "Variables").(map[string]any)
 
+	// Each function needs what its role requires (lambdaapp's Validate rules).
 	functions := map[string]struct {
 		dir       string
-		needs     []string
+		role      config.Role
 		forbidden []string
 	}{
-		"SchedulerFunction": {"scheduler", []string{"GITLAB_TOKEN_SECRET_ARN", "BUDGET_TABLE", "SCAN_QUEUE_URL", "EXPORT_QUEUE_URL", "STORE_TABLE"}, []string{"EXPORT_BUCKET"}},
-		"WorkerFunction":    {"worker", []string{"GITLAB_TOKEN_SECRET_ARN", "BUDGET_TABLE", "SCAN_QUEUE_URL", "EXPORT_QUEUE_URL", "STORE_TABLE"}, []string{"EXPORT_BUCKET"}},
-		"ExporterFunction":  {"exporter", []string{"EXPORT_BUCKET", "EXPORT_QUEUE_URL", "STORE_TABLE"}, []string{"GITLAB_TOKEN_SECRET_ARN", "BUDGET_TABLE"}},
+		"SchedulerFunction": {"scheduler", lambdaapp.RoleScheduler, []string{"EXPORT_BUCKET"}},
+		"WorkerFunction":    {"worker", lambdaapp.RoleWorker, []string{"EXPORT_BUCKET"}},
+		"ExporterFunction":  {"exporter", lambdaapp.RoleExporter, []string{"GITLAB_TOKEN_SECRET_ARN", "BUDGET_TABLE"}},
 	}
 	for name, fn := range functions {
 		t.Run(name, func(t *testing.T) {
@@ -226,7 +227,7 @@ func TestTemplateFunctions(t *testing.T) {
 					t.Errorf("%s has the token in its environment", name)
 				}
 			}
-			for _, k := range fn.needs {
+			for _, k := range lambdaapp.Required(fn.role) {
 				if env[k] == nil {
 					t.Errorf("%s lacks %s", name, k)
 				}

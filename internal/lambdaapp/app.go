@@ -120,8 +120,8 @@ func New(ctx context.Context, s Settings, cfg aws.Config, opts Options) (*App, e
 	if w == nil {
 		w = os.Stdout
 	}
-	if s.StoreTable == "" {
-		return nil, errors.New("configuration: STORE_TABLE is not set")
+	if err := s.Validate(RoleFunction); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	if s.Config.Token == "" && s.TokenSecretARN != "" {
 		tok, err := readToken(ctx, secretsmanager.NewFromConfig(cfg), s.TokenSecretARN)
@@ -197,21 +197,6 @@ func readToken(ctx context.Context, client *secretsmanager.Client, arn string) (
 	return v, nil
 }
 
-// requireGitLab reports what a function that calls GitLab lacks.
-func (a *App) requireGitLab() error {
-	var errs []error
-	if err := a.s.Config.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if a.s.BudgetTable == "" {
-		errs = append(errs, errors.New("BUDGET_TABLE is not set"))
-	}
-	if a.s.ScanQueueURL == "" {
-		errs = append(errs, errors.New("SCAN_QUEUE_URL is not set"))
-	}
-	return errors.Join(errs...)
-}
-
 // client returns the GitLab client and limiter for runID, building them when the run
 // differs from the last one. The scheduler uses runID "": its calls precede the run.
 // It keeps its own client, so that where one App schedules and works (serve with
@@ -285,7 +270,7 @@ func (a *App) OnRunFinished(fn func(inventory.Run)) {
 // gitlab.ErrUnauthorized, "GitLab rejected the token (401)". The check's call goes
 // through the shared budget, outside any run's MAX_API_CALLS.
 func (a *App) CheckGitLab(ctx context.Context) error {
-	if err := a.requireGitLab(); err != nil {
+	if err := a.s.Validate(RoleScheduler); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
 	rc, err := a.client("")

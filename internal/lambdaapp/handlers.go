@@ -43,7 +43,7 @@ func (a *App) Schedule(ctx context.Context, payload json.RawMessage) (Result, er
 	log := a.invocationLog(ctx)
 	var limiter *dynamobudget.Budget
 	defer func() { a.endInvocation(ctx, limiter) }()
-	if err := a.requireGitLab(); err != nil {
+	if err := a.s.Validate(RoleScheduler); err != nil {
 		return Result{}, fmt.Errorf("configuration: %w", err)
 	}
 	var t trigger
@@ -77,11 +77,8 @@ func (a *App) Work(ctx context.Context, ev events.SQSEvent) (events.SQSEventResp
 	log := a.invocationLog(ctx)
 	used := &usedLimiters{}
 	defer func() { a.endInvocation(ctx, used.list()...) }()
-	if err := a.requireGitLab(); err != nil {
+	if err := a.s.Validate(RoleWorker); err != nil {
 		return events.SQSEventResponse{}, fmt.Errorf("configuration: %w", err)
-	}
-	if a.s.ExportQueueURL == "" {
-		return events.SQSEventResponse{}, errors.New("configuration: EXPORT_QUEUE_URL is not set")
 	}
 	resp := a.batch(ctx, log, ev, a.s.ScanQueueURL, work.KindGroup, func(ctx context.Context, m work.Message, final bool) error {
 		rc, err := a.client(m.RunID)
@@ -99,8 +96,8 @@ func (a *App) Work(ctx context.Context, ev events.SQSEvent) (events.SQSEventResp
 func (a *App) Export(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	log := a.invocationLog(ctx)
 	defer a.endInvocation(ctx)
-	if a.sink == nil {
-		return events.SQSEventResponse{}, errors.New("configuration: EXPORT_BUCKET is not set")
+	if err := a.s.Validate(RoleExporter); err != nil {
+		return events.SQSEventResponse{}, fmt.Errorf("configuration: %w", err)
 	}
 	w := a.engine.Worker(nil) // exporting reads the store only: no GitLab, no token
 	w.Log = log

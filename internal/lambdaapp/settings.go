@@ -3,6 +3,8 @@ package lambdaapp
 import (
 	"errors"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,30 +41,125 @@ type Settings struct {
 	DeadlineMargin     time.Duration // DEADLINE_MARGIN: stop taking pages this long before the deadline; default 30s
 	RetryDelay         time.Duration // RETRY_DELAY: first redelivery delay of a failed message; default 30s
 	RunTTL             time.Duration // RUN_RETENTION_DAYS: how long run data stays in DynamoDB; default 90 days
-	BudgetChunk        int           // BUDGET_CHUNK: tokens one budget lease takes; default from RATE_LIMIT_RPM
+	BudgetChunk        int           // BUDGET_CHUNK: tokens one budget lease takes; 0 = from RATE_LIMIT_RPM
 	MetricsNamespace   string        // METRICS_NAMESPACE: CloudWatch namespace of the EMF metrics
 }
 
-// Vars are the variables only the Lambda functions read, besides config.Vars;
-// template.yaml sets them and docs/DEPLOY.md lists them.
-var Vars = []config.Var{
-	{Name: "STORE_TABLE", Default: "", Meaning: "DynamoDB table of run state and records (required)"},
-	{Name: "BUDGET_TABLE", Default: "", Meaning: "DynamoDB table of the shared API-rate budget (scheduler, worker)"},
-	{Name: "SCAN_QUEUE_URL", Default: "", Meaning: "SQS queue of group-scan messages (scheduler, worker)"},
-	{Name: "EXPORT_QUEUE_URL", Default: "", Meaning: "SQS queue of export messages (scheduler, worker, exporter)"},
-	{Name: "EXPORT_BUCKET", Default: "", Meaning: "S3 bucket of the exports (exporter)"},
-	{Name: "SCAN_DLQ_URL", Default: "", Meaning: "serve with BACKEND=aws: the scan queue's dead-letter queue, counted by discovery_dead_letters; unset counts 0"},
-	{Name: "EXPORT_DLQ_URL", Default: "", Meaning: "serve with BACKEND=aws: the export queue's dead-letter queue, counted by discovery_dead_letters; unset counts 0"},
-	{Name: "EXPORT_PREFIX", Default: "", Meaning: "Key prefix of the exports in the bucket, e.g. discovery/"},
-	{Name: "GITLAB_TOKEN_SECRET_ARN", Default: "", Meaning: "Secrets Manager secret holding the GitLab token, read once per cold start (scheduler, worker)"},
-	{Name: "AWS_ENDPOINT_URL", Default: "", Meaning: "AWS endpoint override, for emulators only; only then may GITLAB_TOKEN be set instead of the secret"},
-	{Name: "MAX_RECEIVE_COUNT", Default: "5", Meaning: "The scan queue's maxReceiveCount: the delivery that reaches it records a failing group as an error"},
-	{Name: "MESSAGE_CONCURRENCY", Default: "4", Meaning: "Records of one SQS batch handled at once"},
-	{Name: "DEADLINE_MARGIN", Default: "30s", Meaning: "A group stops taking pages this long before the function's deadline and continues in a new message"},
-	{Name: "RETRY_DELAY", Default: "30s", Meaning: "Delay before a failed message's next delivery, doubling per receive, at most 15m"},
-	{Name: "RUN_RETENTION_DAYS", Default: "90", Meaning: "Days run data stays in DynamoDB (TTL)"},
-	{Name: "BUDGET_CHUNK", Default: "", Meaning: "Calls one budget lease takes from DynamoDB; default RATE_LIMIT_RPM/60, at most 50"},
-	{Name: "METRICS_NAMESPACE", Default: "DiscoveryAgent", Meaning: "CloudWatch namespace of the EMF metrics"},
+// declare declares the Lambda-only variables, stored into s; docs/DEPLOY.md's table
+// shows them in this order.
+func (s *Settings) declare() *config.Set {
+	v := new(config.Set)
+	v.String(&s.StoreTable, "STORE_TABLE", "", "DynamoDB table of run state and records")
+	v.String(&s.BudgetTable, "BUDGET_TABLE", "", "DynamoDB table of the shared API-rate budget")
+	v.String(&s.ScanQueueURL, "SCAN_QUEUE_URL", "", "SQS queue of group-scan messages")
+	v.String(&s.ExportQueueURL, "EXPORT_QUEUE_URL", "", "SQS queue of export messages")
+	v.String(&s.ExportBucket, "EXPORT_BUCKET", "", "S3 bucket the exporter writes to")
+	v.Func("EXPORT_PREFIX", "", "Key prefix of the exports in the bucket, e.g. `discovery/`",
+		func(p string) error { s.ExportPrefix = exportPrefix(p); return nil })
+	v.String(&s.TokenSecretARN, "GITLAB_TOKEN_SECRET_ARN", "", "Secrets Manager secret holding the GitLab token, read once per cold start")
+	v.String(&s.Endpoint, "AWS_ENDPOINT_URL", "", "AWS endpoint override, for emulators only; only then may `GITLAB_TOKEN` replace the secret")
+	v.String(&s.ScanDLQURL, "SCAN_DLQ_URL", "", "`serve` with `BACKEND=aws` only: the scan queue's dead-letter queue, counted by the `discovery_dead_letter_messages` gauge; unset counts 0")
+	v.String(&s.ExportDLQURL, "EXPORT_DLQ_URL", "", "`serve` with `BACKEND=aws` only: the export queue's dead-letter queue, counted by the `discovery_dead_letter_messages` gauge; unset counts 0")
+	v.Int(&s.MaxReceiveCount, "MAX_RECEIVE_COUNT", 5, 1, "The queues' `maxReceiveCount`: the delivery that reaches it records a failing group as an error")
+	v.Int(&s.MessageConcurrency, "MESSAGE_CONCURRENCY", 4, 1, "Records of one SQS batch handled at once (the template sets `WorkerBatchSize`)")
+	v.Duration(&s.DeadlineMargin, "DEADLINE_MARGIN", 30*time.Second, "A group stops taking pages this long before the function's deadline and continues in a new message (template: 60s)")
+	v.Duration(&s.RetryDelay, "RETRY_DELAY", 30*time.Second, "Delay before a failed message's next delivery, doubling per receive, at most 15m")
+	s.RunTTL = dynamostore.DefaultTTL
+	v.Func("RUN_RETENTION_DAYS", strconv.Itoa(int(dynamostore.DefaultTTL/(24*time.Hour))), "Days run data stays in DynamoDB (TTL)",
+		func(p string) error {
+			days, err := config.ParseInt(p, 1)
+			if err == nil {
+				s.RunTTL = time.Duration(days) * 24 * time.Hour
+			}
+			return err
+		})
+	v.Int(&s.BudgetChunk, "BUDGET_CHUNK", 0, 0, "Calls one budget lease takes from DynamoDB; 0 = `RATE_LIMIT_RPM`/60, at most 50")
+	v.String(&s.MetricsNamespace, "METRICS_NAMESPACE", "DiscoveryAgent", "CloudWatch namespace of the EMF metrics")
+	return v
+}
+
+// Vars returns the variables only the Lambda functions (and serve with BACKEND=aws)
+// read, besides config.Vars, in the order of docs/DEPLOY.md's table. A variable's
+// meaning ends with the roles that require it, from the rules Validate checks.
+func Vars() []config.Var {
+	vars := new(Settings).declare().Vars()
+	for i, v := range vars {
+		var by []string
+		for _, r := range rules {
+			if r.Var != v.Name {
+				continue
+			}
+			for _, role := range r.Roles {
+				if name := roleNames[role]; name != "" && !slices.Contains(by, name) {
+					by = append(by, name)
+				}
+			}
+		}
+		if by != nil {
+			vars[i].Meaning += " (required by " + strings.Join(by, ", ") + ")"
+		}
+	}
+	return vars
+}
+
+// roleNames are the roles as the docs name them; RoleFunction is an implementation
+// detail the others include.
+var roleNames = map[config.Role]string{
+	RoleScheduler: "scheduler", RoleWorker: "worker", RoleExporter: "exporter", RoleServeAWS: "`serve` with `BACKEND=aws`",
+}
+
+// The roles of the AWS deployment, besides config's local ones.
+const (
+	RoleScheduler config.Role = "scheduler" // the scheduler function
+	RoleWorker    config.Role = "worker"    // the worker function
+	RoleExporter  config.Role = "exporter"  // the exporter function
+	RoleServeAWS  config.Role = "serve-aws" // discovery-agent serve with BACKEND=aws: every role at once
+	// RoleFunction is what any function needs before its handler is known (New).
+	RoleFunction config.Role = "function"
+)
+
+// rules are what each role requires. The token may be in Settings already (GITLAB_TOKEN
+// against an emulator or on serve, or read from the secret by New) or still behind
+// GITLAB_TOKEN_SECRET_ARN.
+var rules = config.Rules[Settings]{
+	config.NotEmpty("STORE_TABLE", func(s Settings) string { return s.StoreTable },
+		RoleFunction, RoleScheduler, RoleWorker, RoleExporter, RoleServeAWS),
+	config.NotEmpty("BUDGET_TABLE", func(s Settings) string { return s.BudgetTable }, RoleScheduler, RoleWorker, RoleServeAWS),
+	config.NotEmpty("SCAN_QUEUE_URL", func(s Settings) string { return s.ScanQueueURL }, RoleScheduler, RoleWorker, RoleServeAWS),
+	// The scheduler queues the export itself when a run has no groups; the exporter
+	// delays a failed message's redelivery on it.
+	config.NotEmpty("EXPORT_QUEUE_URL", func(s Settings) string { return s.ExportQueueURL },
+		RoleScheduler, RoleWorker, RoleExporter, RoleServeAWS),
+	config.NotEmpty("EXPORT_BUCKET", func(s Settings) string { return s.ExportBucket }, RoleExporter, RoleServeAWS),
+	{Var: "GITLAB_URL", Roles: []config.Role{RoleScheduler, RoleWorker, RoleServeAWS},
+		Check: func(s Settings) error { return config.CheckURL(s.Config.GitLabURL) }},
+	{Var: "GITLAB_TOKEN_SECRET_ARN", Roles: []config.Role{RoleScheduler, RoleWorker},
+		Check: func(s Settings) error { return hasToken(s, "GITLAB_TOKEN_SECRET_ARN is not set") }},
+	{Var: "GITLAB_TOKEN", Roles: []config.Role{RoleServeAWS},
+		Check: func(s Settings) error { return hasToken(s, "GITLAB_TOKEN is not set (nor GITLAB_TOKEN_SECRET_ARN)") }},
+}
+
+func hasToken(s Settings, missing string) error {
+	if s.Config.Token == "" && s.TokenSecretARN == "" {
+		return errors.New(missing)
+	}
+	return nil
+}
+
+// Validate checks what role requires and reports every variable it lacks, one line
+// each.
+func (s Settings) Validate(role config.Role) error { return rules.Validate(s, role) }
+
+// Required lists the variables role must set, in the order Validate checks them.
+func Required(role config.Role) []string { return rules.Required(role) }
+
+// exportPrefix makes a key prefix relative and ending in "/", or leaves it empty.
+func exportPrefix(p string) string {
+	p = strings.TrimLeft(p, "/")
+	if p != "" && !strings.HasSuffix(p, "/") {
+		p += "/"
+	}
+	return p
 }
 
 // maxRetryDelay bounds the redelivery backoff; SQS allows up to 12 hours.
@@ -78,41 +175,16 @@ func SettingsFromEnv() (Settings, error) { return settingsFromEnv(false) }
 func ServeSettingsFromEnv() (Settings, error) { return settingsFromEnv(true) }
 
 func settingsFromEnv(serve bool) (Settings, error) {
-	get := os.Getenv
-	cfg, err := config.FromEnv()
 	var errs []error
+	cfg, err := config.FromEnv()
 	if err != nil {
 		errs = append(errs, err)
 	}
-	s := Settings{
-		Config:           cfg,
-		StoreTable:       strings.TrimSpace(get("STORE_TABLE")),
-		BudgetTable:      strings.TrimSpace(get("BUDGET_TABLE")),
-		ScanQueueURL:     strings.TrimSpace(get("SCAN_QUEUE_URL")),
-		ExportQueueURL:   strings.TrimSpace(get("EXPORT_QUEUE_URL")),
-		ExportBucket:     strings.TrimSpace(get("EXPORT_BUCKET")),
-		ScanDLQURL:       strings.TrimSpace(get("SCAN_DLQ_URL")),
-		ExportDLQURL:     strings.TrimSpace(get("EXPORT_DLQ_URL")),
-		ExportPrefix:     strings.TrimLeft(strings.TrimSpace(get("EXPORT_PREFIX")), "/"),
-		TokenSecretARN:   strings.TrimSpace(get("GITLAB_TOKEN_SECRET_ARN")),
-		Endpoint:         strings.TrimSpace(get("AWS_ENDPOINT_URL")),
-		MetricsNamespace: strings.TrimSpace(get("METRICS_NAMESPACE")),
+	var s Settings
+	if err := s.declare().Parse(os.Getenv); err != nil {
+		errs = append(errs, err)
 	}
-	if s.ExportPrefix != "" && !strings.HasSuffix(s.ExportPrefix, "/") {
-		s.ExportPrefix += "/"
-	}
-	if s.MetricsNamespace == "" {
-		s.MetricsNamespace = "DiscoveryAgent"
-	}
-	s.MaxReceiveCount = config.Int(get, "MAX_RECEIVE_COUNT", 5, 1, &errs)
-	s.MessageConcurrency = config.Int(get, "MESSAGE_CONCURRENCY", 4, 1, &errs)
-	s.BudgetChunk = config.Int(get, "BUDGET_CHUNK", 0, 0, &errs)
-	s.DeadlineMargin = config.Duration(get, "DEADLINE_MARGIN", 30*time.Second, &errs)
-	s.RetryDelay = config.Duration(get, "RETRY_DELAY", 30*time.Second, &errs)
-	s.RunTTL = dynamostore.DefaultTTL
-	if days := config.Int(get, "RUN_RETENTION_DAYS", 0, 1, &errs); days > 0 {
-		s.RunTTL = time.Duration(days) * 24 * time.Hour
-	}
+	s.Config = cfg
 
 	// In AWS the token lives in Secrets Manager only: a plain environment variable is
 	// visible to anyone who can read the function's configuration.

@@ -2,6 +2,9 @@ package lambdaapp
 
 import (
 	"context"
+	"os"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/gl2gh/discovery-agent/internal/config"
+	"github.com/gl2gh/discovery-agent/internal/dynamostore"
 	"github.com/gl2gh/discovery-agent/internal/mototest"
 )
 
@@ -30,7 +35,8 @@ func TestSettingsFromEnv(t *testing.T) {
 			env:  map[string]string{"STORE_TABLE": "store"},
 			check: func(t *testing.T, s Settings) {
 				if s.MaxReceiveCount != 5 || s.MessageConcurrency != 4 || s.DeadlineMargin != 30*time.Second ||
-					s.RetryDelay != 30*time.Second || s.MetricsNamespace != "DiscoveryAgent" {
+					s.RetryDelay != 30*time.Second || s.MetricsNamespace != "DiscoveryAgent" || s.RunTTL != dynamostore.DefaultTTL ||
+					s.BudgetChunk != 0 || s.ExportPrefix != "" {
 					t.Errorf("defaults = %+v", s)
 				}
 			},
@@ -85,12 +91,14 @@ func TestSettingsFromEnv(t *testing.T) {
 				}
 			},
 		},
-		{name: "bad count", env: map[string]string{"MAX_RECEIVE_COUNT": "0"}, wantErr: "MAX_RECEIVE_COUNT"},
+		{name: "bad count", env: map[string]string{"MAX_RECEIVE_COUNT": "0"}, wantErr: `MAX_RECEIVE_COUNT="0": want an integer of at least 1`},
+		{name: "bad retention", env: map[string]string{"RUN_RETENTION_DAYS": "0"}, wantErr: `RUN_RETENTION_DAYS="0": want an integer of at least 1`},
+		{name: "bad shared variable", env: map[string]string{"RATE_LIMIT_RPM": "fast"}, wantErr: `RATE_LIMIT_RPM="fast"`},
 		{name: "bad duration", env: map[string]string{"DEADLINE_MARGIN": "soon"}, wantErr: "DEADLINE_MARGIN"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, k := range []string{"GITLAB_TOKEN", "AWS_ENDPOINT_URL", "STORE_TABLE", "EXPORT_PREFIX", "MAX_RECEIVE_COUNT", "DEADLINE_MARGIN"} {
+			for _, k := range []string{"GITLAB_TOKEN", "AWS_ENDPOINT_URL", "STORE_TABLE", "EXPORT_PREFIX", "MAX_RECEIVE_COUNT", "DEADLINE_MARGIN", "RUN_RETENTION_DAYS", "RATE_LIMIT_RPM"} {
 				t.Setenv(k, "")
 			}
 			for k, v := range tt.env {
@@ -115,6 +123,108 @@ func TestSettingsFromEnv(t *testing.T) {
 			}
 			tt.check(t, s)
 		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	full := Settings{
+		Config:     config.Config{GitLabURL: "https://gitlab.example.com"},
+		StoreTable: "store", BudgetTable: "budget", ScanQueueURL: "https://q/scan", ExportQueueURL: "https://q/export",
+		ExportBucket: "bucket", TokenSecretARN: "arn:aws:secretsmanager:eu-west-1:1:secret:t",
+	}
+	empty := Settings{}
+	tests := []struct {
+		name string
+		role config.Role
+		s    Settings
+		want string // the exact error; "" = valid
+	}{
+		{"scheduler", RoleScheduler, full, ""},
+		{"worker", RoleWorker, full, ""},
+		{"exporter", RoleExporter, full, ""},
+		{"serve-aws", RoleServeAWS, full, ""},
+		{"function", RoleFunction, full, ""},
+		{"scheduler, nothing set", RoleScheduler, empty, "STORE_TABLE is not set\nBUDGET_TABLE is not set\nSCAN_QUEUE_URL is not set\n" +
+			"EXPORT_QUEUE_URL is not set\nGITLAB_URL is not set\nGITLAB_TOKEN_SECRET_ARN is not set"},
+		{"worker, nothing set", RoleWorker, empty, "STORE_TABLE is not set\nBUDGET_TABLE is not set\nSCAN_QUEUE_URL is not set\n" +
+			"EXPORT_QUEUE_URL is not set\nGITLAB_URL is not set\nGITLAB_TOKEN_SECRET_ARN is not set"},
+		{"exporter, nothing set", RoleExporter, empty, "STORE_TABLE is not set\nEXPORT_QUEUE_URL is not set\nEXPORT_BUCKET is not set"},
+		{"serve-aws, nothing set", RoleServeAWS, empty, "STORE_TABLE is not set\nBUDGET_TABLE is not set\nSCAN_QUEUE_URL is not set\n" +
+			"EXPORT_QUEUE_URL is not set\nEXPORT_BUCKET is not set\nGITLAB_URL is not set\nGITLAB_TOKEN is not set (nor GITLAB_TOKEN_SECRET_ARN)"},
+		{"function, nothing set", RoleFunction, empty, "STORE_TABLE is not set"},
+		{"exporter needs no GitLab", RoleExporter, with(full, func(s *Settings) { s.Config.GitLabURL, s.TokenSecretARN, s.BudgetTable = "", "", "" }), ""},
+		{"worker with the token read", RoleWorker, with(full, func(s *Settings) { s.TokenSecretARN, s.Config.Token = "", token }), ""},
+		{"serve-aws with GITLAB_TOKEN", RoleServeAWS, with(full, func(s *Settings) { s.TokenSecretARN, s.Config.Token = "", token }), ""},
+		{"URL without a scheme", RoleWorker, with(full, func(s *Settings) { s.Config.GitLabURL = "gitlab" }),
+			`GITLAB_URL "gitlab" must start with http:// or https://`},
+		{"a local role", config.RoleScan, full, `no configuration rules for role "scan"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ""
+			if err := tt.s.Validate(tt.role); err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Errorf("Validate(%s) =\n%s\nwant\n%s", tt.role, got, tt.want)
+			}
+		})
+	}
+}
+
+func with(s Settings, change func(*Settings)) Settings {
+	change(&s)
+	return s
+}
+
+// Every rule is about a declared variable, and every role requires at least its store.
+func TestRequired(t *testing.T) {
+	declared := map[string]bool{}
+	for _, v := range append(config.Vars(), Vars()...) {
+		declared[v.Name] = true
+	}
+	for _, r := range rules {
+		if !declared[r.Var] {
+			t.Errorf("a rule is about %s, which is not declared", r.Var)
+		}
+	}
+	if got, want := Required(RoleExporter), []string{"STORE_TABLE", "EXPORT_QUEUE_URL", "EXPORT_BUCKET"}; !slices.Equal(got, want) {
+		t.Errorf("Required(exporter) = %v, want %v", got, want)
+	}
+}
+
+// The documented defaults are the defaults: setting every variable to its documented
+// default changes nothing.
+func TestDocumentedDefaults(t *testing.T) {
+	var unset, documented Settings
+	if err := unset.declare().Parse(func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string]string{}
+	for _, v := range Vars() {
+		docs[v.Name] = v.Default
+	}
+	if err := documented.declare().Parse(func(k string) string { return docs[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(unset, documented) {
+		t.Errorf("unset: %+v\nat the documented defaults: %+v", unset, documented)
+	}
+}
+
+// docs/DEPLOY.md's table of the functions' variables is the declarations.
+func TestDeployTable(t *testing.T) {
+	b, err := os.ReadFile("../../docs/DEPLOY.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## Environment variables of the functions\n")
+	if !ok {
+		t.Fatal("docs/DEPLOY.md has no section Environment variables of the functions")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	for _, d := range config.DiffTable(section, Vars()) {
+		t.Errorf("docs/DEPLOY.md: %s", d)
 	}
 }
 

@@ -90,30 +90,15 @@ func Load(ctx context.Context, opts Options) (*Backend, error) {
 	return New(ctx, s, cfg, opts)
 }
 
-// New builds the backend from settings and an AWS configuration. It needs every
-// resource a run uses: STORE_TABLE, BUDGET_TABLE, SCAN_QUEUE_URL, EXPORT_QUEUE_URL and
-// EXPORT_BUCKET, and GitLab's URL and token (GITLAB_TOKEN or GITLAB_TOKEN_SECRET_ARN).
+// New builds the backend from settings and an AWS configuration. It needs what
+// Settings.Validate(lambdaapp.RoleServeAWS) requires: every resource a run uses, and
+// GitLab's URL and token (GITLAB_TOKEN or GITLAB_TOKEN_SECRET_ARN).
 func New(ctx context.Context, s lambdaapp.Settings, cfg aws.Config, opts Options) (*Backend, error) {
 	log := opts.Log
 	if log == nil {
 		log = slog.Default()
 	}
-	var errs []error
-	for _, v := range []struct{ name, value string }{
-		{"STORE_TABLE", s.StoreTable}, {"BUDGET_TABLE", s.BudgetTable}, {"SCAN_QUEUE_URL", s.ScanQueueURL},
-		{"EXPORT_QUEUE_URL", s.ExportQueueURL}, {"EXPORT_BUCKET", s.ExportBucket},
-	} {
-		if v.value == "" {
-			errs = append(errs, fmt.Errorf("%s is not set (BACKEND=aws)", v.name))
-		}
-	}
-	if s.Config.GitLabURL == "" {
-		errs = append(errs, errors.New("GITLAB_URL is not set"))
-	}
-	if s.Config.Token == "" && s.TokenSecretARN == "" {
-		errs = append(errs, errors.New("GITLAB_TOKEN is not set (nor GITLAB_TOKEN_SECRET_ARN)"))
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := s.Validate(lambdaapp.RoleServeAWS); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	prog := &progress{next: opts.Telemetry}

@@ -61,7 +61,7 @@ type Runner struct {
 
 // New builds a runner from the configuration. Close it when done.
 func New(cfg config.Config, opts Options) (*Runner, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Validate(config.RoleScan); err != nil {
 		return nil, err
 	}
 	log := opts.Log

@@ -284,7 +284,7 @@ func TestComposeFiles(t *testing.T) {
 				// fixes and a file path that would need a mount.
 				fixed := map[string]bool{"DATA_DIR": true, "EXPORT_DIR": true, "HEALTH_ADDR": true,
 					"METRICS_ADDR": true, "READINESS_THRESHOLDS": true}
-				for _, v := range config.Vars {
+				for _, v := range config.Vars() {
 					if _, ok := agent.Environment[v.Name]; !ok && !fixed[v.Name] {
 						t.Errorf("the production agent does not get %s from .env", v.Name)
 					}
@@ -340,8 +340,58 @@ func TestComposeProductionRequiresSettings(t *testing.T) {
 
 var composeVar = regexp.MustCompile(`\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?`)
 
-// .env.example sets every variable the production file reads, and every agent variable
-// it sets is one the agent knows.
+// runtimeVars are what the agent's environment may set besides its declared variables:
+// the Go runtime reads them.
+var runtimeVars = map[string]bool{"GOMEMLIMIT": true}
+
+// declaredVars are the agent's variables by name.
+func declaredVars() map[string]config.Var {
+	vars := map[string]config.Var{}
+	for _, v := range config.Vars() {
+		vars[v.Name] = v
+	}
+	return vars
+}
+
+// The agent's environment in both compose files sets only declared variables, and the
+// production file passes each from the .env variable of the same name: a misspelt
+// name would otherwise be passed on and silently ignored.
+func TestComposeAgentEnvironment(t *testing.T) {
+	declared := declaredVars()
+	for _, file := range []string{"docker-compose.yml", "docker-compose.production.yml"} {
+		t.Run(file, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join(root, file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c struct {
+				Services map[string]struct {
+					Environment map[string]string `yaml:"environment"`
+				} `yaml:"services"`
+			}
+			if err := yaml.Unmarshal(b, &c); err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			env := c.Services["discovery-agent"].Environment
+			if len(env) == 0 {
+				t.Fatal("the discovery-agent service has no environment")
+			}
+			for k, v := range env {
+				if _, ok := declared[k]; !ok && !runtimeVars[k] {
+					t.Errorf("the agent's environment sets %s, which the agent does not declare (config.Vars)", k)
+				}
+				if m := composeVar.FindStringSubmatch(v); m != nil && m[1] != k && !runtimeVars[k] {
+					t.Errorf("the agent's %s comes from ${%s}: name it %s in .env too", k, m[1], k)
+				}
+			}
+		})
+	}
+}
+
+// .env.example sets every variable the production file reads, and nothing else; the
+// agent variables it sets are declared ones at their defaults, and it has an example
+// value for every variable the service requires. Every variable name it mentions, in
+// a comment too, is one it sets or a declared one.
 func TestEnvExample(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(root, ".env.example"))
 	if err != nil {
@@ -364,10 +414,7 @@ func TestEnvExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	agentVars := map[string]config.Var{}
-	for _, v := range config.Vars {
-		agentVars[v.Name] = v
-	}
+	agentVars := declaredVars()
 	used := map[string]bool{}
 	for _, m := range composeVar.FindAllStringSubmatch(string(prod), -1) {
 		used[m[1]] = true
@@ -387,9 +434,16 @@ func TestEnvExample(t *testing.T) {
 			t.Errorf(".env.example sets %s, which docker-compose.production.yml does not read", k)
 		}
 	}
-	for _, k := range []string{"GITLAB_URL", "GITLAB_TOKEN", "GF_SECURITY_ADMIN_PASSWORD"} {
+	for _, k := range append(config.Required(config.RoleServe), "GF_SECURITY_ADMIN_PASSWORD") {
 		if set[k] == "" {
 			t.Errorf(".env.example has no example value for %s", k)
+		}
+	}
+	for _, name := range regexp.MustCompile(`\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b`).FindAllString(string(b), -1) {
+		if _, ok := set[name]; !ok {
+			if _, ok := agentVars[name]; !ok {
+				t.Errorf(".env.example mentions %s, which it does not set and the agent does not declare", name)
+			}
 		}
 	}
 }

@@ -368,7 +368,7 @@ func TestRunbookConfiguration(t *testing.T) {
 	for _, m := range row.FindAllStringSubmatch(section, -1) {
 		rows[m[1]] = m[3]
 	}
-	for _, v := range config.Vars {
+	for _, v := range config.Vars() {
 		def, ok := rows[v.Name]
 		if !ok {
 			t.Errorf("the Configuration table has no %s", v.Name)

@@ -105,7 +105,7 @@ func scan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.RootGroups = roots
 	}
 	cfg.GitLabURL = strings.TrimRight(cfg.GitLabURL, "/")
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Validate(config.RoleScan); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
 	level := cfg.LogLevel
@@ -196,7 +196,7 @@ func serve(ctx context.Context, stderr io.Writer) error {
 	}
 	// On AWS the token may come from GITLAB_TOKEN_SECRET_ARN: awsagent checks it.
 	if backend == "local" {
-		if err := cfg.Validate(); err != nil {
+		if err := cfg.Validate(config.RoleServe); err != nil {
 			return fmt.Errorf("configuration: %w", err)
 		}
 	}
