@@ -168,9 +168,11 @@ func Build(ctx context.Context, moduleDir, outDir string) error {
 func Start(ctx context.Context, opts Options) (h *Harness, err error) {
 	opts.defaults()
 	h = &Harness{opts: opts, log: opts.Log}
+	// The returns below set the named h to nil: close the one built here.
+	built := h
 	defer func() {
 		if err != nil {
-			h.Close()
+			built.Close()
 		}
 	}()
 	if h.opts.RIE == "" {

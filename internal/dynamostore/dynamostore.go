@@ -38,9 +38,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"time"
+
+	"github.com/gl2gh/discovery-agent/internal/backoff"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -220,19 +221,10 @@ func retryable(codes []string) bool {
 	return false
 }
 
-// backoff sleeps before retry attempt n (from 1) of a conflicting transaction. The
+// retryPause sleeps before retry attempt n (from 1) of a conflicting transaction. The
 // counter item is hot at the end of a run, so conflicts are expected and spread out.
-func backoff(ctx context.Context, n int) error {
-	d := min(txBackoffStart<<(n-1), txBackoffMax)
-	d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+func retryPause(ctx context.Context, n int) error {
+	return backoff.Sleep(ctx, backoff.Exp(txBackoffStart, txBackoffMax, n-1))
 }
 
 // transact runs a transaction, retrying conflicts; a cancellation by conditions is
@@ -244,7 +236,7 @@ func (s *Store) transact(ctx context.Context, items []types.TransactWriteItem) e
 		if err == nil || !canceled || !retryable(codes) || attempt == maxTxAttempts {
 			return err
 		}
-		if err := backoff(ctx, attempt); err != nil {
+		if err := retryPause(ctx, attempt); err != nil {
 			return err
 		}
 	}
