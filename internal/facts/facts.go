@@ -83,6 +83,9 @@ var Counts = []Count{
 		Field: func(c *inventory.Counts) **int64 { return &c.ProtectedBranches }},
 	{Name: "ci_variables", Endpoint: "projects/:id/variables",
 		Field: func(c *inventory.Counts) **int64 { return &c.CIVariables }},
+	// GitLab forbids reading environments when CI/CD is off.
+	{Name: "environments", Endpoint: "projects/:id/environments", Skip: jobsOff,
+		Field: func(c *inventory.Counts) **int64 { return &c.Environments }},
 }
 
 // Stat is one field of GitLab's project statistics (inventory.Statistics), which

@@ -33,6 +33,7 @@ const (
 	clsVariables
 	clsPackages
 	clsRegistry
+	clsEnvironments
 	nClasses
 )
 
@@ -61,6 +62,7 @@ var classNames = [nClasses]string{
 	clsVariables:         "projects/:id/variables",
 	clsPackages:          "projects/:id/packages",
 	clsRegistry:          "projects/:id/registry/repositories",
+	clsEnvironments:      "projects/:id/environments",
 }
 
 func (c class) String() string { return classNames[c] }

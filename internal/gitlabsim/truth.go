@@ -72,6 +72,7 @@ var truthCounts = map[string]int{
 	"branches": cBranches, "tags": cTags, "merge_requests": cMRs, "open_merge_requests": cOpenMRs,
 	"issues": cIssues, "open_issues": cOpenIssues, "pipelines": cPipelines, "releases": cReleases,
 	"webhooks": cHooks, "protected_branches": cProtected, "ci_variables": cVariables,
+	"environments": cEnvironments,
 }
 
 func (in *instance) truthProject(p *project) inventory.Project {
