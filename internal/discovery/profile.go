@@ -3,12 +3,12 @@ package discovery
 import (
 	"context"
 	"errors"
-	"net/url"
 	"slices"
 	"strings"
 
 	"github.com/gl2gh/discovery-agent/internal/budget"
 	"github.com/gl2gh/discovery-agent/internal/ciconfig"
+	"github.com/gl2gh/discovery-agent/internal/facts"
 	"github.com/gl2gh/discovery-agent/internal/gitlab"
 	"github.com/gl2gh/discovery-agent/internal/inventory"
 	"github.com/gl2gh/discovery-agent/internal/readiness"
@@ -116,7 +116,7 @@ func (pr *profiler) check(ctx context.Context, step string, err error) error {
 		if pr.deniedAt == "" {
 			pr.deniedAt = step
 		}
-		stop = step == "statistics" // the project itself refused us
+		stop = step == facts.Statistics.Name // the project itself refused us
 	case errors.Is(err, gitlab.ErrUnauthorized):
 		return err // fatal for the run
 	case status >= 500:
@@ -145,63 +145,21 @@ func (pr *profiler) run(ctx context.Context) error {
 	// only when they are missing.
 	if pr.p.Statistics == nil {
 		d, err := c.Project(ctx, id)
-		if err := pr.check(ctx, "statistics", err); err != nil {
+		if err := pr.check(ctx, facts.Statistics.Name, err); err != nil {
 			return err
 		}
 		if err == nil {
 			pr.p.Statistics = d.Statistics
 			if d.Statistics == nil {
-				pr.p.Errors = append(pr.p.Errors, inventory.ScanError{Step: "statistics", Message: "GitLab returned no statistics (needs Reporter role or higher)"})
+				pr.p.Errors = append(pr.p.Errors, inventory.ScanError{Step: facts.Statistics.Name, Message: "GitLab returned no statistics (needs Reporter role or higher)"})
 			}
 		}
 	}
 	stats := pr.p.Statistics
 
-	zero := func() *int64 { var n int64; return &n }
-	cnt := &pr.p.Counts
-	type countStep struct {
-		name     string
-		field    **int64
-		resource string
-		query    url.Values
-		skip     bool // feature off or nothing to count: zero without a request
+	if err := pr.counts(ctx); err != nil {
+		return err
 	}
-	steps := []countStep{
-		{"branches", &cnt.Branches, "repository/branches", nil, pr.gp.EmptyRepo},
-		{"tags", &cnt.Tags, "repository/tags", nil, pr.gp.EmptyRepo},
-		{"merge_requests", &cnt.MergeRequests, "merge_requests", url.Values{"state": {"all"}}, !feat.MREnabled},
-		{"open_merge_requests", &cnt.OpenMergeRequests, "merge_requests", url.Values{"state": {"opened"}}, !feat.MREnabled},
-		{"issues", &cnt.Issues, "issues", url.Values{"state": {"all"}}, !feat.IssuesEnabled},
-		{"pipelines", &cnt.Pipelines, "pipelines", nil, !feat.JobsEnabled},
-		{"releases", &cnt.Releases, "releases", nil, false},
-		{"webhooks", &cnt.Webhooks, "hooks", nil, false},
-		{"protected_branches", &cnt.ProtectedBranches, "protected_branches", nil, pr.gp.EmptyRepo},
-		{"ci_variables", &cnt.CIVariables, "variables", nil, false},
-	}
-	for _, s := range steps {
-		if s.skip {
-			*s.field = zero()
-			continue
-		}
-		n, lower, err := c.Count(ctx, id, s.resource, s.query)
-		if err := pr.check(ctx, s.name, err); err != nil {
-			return err
-		}
-		if err == nil {
-			*s.field = &n
-			if lower {
-				cnt.LowerBounds = append(cnt.LowerBounds, s.name)
-			}
-		}
-	}
-	// open_issues_count on the project is exact; no request needed.
-	if feat.IssuesEnabled {
-		n := pr.gp.OpenIssuesCount
-		cnt.OpenIssues = &n
-	} else {
-		cnt.OpenIssues = zero()
-	}
-	slices.Sort(cnt.LowerBounds)
 
 	if err := pr.registryAndPackages(ctx, stats); err != nil {
 		return err
@@ -217,6 +175,52 @@ func (pr *profiler) run(ctx context.Context) error {
 	return nil
 }
 
+// counts fills the declared counts (facts.Counts) in order: each from X-Total of its
+// list, or from the project as listed, or 0 without a request when skipped.
+func (pr *profiler) counts(ctx context.Context) error {
+	cnt := &pr.p.Counts
+	// Listed counts come after the requests, as they always have: a profile that
+	// stops early leaves them unknown too.
+	for _, listed := range []bool{false, true} {
+		for _, f := range facts.Counts {
+			if f.Listed() != listed {
+				continue
+			}
+			dst := f.Field(cnt)
+			if f.Skip != nil && f.Skip(&pr.p) {
+				*dst = new(int64)
+				continue
+			}
+			if listed {
+				n := listedCount(pr.gp, f.Name)
+				*dst = &n
+				continue
+			}
+			n, lower, err := pr.w.GitLab.Count(ctx, pr.gp.ID, f.Resource(), f.Values())
+			if err := pr.check(ctx, f.Name, err); err != nil {
+				return err
+			}
+			if err == nil {
+				*dst = &n
+				if lower {
+					cnt.LowerBounds = append(cnt.LowerBounds, f.Name)
+				}
+			}
+		}
+	}
+	slices.Sort(cnt.LowerBounds)
+	return nil
+}
+
+// listedCount is a count the project carries as listed (facts.Count.Listed).
+func listedCount(gp gitlab.Project, name string) int64 {
+	switch name {
+	case "open_issues":
+		return gp.OpenIssuesCount
+	}
+	panic("discovery: no listed count " + name) // a declaration without its source: a test catches it
+}
+
 // registryAndPackages learns what the project publishes, from statistics when it can.
 func (pr *profiler) registryAndPackages(ctx context.Context, stats *inventory.Statistics) error {
 	c, id, feat := pr.w.GitLab, pr.gp.ID, &pr.p.Features
@@ -225,7 +229,7 @@ func (pr *profiler) registryAndPackages(ctx context.Context, stats *inventory.St
 		feat.RegistryInUse = stats.ContainerRegistrySize > 0
 	case feat.RegistryEnabled:
 		n, _, err := c.Count(ctx, id, "registry/repositories", nil)
-		if err := pr.check(ctx, "registry", err); err != nil {
+		if err := pr.check(ctx, facts.Registry.Name, err); err != nil {
 			return err
 		}
 		feat.RegistryInUse = n > 0
@@ -234,7 +238,7 @@ func (pr *profiler) registryAndPackages(ctx context.Context, stats *inventory.St
 		return nil
 	}
 	types, err := c.PackageTypes(ctx, id)
-	if err := pr.check(ctx, "packages", err); err != nil {
+	if err := pr.check(ctx, facts.Packages.Name, err); err != nil {
 		return err
 	}
 	if types != nil {
@@ -249,7 +253,7 @@ func (pr *profiler) files(ctx context.Context) error {
 	c, id, feat := pr.w.GitLab, pr.gp.ID, &pr.p.Features
 	ref := pr.gp.DefaultBranch
 	tree, err := c.Tree(ctx, id, "", ref)
-	if err := pr.check(ctx, "tree", err); err != nil {
+	if err := pr.check(ctx, facts.Tree.Name, err); err != nil {
 		return err
 	}
 	if err != nil {
@@ -263,7 +267,7 @@ func (pr *profiler) files(ctx context.Context) error {
 	feat.HasCodeowners = has["CODEOWNERS"] == "blob"
 	if !feat.HasCodeowners && has[".gitlab"] == "tree" {
 		sub, err := c.Tree(ctx, id, ".gitlab", ref)
-		if err := pr.check(ctx, "tree:.gitlab", err); err != nil {
+		if err := pr.check(ctx, facts.TreeGitlab.Name, err); err != nil {
 			return err
 		}
 		for _, e := range sub {
@@ -275,7 +279,7 @@ func (pr *profiler) files(ctx context.Context) error {
 	if has[".gitlab-ci.yml"] == "blob" {
 		feat.HasCI = true
 		data, err := c.RawFile(ctx, id, ".gitlab-ci.yml", ref)
-		if err := pr.check(ctx, "file:.gitlab-ci.yml", err); err != nil {
+		if err := pr.check(ctx, facts.CIFile.Name, err); err != nil {
 			return err
 		}
 		if err == nil {
@@ -285,7 +289,7 @@ func (pr *profiler) files(ctx context.Context) error {
 	}
 	if has[".gitattributes"] == "blob" {
 		data, err := c.RawFile(ctx, id, ".gitattributes", ref)
-		if err := pr.check(ctx, "file:.gitattributes", err); err != nil {
+		if err := pr.check(ctx, facts.AttributesFile.Name, err); err != nil {
 			return err
 		}
 		if err == nil && strings.Contains(string(data), "filter=lfs") {

@@ -1,6 +1,11 @@
 package gitlab
 
-import "strings"
+import (
+	"slices"
+	"strings"
+
+	"github.com/gl2gh/discovery-agent/internal/facts"
+)
 
 // EndpointClass maps a request path to a bounded endpoint class such as
 // "projects/:id/merge_requests": metric labels and stats must never carry raw IDs.
@@ -35,13 +40,25 @@ func EndpointClass(path string) string {
 	return "other"
 }
 
-var known = map[string]bool{
-	"groups/:id": true, "groups/:id/subgroups": true, "groups/:id/descendant_groups": true,
-	"groups/:id/projects": true, "projects/:id": true,
-	"projects/:id/repository/branches": true, "projects/:id/repository/tags": true,
-	"projects/:id/repository/tree": true, "projects/:id/merge_requests": true,
-	"projects/:id/issues": true, "projects/:id/pipelines": true, "projects/:id/releases": true,
-	"projects/:id/hooks": true, "projects/:id/protected_branches": true,
-	"projects/:id/variables": true, "projects/:id/packages": true,
-	"projects/:id/registry/repositories": true,
+// walkClasses are the endpoints of the walk over groups; a profile's come from the
+// facts it reads (facts.Endpoints).
+var walkClasses = []string{"version", "user", "groups", "projects", "groups/:id", "groups/:id/subgroups",
+	"groups/:id/descendant_groups", "groups/:id/projects"}
+
+// EndpointClasses lists the endpoint classes of the requests the agent makes, each
+// once, and "other" last: the walk's, then those of the facts a profile reads.
+func EndpointClasses() []string {
+	out := append(slices.Clone(walkClasses), facts.Endpoints()...)
+	return append(out, "other")
 }
+
+var known = func() map[string]bool {
+	m := map[string]bool{}
+	for _, c := range walkClasses {
+		m[c] = true
+	}
+	for _, c := range facts.Endpoints() {
+		m[c] = true
+	}
+	return m
+}()

@@ -573,6 +573,7 @@ var forbiddenFeature = map[class]uint32{
 	clsPipelines:     fJobs,
 	clsRegistry:      fRegistry,
 	clsPackages:      fPackages,
+	clsEnvironments:  fJobs,
 }
 
 func (s *Server) serveProject(c *call, p *project) {
@@ -653,6 +654,8 @@ func (s *Server) serveProject(c *call, p *project) {
 			return
 		}
 		listItems(c, n, false, func(pos int64) apiPackage { return in.pkg(p, pos) })
+	case clsEnvironments:
+		listItems(c, p.count(cEnvironments), false, func(pos int64) apiEnvironment { return in.environment(p, pos) })
 	case clsRegistry:
 		tags := c.flag("tags_count")
 		listItems(c, p.count(cRegistryRepos), false, func(pos int64) apiRegistryRepository { return in.registryRepository(p, pos, tags) })

@@ -197,6 +197,13 @@ func scanProject(t *testing.T, ctx context.Context, cl *gitlab.Client, id int64)
 		_, r, err := cl.ProjectVariables.ListVariables(id, &gitlab.ListProjectVariablesOptions{ListOptions: one}, gitlab.WithContext(ctx))
 		return r, err
 	})
+	c.Environments = zero()
+	if gp.JobsEnabled {
+		c.Environments = total("environments", func() (*gitlab.Response, error) {
+			_, r, err := cl.Environments.ListEnvironments(id, &gitlab.ListEnvironmentsOptions{ListOptions: one}, gitlab.WithContext(ctx))
+			return r, err
+		})
+	}
 	slices.Sort(lower)
 	c.LowerBounds = lower
 

@@ -64,6 +64,7 @@ const (
 	cRegistryRepos
 	cPackages
 	cCommits
+	cEnvironments
 	nCounts
 )
 
@@ -740,6 +741,7 @@ func (in *instance) profile(p *project, i int, special role, visCap uint8) {
 		s[sArtifacts] = int64(r.logNormal(50*float64(mib), 2))
 		s[sPipelineArtifacts] = int64(r.logNormal(2*float64(mib), 1.2))
 	}
+	in.drawEnvironments(p)
 }
 
 // storageSize is GitLab's storage_size: everything but the container registry.

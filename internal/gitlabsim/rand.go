@@ -26,6 +26,7 @@ const (
 	saltFaultKind
 	saltUser
 	saltUserWeight
+	saltEnvironments
 )
 
 // mix is the splitmix64 finaliser: cheap and well distributed.

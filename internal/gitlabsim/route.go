@@ -33,6 +33,7 @@ const (
 	clsVariables
 	clsPackages
 	clsRegistry
+	clsEnvironments
 	nClasses
 )
 
@@ -61,6 +62,7 @@ var classNames = [nClasses]string{
 	clsVariables:         "projects/:id/variables",
 	clsPackages:          "projects/:id/packages",
 	clsRegistry:          "projects/:id/registry/repositories",
+	clsEnvironments:      "projects/:id/environments",
 }
 
 func (c class) String() string { return classNames[c] }
@@ -177,37 +179,27 @@ func matchGroupSuffix(s []string) (class, string, bool) {
 	return clsOther, "", false
 }
 
-var projectListSuffixes = map[string]class{
-	"merge_requests":     clsMergeRequests,
-	"issues":             clsIssues,
-	"pipelines":          clsPipelines,
-	"releases":           clsReleases,
-	"hooks":              clsHooks,
-	"protected_branches": clsProtectedBranches,
-	"variables":          clsVariables,
-	"packages":           clsPackages,
-}
+// projectLists maps the path below projects/:id of each project class without a
+// parameter, such as "repository/branches", to the class: a list is routed by its name.
+var projectLists = func() map[string]class {
+	m := map[string]class{}
+	for c := clsProject + 1; c < nClasses; c++ {
+		if rest, ok := strings.CutPrefix(c.String(), "projects/:id/"); ok && !strings.Contains(rest, ":") {
+			m[rest] = c
+		}
+	}
+	return m
+}()
 
 func matchProjectSuffix(s []string) (class, string, bool) {
 	switch {
 	case len(s) == 0:
 		return clsProject, "", true
-	case len(s) == 1:
-		c, ok := projectListSuffixes[s[0]]
-		return c, "", ok
-	case len(s) == 2 && s[0] == "registry" && s[1] == "repositories":
-		return clsRegistry, "", true
-	case len(s) == 2 && s[0] == "repository":
-		switch s[1] {
-		case "branches":
-			return clsBranches, "", true
-		case "tags":
-			return clsTags, "", true
-		case "tree":
-			return clsTree, "", true
-		}
 	case len(s) >= 4 && s[0] == "repository" && s[1] == "files" && s[len(s)-1] == "raw":
 		return clsFileRaw, strings.Join(s[2:len(s)-1], "/"), true
+	case len(s) <= 2:
+		c, ok := projectLists[strings.Join(s, "/")]
+		return c, "", ok
 	}
 	return clsOther, "", false
 }

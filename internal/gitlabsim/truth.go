@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gl2gh/discovery-agent/internal/facts"
 	"github.com/gl2gh/discovery-agent/internal/inventory"
 )
 
@@ -65,6 +66,15 @@ func (in *instance) truthGroup(g *group) inventory.Group {
 	return t
 }
 
+// truthCounts maps each declared count (facts.Counts) to the per-project count that
+// answers it.
+var truthCounts = map[string]int{
+	"branches": cBranches, "tags": cTags, "merge_requests": cMRs, "open_merge_requests": cOpenMRs,
+	"issues": cIssues, "open_issues": cOpenIssues, "pipelines": cPipelines, "releases": cReleases,
+	"webhooks": cHooks, "protected_branches": cProtected, "ci_variables": cVariables,
+	"environments": cEnvironments,
+}
+
 func (in *instance) truthProject(p *project) inventory.Project {
 	ns := in.nsFullPath(p)
 	t := inventory.Project{
@@ -99,17 +109,9 @@ func (in *instance) truthProject(p *project) inventory.Project {
 		}
 		return &v
 	}
-	c.Branches = count("branches", p.count(cBranches))
-	c.Tags = count("tags", p.count(cTags))
-	c.MergeRequests = count("merge_requests", p.count(cMRs))
-	c.OpenMergeRequests = count("open_merge_requests", p.count(cOpenMRs))
-	c.Issues = count("issues", p.count(cIssues))
-	c.OpenIssues = count("open_issues", p.count(cOpenIssues))
-	c.Pipelines = count("pipelines", p.count(cPipelines))
-	c.Releases = count("releases", p.count(cReleases))
-	c.Webhooks = count("webhooks", p.count(cHooks))
-	c.ProtectedBranches = count("protected_branches", p.count(cProtected))
-	c.CIVariables = count("ci_variables", p.count(cVariables))
+	for _, f := range facts.Counts {
+		*f.Field(c) = count(f.Name, p.count(truthCounts[f.Name]))
+	}
 	slices.Sort(c.LowerBounds)
 
 	f := &t.Features

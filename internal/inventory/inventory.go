@@ -89,6 +89,7 @@ type Counts struct {
 	Webhooks          *int64   `json:"webhooks"`
 	ProtectedBranches *int64   `json:"protected_branches"`
 	CIVariables       *int64   `json:"ci_variables"`
+	Environments      *int64   `json:"environments"`
 	LowerBounds       []string `json:"lower_bounds,omitempty"`
 }
 

@@ -16,27 +16,13 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gl2gh/discovery-agent/internal/facts"
 	"github.com/gl2gh/discovery-agent/internal/gitlabsim"
 	"github.com/gl2gh/discovery-agent/internal/inventory"
 )
 
 // stepsOf maps an endpoint class the simulator can forbid to the profile steps it fails.
-var stepsOf = map[string][]string{
-	"projects/:id":                            {"statistics"},
-	"projects/:id/repository/branches":        {"branches"},
-	"projects/:id/repository/tags":            {"tags"},
-	"projects/:id/merge_requests":             {"merge_requests", "open_merge_requests"},
-	"projects/:id/issues":                     {"issues"},
-	"projects/:id/pipelines":                  {"pipelines"},
-	"projects/:id/releases":                   {"releases"},
-	"projects/:id/hooks":                      {"webhooks"},
-	"projects/:id/protected_branches":         {"protected_branches"},
-	"projects/:id/variables":                  {"ci_variables"},
-	"projects/:id/repository/tree":            {"tree", "tree:.gitlab"},
-	"projects/:id/repository/files/:path/raw": {"file:.gitlab-ci.yml", "file:.gitattributes"},
-	"projects/:id/packages":                   {"packages"},
-	"projects/:id/registry/repositories":      {"registry"},
-}
+var stepsOf = facts.StepsOf()
 
 // Diff lists every difference between scanned records and the truth; empty means equal.
 // Readiness and the CI complexity score are the scanner's own judgement and are not
@@ -134,10 +120,10 @@ func diffProject(want, got inventory.Project, deleted bool, forbidden []string) 
 	case everything && got.ScanStatus != inventory.StatusForbidden:
 		out = append(out, fmt.Sprintf("scan_status %q, want forbidden", got.ScanStatus))
 	case len(forbidden) > 0 && !everything:
-		// hooks and variables are always asked for, so their 403s must show.
-		for _, e := range []string{"projects/:id/hooks", "projects/:id/variables"} {
-			if slices.Contains(forbidden, e) && !failed[stepsOf[e][0]] {
-				out = append(out, fmt.Sprintf("403 on %s not recorded", e))
+		// Counts never skipped are always asked for, so their 403s must show.
+		for _, f := range facts.Counts {
+			if f.Skip == nil && !f.Listed() && slices.Contains(forbidden, f.Endpoint) && !failed[f.Name] {
+				out = append(out, fmt.Sprintf("403 on %s not recorded", f.Endpoint))
 			}
 		}
 		if got.ScanStatus != inventory.StatusPartial && len(got.Errors) > 0 {
@@ -165,40 +151,35 @@ func normalize(p inventory.Project, failed map[string]bool) inventory.Project {
 		p.Features.CI = &ci
 	}
 	c := &p.Counts
-	for step, f := range map[string]**int64{
-		"branches": &c.Branches, "tags": &c.Tags, "merge_requests": &c.MergeRequests,
-		"open_merge_requests": &c.OpenMergeRequests, "issues": &c.Issues, "pipelines": &c.Pipelines,
-		"releases": &c.Releases, "webhooks": &c.Webhooks, "protected_branches": &c.ProtectedBranches,
-		"ci_variables": &c.CIVariables,
-	} {
-		if failed[step] {
-			*f = nil
-			c.LowerBounds = slices.DeleteFunc(c.LowerBounds, func(s string) bool { return s == step })
+	for _, f := range facts.Counts {
+		if failed[f.Name] {
+			*f.Field(c) = nil
+			c.LowerBounds = slices.DeleteFunc(c.LowerBounds, func(s string) bool { return s == f.Name })
 		}
 	}
 	if len(c.LowerBounds) == 0 {
 		c.LowerBounds = nil
 	}
-	if failed["statistics"] {
+	if failed[facts.Statistics.Name] {
 		p.Statistics = nil
 	}
-	if failed["tree"] {
+	if failed[facts.Tree.Name] {
 		p.Features.HasCI, p.Features.CI, p.Features.HasSubmodules, p.Features.HasCodeowners = false, nil, false, false
 		p.Features.UsesLFS = p.Statistics != nil && p.Statistics.LFSObjectsSize > 0
 	}
-	if failed["tree:.gitlab"] {
+	if failed[facts.TreeGitlab.Name] {
 		p.Features.HasCodeowners = false
 	}
-	if failed["file:.gitlab-ci.yml"] {
+	if failed[facts.CIFile.Name] {
 		p.Features.CI = nil
 	}
-	if failed["file:.gitattributes"] {
+	if failed[facts.AttributesFile.Name] {
 		p.Features.UsesLFS = p.Statistics != nil && p.Statistics.LFSObjectsSize > 0
 	}
-	if failed["packages"] {
+	if failed[facts.Packages.Name] {
 		p.Features.PackageTypes = nil
 	}
-	if failed["registry"] {
+	if failed[facts.Registry.Name] {
 		p.Features.RegistryInUse = false
 	}
 	if len(p.Features.PackageTypes) == 0 {

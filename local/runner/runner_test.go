@@ -105,12 +105,13 @@ func TestScanEqualsTruth(t *testing.T) {
 	}
 	e.checkAgainstTruth(t, run)
 
-	// Calls per project, counted by the simulator: the bar is at most 12 on average.
+	// Calls per project, counted by the simulator: the bar is at most 13 on average
+	// (12 before the environments count, one more call where CI/CD is on).
 	st := e.sim.Stats()
 	perProject := float64(st.Requests) / float64(len(e.sim.Truth().Projects))
 	t.Logf("%d requests for %d projects: %.2f per project", st.Requests, len(e.sim.Truth().Projects), perProject)
-	if perProject > 12 {
-		t.Errorf("%.2f API calls per project, want at most 12", perProject)
+	if perProject > 13 {
+		t.Errorf("%.2f API calls per project, want at most 13", perProject)
 	}
 	calls, err := r.Store.APICalls(context.Background(), run.ID)
 	if err != nil {

@@ -1,0 +1,167 @@
+// Package facts declares what a project's profile holds and where each fact comes
+// from: the counts read from GitLab lists, the statistics fields, and the probing
+// steps with the endpoint classes they call. The profiler's count steps, the
+// projects.csv columns, the agent's endpoint classes and the scan-versus-truth
+// comparison are derived from these lists, so a new count is one Count here plus
+// its field in inventory.Counts (whose JSON tag is the JSONL field).
+package facts
+
+import (
+	"net/url"
+	"strings"
+
+	"github.com/gl2gh/discovery-agent/internal/inventory"
+)
+
+// Project is the endpoint class of the project itself: a fact read from it comes
+// with the project as listed (or its detail), not from a list of its own.
+const Project = "projects/:id"
+
+// Count is one per-project count.
+type Count struct {
+	// Name is the count's JSON field in inventory.Counts, its projects.csv column,
+	// its profile step (a scan error's step) and its name in lower_bound_counts.
+	Name string
+	// Endpoint is the endpoint class the count is read from: the number of items of
+	// that list, from X-Total of a one-item page. Project means the project as
+	// listed carries the count and no request is made.
+	Endpoint string
+	// Query narrows the list, e.g. "state=opened"; "" for none.
+	Query string
+	// Skip reports that the count is 0 without asking: the feature is off or the
+	// repository is empty, so GitLab would answer 403 or an empty list. nil: always asked.
+	Skip func(*inventory.Project) bool
+	// Field is where the count is kept.
+	Field func(*inventory.Counts) **int64
+}
+
+// Listed reports whether the project as listed carries the count.
+func (c Count) Listed() bool { return c.Endpoint == Project }
+
+// Resource is the list below projects/:id that the count is read from, such as
+// "repository/branches"; "" when the count is Listed.
+func (c Count) Resource() string {
+	return strings.TrimPrefix(strings.TrimPrefix(c.Endpoint, Project), "/")
+}
+
+// Values returns the list's query parameters, a new map on every call: the client
+// adds its own.
+func (c Count) Values() url.Values {
+	q, _ := url.ParseQuery(c.Query) // the declarations are tested to parse
+	return q
+}
+
+func emptyRepo(p *inventory.Project) bool { return p.EmptyRepo }
+func mrsOff(p *inventory.Project) bool    { return !p.Features.MREnabled }
+func issuesOff(p *inventory.Project) bool { return !p.Features.IssuesEnabled }
+func jobsOff(p *inventory.Project) bool   { return !p.Features.JobsEnabled }
+
+// Counts are the per-project counts in the order they are asked for; it is also
+// their order in projects.jsonl and, for counts declared after the first eleven,
+// in projects.csv (appended: columns are never inserted).
+var Counts = []Count{
+	{Name: "branches", Endpoint: "projects/:id/repository/branches", Skip: emptyRepo,
+		Field: func(c *inventory.Counts) **int64 { return &c.Branches }},
+	{Name: "tags", Endpoint: "projects/:id/repository/tags", Skip: emptyRepo,
+		Field: func(c *inventory.Counts) **int64 { return &c.Tags }},
+	{Name: "merge_requests", Endpoint: "projects/:id/merge_requests", Query: "state=all", Skip: mrsOff,
+		Field: func(c *inventory.Counts) **int64 { return &c.MergeRequests }},
+	{Name: "open_merge_requests", Endpoint: "projects/:id/merge_requests", Query: "state=opened", Skip: mrsOff,
+		Field: func(c *inventory.Counts) **int64 { return &c.OpenMergeRequests }},
+	{Name: "issues", Endpoint: "projects/:id/issues", Query: "state=all", Skip: issuesOff,
+		Field: func(c *inventory.Counts) **int64 { return &c.Issues }},
+	// open_issues_count on the project is exact; no request needed.
+	{Name: "open_issues", Endpoint: Project, Skip: issuesOff,
+		Field: func(c *inventory.Counts) **int64 { return &c.OpenIssues }},
+	{Name: "pipelines", Endpoint: "projects/:id/pipelines", Skip: jobsOff,
+		Field: func(c *inventory.Counts) **int64 { return &c.Pipelines }},
+	{Name: "releases", Endpoint: "projects/:id/releases",
+		Field: func(c *inventory.Counts) **int64 { return &c.Releases }},
+	{Name: "webhooks", Endpoint: "projects/:id/hooks",
+		Field: func(c *inventory.Counts) **int64 { return &c.Webhooks }},
+	{Name: "protected_branches", Endpoint: "projects/:id/protected_branches", Skip: emptyRepo,
+		Field: func(c *inventory.Counts) **int64 { return &c.ProtectedBranches }},
+	{Name: "ci_variables", Endpoint: "projects/:id/variables",
+		Field: func(c *inventory.Counts) **int64 { return &c.CIVariables }},
+	// GitLab forbids reading environments when CI/CD is off.
+	{Name: "environments", Endpoint: "projects/:id/environments", Skip: jobsOff,
+		Field: func(c *inventory.Counts) **int64 { return &c.Environments }},
+}
+
+// Stat is one field of GitLab's project statistics (inventory.Statistics), which
+// come with the project listing.
+type Stat struct {
+	Name   string // JSON field in inventory.Statistics, as GitLab names it
+	Column string // projects.csv column
+	Field  func(*inventory.Statistics) int64
+}
+
+// Stats are the statistics fields in their projects.jsonl order; a field declared
+// after the first ten is appended to projects.csv.
+var Stats = []Stat{
+	{"repository_size", "repository_size_bytes", func(s *inventory.Statistics) int64 { return s.RepositorySize }},
+	{"lfs_objects_size", "lfs_objects_size_bytes", func(s *inventory.Statistics) int64 { return s.LFSObjectsSize }},
+	{"wiki_size", "wiki_size_bytes", func(s *inventory.Statistics) int64 { return s.WikiSize }},
+	{"packages_size", "packages_size_bytes", func(s *inventory.Statistics) int64 { return s.PackagesSize }},
+	{"container_registry_size", "container_registry_size_bytes", func(s *inventory.Statistics) int64 { return s.ContainerRegistrySize }},
+	{"job_artifacts_size", "job_artifacts_size_bytes", func(s *inventory.Statistics) int64 { return s.JobArtifactsSize }},
+	{"snippets_size", "snippets_size_bytes", func(s *inventory.Statistics) int64 { return s.SnippetsSize }},
+	{"uploads_size", "uploads_size_bytes", func(s *inventory.Statistics) int64 { return s.UploadsSize }},
+	{"storage_size", "storage_size_bytes", func(s *inventory.Statistics) int64 { return s.StorageSize }},
+	{"commit_count", "commit_count", func(s *inventory.Statistics) int64 { return s.CommitCount }},
+}
+
+// Step is a profiling step that is not a count: it reads an endpoint and fills
+// features or statistics. Its name is what a failed step's scan error says.
+type Step struct {
+	Name     string
+	Endpoint string
+}
+
+// The probing steps, in the order the profiler runs them.
+var (
+	Statistics     = Step{"statistics", Project} // the detail, when the listing lacked statistics
+	Registry       = Step{"registry", "projects/:id/registry/repositories"}
+	Packages       = Step{"packages", "projects/:id/packages"}
+	Tree           = Step{"tree", "projects/:id/repository/tree"}
+	TreeGitlab     = Step{"tree:.gitlab", "projects/:id/repository/tree"}
+	CIFile         = Step{"file:.gitlab-ci.yml", "projects/:id/repository/files/:path/raw"}
+	AttributesFile = Step{"file:.gitattributes", "projects/:id/repository/files/:path/raw"}
+)
+
+// Steps lists the probing steps.
+var Steps = []Step{Statistics, Registry, Packages, Tree, TreeGitlab, CIFile, AttributesFile}
+
+// Endpoints lists, once each, the endpoint classes a profile reads.
+func Endpoints() []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(e string) {
+		if !seen[e] {
+			seen[e] = true
+			out = append(out, e)
+		}
+	}
+	for _, s := range Steps {
+		add(s.Endpoint)
+	}
+	for _, c := range Counts {
+		add(c.Endpoint)
+	}
+	return out
+}
+
+// StepsOf maps an endpoint class to the profile steps that request it: a 403 there
+// fails exactly these steps. Listed counts make no request and are in no list.
+func StepsOf() map[string][]string {
+	m := map[string][]string{}
+	for _, s := range Steps {
+		m[s.Endpoint] = append(m[s.Endpoint], s.Name)
+	}
+	for _, c := range Counts {
+		if !c.Listed() {
+			m[c.Endpoint] = append(m[c.Endpoint], c.Name)
+		}
+	}
+	return m
+}

@@ -1,0 +1,58 @@
+package scancheck
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/gl2gh/discovery-agent/internal/gitlabsim"
+	"github.com/gl2gh/discovery-agent/internal/inventory"
+)
+
+func n(v int64) *int64 { return &v }
+
+func truthProject() inventory.Project {
+	return inventory.Project{
+		ID: 1, PathWithNamespace: "g/p", GroupID: 2, GroupFullPath: "g", ScanStatus: inventory.StatusComplete,
+		Errors: []inventory.ScanError{},
+		Counts: inventory.Counts{Branches: n(3), Releases: n(1), Webhooks: n(2), CIVariables: n(4)},
+	}
+}
+
+func TestDiffProjects(t *testing.T) {
+	forbid := func(p *inventory.Project, step string) {
+		p.Errors = append(p.Errors, inventory.ScanError{Step: step, Status: 403, Message: "403 Forbidden"})
+		p.ScanStatus = inventory.StatusPartial
+	}
+	tests := []struct {
+		name      string
+		forbidden []string
+		scan      func(*inventory.Project)
+		want      string // a substring of the only diff; "" for none
+	}{
+		{"equal", nil, func(*inventory.Project) {}, ""},
+		{"count differs", nil, func(p *inventory.Project) { p.Counts.Branches = n(4) }, "counts"},
+		{"forbidden count unknown", []string{"projects/:id/releases"},
+			func(p *inventory.Project) { forbid(p, "releases"); p.Counts.Releases = nil }, ""},
+		{"forbidden count not recorded", []string{"projects/:id/releases"},
+			func(p *inventory.Project) {}, "403 on projects/:id/releases not recorded"},
+		{"unexpected 403", nil, func(p *inventory.Project) { forbid(p, "webhooks"); p.Counts.Webhooks = nil }, "unexpected error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := truthProject()
+			got := truthProject()
+			tt.scan(&got)
+			truth := gitlabsim.Truth{Projects: []inventory.Project{want}, Faults: gitlabsim.TruthFaults{Forbidden: map[int64][]string{}}}
+			if tt.forbidden != nil {
+				truth.Faults.Forbidden[1] = tt.forbidden
+			}
+			diffs := Diff(truth, nil, []inventory.Project{got})
+			switch {
+			case tt.want == "" && len(diffs) > 0:
+				t.Errorf("diffs %q, want none", diffs)
+			case tt.want != "" && (len(diffs) == 0 || !strings.Contains(strings.Join(diffs, "\n"), tt.want)):
+				t.Errorf("diffs %q, want one with %q", diffs, tt.want)
+			}
+		})
+	}
+}
