@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -122,4 +123,33 @@ func BenchmarkLambdaRun(b *testing.B) {
 	b.ReportMetric(float64(calls)/float64(projects), "gitlab-calls/project")
 	b.ReportMetric(float64(writes)/float64(projects), "ddb-writes/project")
 	b.ReportMetric(float64(worker.Milliseconds())/float64(projects), "worker-ms/project")
+}
+
+// TestLambdaHonoursSettings checks that documented settings take effect in Lambda:
+// with CACHE_TTL a second run reuses the unchanged projects (at most 5% of the first
+// run's GitLab requests), and RATE_LIMIT_ENDPOINTS holds an endpoint class to its limit
+// across both worker environments, counted at the simulator.
+func TestLambdaHonoursSettings(t *testing.T) {
+	const class, limit = "projects/:id/hooks", 50 // one request per project: 60 > 50
+	t.Setenv("CACHE_TTL", "24h")
+	t.Setenv("RATE_LIMIT_ENDPOINTS", class+"="+strconv.Itoa(limit))
+	h := start(t, Options{Seed: 5, Groups: 6, Projects: 60, Workers: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	first, err := h.Run(ctx)
+	if err != nil || len(first.Diffs) > 0 {
+		t.Fatalf("first run: %v %v\n%s", err, first.Diffs, first.Summary())
+	}
+	if got := first.PeakPerMinuteByClass[class]; got == 0 || got > limit {
+		t.Errorf("%s: %d requests in the busiest minute, want 1..%d\n%s", class, got, limit, first.Summary())
+	}
+	second, err := h.Run(ctx)
+	if err != nil || len(second.Diffs) > 0 {
+		t.Fatalf("second run: %v %v\n%s", err, second.Diffs, second.Summary())
+	}
+	t.Logf("GitLab requests: first run %d, second run %d (%.1f%%)", first.APICalls, second.APICalls,
+		100*float64(second.APICalls)/float64(first.APICalls))
+	if second.APICalls*20 > first.APICalls {
+		t.Errorf("second run made %d GitLab requests, want at most 5%% of the first's %d", second.APICalls, first.APICalls)
+	}
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/gl2gh/discovery-agent/internal/config"
 	"github.com/gl2gh/discovery-agent/internal/dynamostore"
 	"github.com/gl2gh/discovery-agent/internal/export"
 	"github.com/gl2gh/discovery-agent/internal/gitlabsim"
@@ -250,7 +251,7 @@ func (h *Harness) resources(ctx context.Context) (map[string]string, error) {
 			roots = append(roots, g.FullPath)
 		}
 	}
-	return map[string]string{
+	env := map[string]string{
 		"AWS_ENDPOINT_URL": h.proxy.URL, "AWS_REGION": mototest.Region,
 		"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_EC2_METADATA_DISABLED": "true",
 		"GITLAB_URL": h.simSrv.URL, "ROOT_GROUPS": strings.Join(roots, ","),
@@ -261,7 +262,27 @@ func (h *Harness) resources(ctx context.Context) (map[string]string, error) {
 		"EXPORT_BUCKET":           bucket, "EXPORT_PREFIX": exportPrefix,
 		"MAX_RECEIVE_COUNT": "5", "RUN_RETENTION_DAYS": "1", "LOG_LEVEL": "info", "METRICS_NAMESPACE": "DiscoveryAgentE2E",
 		"MESSAGE_CONCURRENCY": strconv.Itoa(h.opts.BatchSize), "DEADLINE_MARGIN": "2s", "RETRY_DELAY": "1s",
-	}, nil
+	}
+	passSettings(env)
+	return env, nil
+}
+
+// harnessOwned are the variables the harness sets from what it started; every other
+// documented setting in its own environment reaches the functions as template.yaml's
+// parameters would (CACHE_TTL=24h make e2e-aws).
+var harnessOwned = map[string]bool{
+	"GITLAB_URL": true, "GITLAB_TOKEN": true, "GITLAB_TOKEN_SECRET_ARN": true, "ROOT_GROUPS": true,
+	"AWS_ENDPOINT_URL": true, "STORE_TABLE": true, "BUDGET_TABLE": true, "SCAN_QUEUE_URL": true,
+	"EXPORT_QUEUE_URL": true, "EXPORT_BUCKET": true, "EXPORT_PREFIX": true, "SCAN_DLQ_URL": true,
+	"EXPORT_DLQ_URL": true, "MAX_RECEIVE_COUNT": true, "DEADLINE_MARGIN": true, "MESSAGE_CONCURRENCY": true,
+}
+
+func passSettings(env map[string]string) {
+	for _, v := range append(config.Vars(), lambdaapp.Vars()...) {
+		if val, ok := os.LookupEnv(v.Name); ok && !harnessOwned[v.Name] {
+			env[v.Name] = val
+		}
+	}
 }
 
 func (h *Harness) startFunctions(ctx context.Context, shared map[string]string) error {
@@ -336,18 +357,21 @@ type Report struct {
 	Files         []string // the run's export files under runs/<run-id>/
 	Diffs         []string // exports against the simulator's truth; empty when equal
 
-	APICalls       int64 // requests the simulator served
-	RunAPICalls    int64 // what the run counted (summary.json's api_calls)
-	Invocations    map[string]int
-	Durations      map[string]time.Duration // summed REPORT Durations by function
-	AWSRequests    map[string]int64         // the functions' AWS requests by service.operation
-	AWSBytes       map[string]int64         // their request bodies, bytes
-	EventSourceOps map[string]int64         // what the SQS event source would have sent
-	OutputBytes    map[string]int64         // what the functions printed (logs, EMF, REPORTs): CloudWatch Logs ingestion
-	EMFMetrics     int                      // distinct metric and dimension-value sets in the EMF lines: CloudWatch custom metrics
-	Redelivered    int                      // records delivered more than once
-	Killed         int                      // worker environments killed mid-invocation
-	Elapsed        time.Duration
+	APICalls int64 // requests the simulator served
+	// PeakPerMinuteByClass is the most requests of each endpoint class the simulator
+	// served in any minute of the run (RATE_LIMIT_ENDPOINTS is checked against it).
+	PeakPerMinuteByClass map[string]int64
+	RunAPICalls          int64 // what the run counted (summary.json's api_calls)
+	Invocations          map[string]int
+	Durations            map[string]time.Duration // summed REPORT Durations by function
+	AWSRequests          map[string]int64         // the functions' AWS requests by service.operation
+	AWSBytes             map[string]int64         // their request bodies, bytes
+	EventSourceOps       map[string]int64         // what the SQS event source would have sent
+	OutputBytes          map[string]int64         // what the functions printed (logs, EMF, REPORTs): CloudWatch Logs ingestion
+	EMFMetrics           int                      // distinct metric and dimension-value sets in the EMF lines: CloudWatch custom metrics
+	Redelivered          int                      // records delivered more than once
+	Killed               int                      // worker environments killed mid-invocation
+	Elapsed              time.Duration
 }
 
 // Run starts a run with events/schedule.json, drives the worker until the scan queue
@@ -657,6 +681,7 @@ func (h *Harness) check(ctx context.Context, rep *Report) error {
 
 // resetMeasures starts the measurements of a run afresh.
 func (h *Harness) resetMeasures() {
+	h.sim.ResetStats() // per-run peaks
 	h.simBase = h.sim.Stats().Requests
 	h.counter.reset()
 	h.eventSourceOps.Range(func(k, _ any) bool { h.eventSourceOps.Delete(k); return true })
@@ -670,7 +695,9 @@ func (h *Harness) functions() []*Function {
 }
 
 func (h *Harness) measure(rep *Report) {
-	rep.APICalls = h.sim.Stats().Requests - h.simBase
+	st := h.sim.Stats()
+	rep.APICalls = st.Requests - h.simBase
+	rep.PeakPerMinuteByClass = st.PeakPerMinuteByClass
 	rep.Durations = map[string]time.Duration{}
 	rep.OutputBytes = map[string]int64{}
 	metrics := map[string]bool{}
@@ -702,6 +729,7 @@ func (r Report) Summary() string {
 	fmt.Fprintf(&b, "run %s %s in %s: %d groups, %d projects, %d GitLab requests (%.1f per project; run counted %d)\n",
 		r.RunID, r.Status, r.Elapsed.Round(time.Millisecond), r.Groups, r.Projects, r.APICalls,
 		float64(r.APICalls)/float64(max(r.Projects, 1)), r.RunAPICalls)
+	fmt.Fprintf(&b, "peak requests per minute by endpoint class: %v\n", r.PeakPerMinuteByClass)
 	fmt.Fprintf(&b, "second trigger during the run: started=%v %q\n", r.SecondTrigger.Started, r.SecondTrigger.Message)
 	fmt.Fprintf(&b, "invocations: %v; killed mid-invocation: %d; records redelivered: %d\n", r.Invocations, r.Killed, r.Redelivered)
 	for _, f := range slices.Sorted(maps.Keys(r.Durations)) {

@@ -195,6 +195,9 @@ func TokenKey(host, token string) string {
 	return host + "#" + hex.EncodeToString(sum[:8])
 }
 
+// RPM returns the configured requests per minute (0 = only GitLab's announced limit).
+func (d *Budget) RPM() int { return d.cfg.RPM }
+
 // Wait blocks until a request may be sent. It returns an error wrapping budget.ErrExhausted
 // once the run's MaxCalls are leased and spent, or ctx's error.
 func (d *Budget) Wait(ctx context.Context) error {

@@ -43,6 +43,10 @@ type Options struct {
 	DeadlineMargin time.Duration
 	// OnRunFinished is called when a run ends (the worker's hook).
 	OnRunFinished func(inventory.Run, inventory.Summary)
+	// EndpointLimiter builds the limiter of one endpoint class (RATE_LIMIT_ENDPOINTS)
+	// where the processes of a mode share it (Lambda: DynamoDB); nil keeps it in memory,
+	// shared by every client of this process.
+	EndpointLimiter func(class string, rpm int) gitlab.Limiter
 	// GitLab overrides client options (tests: retry policy; Lambda: a shared transport).
 	// Limiter, EndpointLimiters, Observer, Concurrency and Timeout always come from the
 	// configuration.
@@ -71,8 +75,12 @@ func New(cfg config.Config, b Backends, opts Options) (*Engine, error) {
 		b.Log = slog.Default()
 	}
 	e := &Engine{cfg: cfg, b: b, opts: opts, thresholds: th, endpoint: map[string]gitlab.Limiter{}}
+	newLimiter := opts.EndpointLimiter
+	if newLimiter == nil {
+		newLimiter = func(_ string, rpm int) gitlab.Limiter { return budget.NewMemory(budget.Config{RPM: rpm}) }
+	}
 	for class, rpm := range cfg.EndpointRPM {
-		e.endpoint[class] = budget.NewMemory(budget.Config{RPM: rpm})
+		e.endpoint[class] = newLimiter(class, rpm)
 	}
 	return e, nil
 }

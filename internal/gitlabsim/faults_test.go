@@ -330,7 +330,8 @@ func TestStatsAndControl(t *testing.T) {
 	}
 	resp.Body.Close()
 	want := Stats{Requests: 5, ByClass: map[string]int64{"version": 1, "projects": 2, "projects/:id/hooks": 1, "other": 1},
-		ByStatus: map[int]int64{200: 3, 401: 1, 404: 1}, PeakPerMinute: 5}
+		ByStatus: map[int]int64{200: 3, 401: 1, 404: 1}, PeakPerMinute: 5,
+		PeakPerMinuteByClass: map[string]int64{"version": 1, "projects": 2, "projects/:id/hooks": 1, "other": 1}}
 	if hooks := s.in.projects[0]; hooks.id != 1 {
 		t.Fatalf("first project id %d", hooks.id)
 	}

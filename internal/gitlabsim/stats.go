@@ -14,6 +14,8 @@ type Stats struct {
 	Throttled     int64            `json:"throttled"`       // 429s, injected ones included
 	Faults        int64            `json:"faults"`          // injected faults: 5xx, timeouts, malformed bodies, burst 429s, forbidden and deleted projects
 	PeakPerMinute int64            `json:"peak_per_minute"` // most requests in any 60 s window (1 s resolution)
+	// PeakPerMinuteByClass is the same per endpoint class, to check per-endpoint limits.
+	PeakPerMinuteByClass map[string]int64 `json:"peak_per_minute_by_class"`
 }
 
 type counters struct {
@@ -23,11 +25,37 @@ type counters struct {
 	throttled atomic.Int64
 	faults    atomic.Int64
 
-	mu      sync.Mutex
+	mu         sync.Mutex
+	all        window
+	byClassWin [nClasses]window
+}
+
+// window counts requests in a sliding minute at one-second resolution.
+type window struct {
 	ring    [60]int64 // requests per second of the last minute
 	last    int64     // Unix second of the newest ring slot
 	running int64     // sum of the ring
 	peak    int64
+}
+
+func (w *window) add(sec int64) {
+	if w.last == 0 {
+		w.last = sec
+	}
+	if sec > w.last {
+		// Expire the seconds that fell out of the window.
+		for s := w.last + 1; s <= sec && s <= w.last+int64(len(w.ring)); s++ {
+			slot := &w.ring[s%int64(len(w.ring))]
+			w.running -= *slot
+			*slot = 0
+		}
+		w.last = sec
+	}
+	if sec > w.last-int64(len(w.ring)) {
+		w.ring[sec%int64(len(w.ring))]++
+		w.running++
+	}
+	w.peak = max(w.peak, w.running)
 }
 
 func (c *counters) record(cls class, status int, throttled, fault bool, now time.Time) {
@@ -45,23 +73,8 @@ func (c *counters) record(cls class, status int, throttled, fault bool, now time
 	sec := now.Unix()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.last == 0 {
-		c.last = sec
-	}
-	if sec > c.last {
-		// Expire the seconds that fell out of the window.
-		for s := c.last + 1; s <= sec && s <= c.last+int64(len(c.ring)); s++ {
-			slot := &c.ring[s%int64(len(c.ring))]
-			c.running -= *slot
-			*slot = 0
-		}
-		c.last = sec
-	}
-	if sec > c.last-int64(len(c.ring)) {
-		c.ring[sec%int64(len(c.ring))]++
-		c.running++
-	}
-	c.peak = max(c.peak, c.running)
+	c.all.add(sec)
+	c.byClassWin[cls].add(sec)
 }
 
 func (c *counters) snapshot() Stats {
@@ -83,7 +96,13 @@ func (c *counters) snapshot() Stats {
 		}
 	}
 	c.mu.Lock()
-	st.PeakPerMinute = c.peak
+	st.PeakPerMinute = c.all.peak
+	st.PeakPerMinuteByClass = map[string]int64{}
+	for i := range c.byClassWin {
+		if p := c.byClassWin[i].peak; p > 0 {
+			st.PeakPerMinuteByClass[classNames[i]] = p
+		}
+	}
 	c.mu.Unlock()
 	return st
 }
@@ -99,8 +118,8 @@ func (c *counters) reset() {
 	c.throttled.Store(0)
 	c.faults.Store(0)
 	c.mu.Lock()
-	c.ring = [60]int64{}
-	c.last, c.running, c.peak = 0, 0, 0
+	c.all = window{}
+	c.byClassWin = [nClasses]window{}
 	c.mu.Unlock()
 }
 

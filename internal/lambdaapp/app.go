@@ -165,6 +165,7 @@ func New(ctx context.Context, s Settings, cfg aws.Config, opts Options) (*App, e
 	}
 	eng, err := engine.New(s.Config, b, engine.Options{
 		DeadlineMargin: s.DeadlineMargin, GitLab: gopts, OnRunFinished: a.runFinished,
+		EndpointLimiter: a.endpointLimiter,
 	})
 	if err != nil {
 		return nil, err
@@ -230,6 +231,19 @@ func (a *App) client(runID string) (*runClient, error) {
 	rc := &runClient{runID: runID, limiter: lim, client: gl, worker: a.engine.Worker(gl), scheduler: a.engine.Scheduler(gl)}
 	*slot = rc
 	return rc, nil
+}
+
+// endpointLimiter shares one endpoint class's limit (RATE_LIMIT_ENDPOINTS) between
+// every worker in the budget table, beside the GitLab-wide budget item: per-worker
+// limits would multiply with the workers.
+func (a *App) endpointLimiter(class string, rpm int) gitlab.Limiter {
+	host := ""
+	if u, err := url.Parse(a.s.Config.GitLabURL); err == nil {
+		host = u.Host
+	}
+	// No run and no call cap: nothing to give back at the end of an invocation.
+	return dynamobudget.New(a.ddb, a.s.BudgetTable, dynamobudget.TokenKey(host, a.s.Config.Token)+"#"+class,
+		dynamobudget.Config{RPM: rpm, Logger: a.log})
 }
 
 // runFinished reports a run's end to EMF and to the OnRunFinished hook.
