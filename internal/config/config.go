@@ -50,7 +50,7 @@ func (c *Config) declare() *Set {
 		func(v string) error { c.RootGroups = rootGroups(v); return nil })
 	s.Bool(&c.IncludePersonal, "INCLUDE_PERSONAL_PROJECTS", false, "`true`: also scan projects in personal (user) namespaces, which no group holds, by walking the project list (keyset); an admin token sees every user's")
 	s.Int(&c.RateLimitRPM, "RATE_LIMIT_RPM", 600, 0, "Requests per minute shared by all workers; never faster than GitLab's announced RateLimit-Limit")
-	s.Func("RATE_LIMIT_ENDPOINTS", "", "Extra per-endpoint-class limits in requests per minute, e.g. `groups/:id/projects=600,projects/:id=400,groups=50` (GitLab.com's); within `RATE_LIMIT_RPM`. In Lambda they apply per worker",
+	s.Func("RATE_LIMIT_ENDPOINTS", "", "Extra per-endpoint-class limits in requests per minute, e.g. `groups/:id/projects=600,projects/:id=400,groups=50` (GitLab.com's); within `RATE_LIMIT_RPM`. Shared by every process: in Lambda through `BUDGET_TABLE`",
 		func(v string) (err error) { c.EndpointRPM, err = endpointRPM(v); return err })
 	s.Int64(&c.MaxAPICalls, "MAX_API_CALLS", 0, 0, "API calls per run; 0 = unlimited. When spent, remaining steps are recorded as errors")
 	s.Int(&c.MaxPerProjectCalls, "MAX_PER_PROJECT_CALLS", 200, 0, "API calls one project's profile may use")
