@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gl2gh/discovery-agent/internal/backoff"
@@ -54,6 +55,7 @@ type Runner struct {
 	Scheduler *discovery.Scheduler
 	Progress  *Progress
 
+	onFinished atomic.Pointer[func(inventory.Run)]
 	log        *slog.Logger
 	workers    int
 	retryDelay time.Duration
@@ -74,9 +76,10 @@ func New(cfg config.Config, opts Options) (*Runner, error) {
 	}
 	q := st.Queue()
 	prog := &Progress{next: opts.Telemetry}
+	r := &Runner{}
 	eng, err := engine.New(cfg, engine.Backends{
 		Store: st, Queue: q, Sink: export.DirSink{Dir: cfg.ExportDir}, Telemetry: prog, Log: log,
-	}, engine.Options{GitLab: opts.GitLab})
+	}, engine.Options{GitLab: opts.GitLab, OnRunFinished: r.runFinished})
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -87,7 +90,7 @@ func New(cfg config.Config, opts Options) (*Runner, error) {
 		st.Close()
 		return nil, err
 	}
-	r := &Runner{
+	*r = Runner{
 		Store: st, Queue: q, Limiter: lim, GitLab: gl, Progress: prog,
 		Worker: eng.Worker(gl), Scheduler: eng.Scheduler(gl),
 		log: log, workers: opts.Workers, retryDelay: opts.RetryDelay,
@@ -242,10 +245,12 @@ func (r *Runner) LastSucceeded(ctx context.Context) (inventory.Run, bool, error)
 
 // OnRunFinished sets the function called when a run ends. MAX_API_CALLS is per run, so
 // the count starts afresh for readiness checks and the next run.
-func (r *Runner) OnRunFinished(fn func(inventory.Run)) {
-	r.Worker.OnRunFinished = func(run inventory.Run, _ inventory.Summary) {
+func (r *Runner) OnRunFinished(fn func(inventory.Run)) { r.onFinished.Store(&fn) }
+
+func (r *Runner) runFinished(run inventory.Run, _ inventory.Summary) {
+	if fn := r.onFinished.Load(); fn != nil {
 		r.Limiter.StartRun(0)
-		fn(run)
+		(*fn)(run)
 	}
 }
 
