@@ -134,7 +134,8 @@ func TestLambdaHonoursSettings(t *testing.T) {
 	t.Setenv("CACHE_TTL", "24h")
 	t.Setenv("RATE_LIMIT_ENDPOINTS", class+"="+strconv.Itoa(limit))
 	h := start(t, Options{Seed: 5, Groups: 6, Projects: 60, Workers: 2})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// The limit makes the first run last over a minute; a loaded machine needs more.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	first, err := h.Run(ctx)
 	if err != nil || len(first.Diffs) > 0 {
