@@ -72,58 +72,60 @@ func do(t *testing.T, h http.Handler, method, path string, r request) (*http.Res
 	return rec.Result(), string(body)
 }
 
+// guardCases are clients of a state-changing endpoint and how the guard answers them.
+var guardCases = []struct {
+	name       string
+	adminToken string
+	req        request
+	want       int    // 0: the endpoint's success
+	reason     string // in the refusal's error
+}{
+	// ADMIN_TOKEN set: the bearer token, from anywhere.
+	{"token set, no header", testAdminToken, remote, 401, "bearer token"},
+	{"token set, wrong token", testAdminToken, remote.with("Authorization", bearer("admin-0123456789abcdeX")), 401, "bearer token"},
+	{"token set, token prefix", testAdminToken, remote.with("Authorization", bearer(testAdminToken[:10])), 401, "bearer token"},
+	{"token set, empty bearer", testAdminToken, remote.with("Authorization", "Bearer "), 401, "bearer token"},
+	{"token set, basic scheme", testAdminToken, remote.with("Authorization", "Basic "+testAdminToken), 401, "bearer token"},
+	{"token set, right token", testAdminToken, remote.with("Authorization", bearer(testAdminToken)), 0, ""},
+	{"token set, lower-case scheme", testAdminToken, remote.with("Authorization", "bearer "+testAdminToken), 0, ""},
+	{"token set, loopback needs it too", testAdminToken, loopback, 401, "bearer token"},
+	{"token set, loopback with it", testAdminToken, loopback.with("Authorization", bearer(testAdminToken)), 0, ""},
+
+	// ADMIN_TOKEN unset: direct loopback clients only.
+	{"unset, remote", "", remote, 403, "ADMIN_TOKEN is not set"},
+	{"unset, remote with a bearer", "", remote.with("Authorization", bearer("anything-at-all-123")), 403, "ADMIN_TOKEN is not set"},
+	{"unset, loopback", "", loopback, 0, ""},
+	{"unset, loopback by address", "", request{remote: "127.0.0.1:1", host: "127.0.0.1:8080"}, 0, ""},
+	{"unset, IPv6 loopback", "", request{remote: "[::1]:1", host: "[::1]:8080"}, 0, ""},
+	{"unset, loopback with a bearer", "", loopback.with("Authorization", bearer("whatever-the-shell-has")), 0, ""},
+	{"unset, loopback naming another host (DNS rebinding)", "", request{remote: "127.0.0.1:1", host: "rebind.example:8080"}, 403, "ADMIN_TOKEN is not set"},
+	{"unset, loopback through a proxy", "", loopback.with("X-Forwarded-For", "198.51.100.4"), 403, "ADMIN_TOKEN is not set"},
+	{"unset, loopback through a Forwarded proxy", "", loopback.with("Forwarded", "for=198.51.100.4"), 403, "ADMIN_TOKEN is not set"},
+	{"unset, docker gateway", "", request{remote: "172.17.0.1:1", host: "localhost:8080"}, 403, "ADMIN_TOKEN is not set"},
+
+	// Browsers' cross-origin requests, whatever they carry.
+	{"cross-site fetch", "", loopback.with("Sec-Fetch-Site", "cross-site"), 403, "cross-origin"},
+	{"cross-site with the token", testAdminToken, remote.with("Authorization", bearer(testAdminToken)).with("Sec-Fetch-Site", "cross-site"), 403, "cross-origin"},
+	{"foreign Origin", "", loopback.with("Origin", "https://evil.example"), 403, "cross-origin"},
+	{"same-origin browser", "", loopback.with("Sec-Fetch-Site", "same-origin"), 0, ""},
+
+	// Bodies: JSON or none.
+	{"JSON body", "", loopback.withBody("application/json", `{}`), 0, ""},
+	{"JSON with charset", "", loopback.withBody("application/json; charset=utf-8", `{}`), 0, ""},
+	{"JSON type, no body", "", loopback.withBody("application/json", ""), 0, ""},
+	{"text/plain", "", loopback.withBody("text/plain", `{}`), 415, "application/json"},
+	{"text/plain without a body", "", loopback.withBody("text/plain", ""), 415, "application/json"},
+	{"form", "", loopback.withBody("application/x-www-form-urlencoded", "a=b"), 415, "application/json"},
+	{"multipart", "", loopback.withBody("multipart/form-data; boundary=x", "--x--"), 415, "application/json"},
+	{"body without a type", "", loopback.withBody("", `{}`), 415, "application/json"},
+	{"malformed type", "", loopback.withBody("application/json;;=", `{}`), 415, "application/json"},
+	{"text/plain with the token", testAdminToken, remote.with("Authorization", bearer(testAdminToken)).withBody("text/plain", "x"), 415, "application/json"},
+	{"text/plain without the token", testAdminToken, remote.withBody("text/plain", "x"), 401, "bearer token"},
+}
+
 func TestGuard(t *testing.T) {
-	tests := []struct {
-		name       string
-		adminToken string
-		req        request
-		want       int    // 0: the endpoint's success
-		reason     string // in the refusal's error
-	}{
-		// ADMIN_TOKEN set: the bearer token, from anywhere.
-		{"token set, no header", testAdminToken, remote, 401, "bearer token"},
-		{"token set, wrong token", testAdminToken, remote.with("Authorization", bearer("admin-0123456789abcdeX")), 401, "bearer token"},
-		{"token set, token prefix", testAdminToken, remote.with("Authorization", bearer(testAdminToken[:10])), 401, "bearer token"},
-		{"token set, empty bearer", testAdminToken, remote.with("Authorization", "Bearer "), 401, "bearer token"},
-		{"token set, basic scheme", testAdminToken, remote.with("Authorization", "Basic "+testAdminToken), 401, "bearer token"},
-		{"token set, right token", testAdminToken, remote.with("Authorization", bearer(testAdminToken)), 0, ""},
-		{"token set, lower-case scheme", testAdminToken, remote.with("Authorization", "bearer "+testAdminToken), 0, ""},
-		{"token set, loopback needs it too", testAdminToken, loopback, 401, "bearer token"},
-		{"token set, loopback with it", testAdminToken, loopback.with("Authorization", bearer(testAdminToken)), 0, ""},
-
-		// ADMIN_TOKEN unset: direct loopback clients only.
-		{"unset, remote", "", remote, 403, "ADMIN_TOKEN is not set"},
-		{"unset, remote with a bearer", "", remote.with("Authorization", bearer("anything-at-all-123")), 403, "ADMIN_TOKEN is not set"},
-		{"unset, loopback", "", loopback, 0, ""},
-		{"unset, loopback by address", "", request{remote: "127.0.0.1:1", host: "127.0.0.1:8080"}, 0, ""},
-		{"unset, IPv6 loopback", "", request{remote: "[::1]:1", host: "[::1]:8080"}, 0, ""},
-		{"unset, loopback with a bearer", "", loopback.with("Authorization", bearer("whatever-the-shell-has")), 0, ""},
-		{"unset, loopback naming another host (DNS rebinding)", "", request{remote: "127.0.0.1:1", host: "rebind.example:8080"}, 403, "ADMIN_TOKEN is not set"},
-		{"unset, loopback through a proxy", "", loopback.with("X-Forwarded-For", "198.51.100.4"), 403, "ADMIN_TOKEN is not set"},
-		{"unset, loopback through a Forwarded proxy", "", loopback.with("Forwarded", "for=198.51.100.4"), 403, "ADMIN_TOKEN is not set"},
-		{"unset, docker gateway", "", request{remote: "172.17.0.1:1", host: "localhost:8080"}, 403, "ADMIN_TOKEN is not set"},
-
-		// Browsers' cross-origin requests, whatever they carry.
-		{"cross-site fetch", "", loopback.with("Sec-Fetch-Site", "cross-site"), 403, "cross-origin"},
-		{"cross-site with the token", testAdminToken, remote.with("Authorization", bearer(testAdminToken)).with("Sec-Fetch-Site", "cross-site"), 403, "cross-origin"},
-		{"foreign Origin", "", loopback.with("Origin", "https://evil.example"), 403, "cross-origin"},
-		{"same-origin browser", "", loopback.with("Sec-Fetch-Site", "same-origin"), 0, ""},
-
-		// Bodies: JSON or none.
-		{"JSON body", "", loopback.withBody("application/json", `{}`), 0, ""},
-		{"JSON with charset", "", loopback.withBody("application/json; charset=utf-8", `{}`), 0, ""},
-		{"JSON type, no body", "", loopback.withBody("application/json", ""), 0, ""},
-		{"text/plain", "", loopback.withBody("text/plain", `{}`), 415, "application/json"},
-		{"text/plain without a body", "", loopback.withBody("text/plain", ""), 415, "application/json"},
-		{"form", "", loopback.withBody("application/x-www-form-urlencoded", "a=b"), 415, "application/json"},
-		{"multipart", "", loopback.withBody("multipart/form-data; boundary=x", "--x--"), 415, "application/json"},
-		{"body without a type", "", loopback.withBody("", `{}`), 415, "application/json"},
-		{"malformed type", "", loopback.withBody("application/json;;=", `{}`), 415, "application/json"},
-		{"text/plain with the token", testAdminToken, remote.with("Authorization", bearer(testAdminToken)).withBody("text/plain", "x"), 415, "application/json"},
-		{"text/plain without the token", testAdminToken, remote.withBody("text/plain", "x"), 401, "bearer token"},
-	}
 	for _, ep := range stateChanging {
-		for _, tt := range tests {
+		for _, tt := range guardCases {
 			t.Run(ep.method+" "+ep.path+"/"+tt.name, func(t *testing.T) {
 				f := &fakeBackend{}
 				s, logs := newTestService(t, f, tt.adminToken)
