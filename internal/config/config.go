@@ -34,6 +34,7 @@ type Config struct {
 	Thresholds         string         // READINESS_THRESHOLDS: file overriding readiness thresholds
 	HealthAddr         string         // HEALTH_ADDR
 	MetricsAddr        string         // METRICS_ADDR
+	AdminToken         string         // ADMIN_TOKEN: bearer token of serve's state-changing endpoints (never logged)
 	Schedule           string         // SCAN_SCHEDULE
 	Backend            string         // BACKEND: service mode's local or aws (checked by the service)
 	LogLevel           string         // LOG_LEVEL
@@ -62,6 +63,7 @@ func (c *Config) declare() *Set {
 	s.String(&c.Thresholds, "READINESS_THRESHOLDS", "", "JSON or YAML file overriding readiness thresholds (docs/EXPORTS.md)")
 	s.String(&c.HealthAddr, "HEALTH_ADDR", ":8080", "Service mode: /health, /health/ready, /health/live, POST /runs")
 	s.String(&c.MetricsAddr, "METRICS_ADDR", ":9090", "Service mode: Prometheus /metrics")
+	s.String(&c.AdminToken, "ADMIN_TOKEN", "", "Service mode: bearer token (16 characters or more, e.g. `openssl rand -hex 32`) that `POST /runs`, `POST /dead-letters/redrive` and `DELETE /dead-letters` require; unset = they answer loopback clients only ([docs/RUNBOOK.md](docs/RUNBOOK.md#trust-model)); never logged")
 	s.String(&c.Schedule, "SCAN_SCHEDULE", "", "Service mode: cron expression (5 fields) or interval (e.g. 24h); empty = on demand only")
 	s.String(&c.Backend, "BACKEND", "local", "Service mode: `local` (embedded store, queue and export directory) or `aws` (SQS, DynamoDB and S3 named by the Lambda variables of [docs/DEPLOY.md](docs/DEPLOY.md); `AWS_ENDPOINT_URL` for an emulator such as moto)")
 	s.String(&c.LogLevel, "LOG_LEVEL", "info", "debug, info, warn or error")

@@ -79,9 +79,13 @@ func TestParse(t *testing.T) {
 }
 
 func TestRedaction(t *testing.T) {
-	c, _ := parse(env(map[string]string{"GITLAB_URL": "https://gitlab.example.com", "GITLAB_TOKEN": "glpat-secret"}))
+	c, _ := parse(env(map[string]string{"GITLAB_URL": "https://gitlab.example.com", "GITLAB_TOKEN": "glpat-secret",
+		"ADMIN_TOKEN": " admin-secret-0123456789 "}))
+	if c.AdminToken != "admin-secret-0123456789" {
+		t.Errorf("AdminToken = %q, want the trimmed ADMIN_TOKEN", c.AdminToken)
+	}
 	for _, s := range []string{c.String(), fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c)} {
-		if strings.Contains(s, "glpat-secret") {
+		if strings.Contains(s, "glpat-secret") || strings.Contains(s, "admin-secret") {
 			t.Errorf("token printed: %s", s)
 		}
 	}

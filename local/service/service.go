@@ -5,7 +5,6 @@ package service
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,42 +12,13 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
 	"github.com/gl2gh/discovery-agent/internal/inventory"
 	"github.com/gl2gh/discovery-agent/internal/metrics"
 )
-
-// Schedule says when the next run is due.
-type Schedule interface {
-	Next(time.Time) time.Time
-}
-
-// ParseSchedule reads SCAN_SCHEDULE: a 5-field cron expression ("0 2 * * *"), a cron
-// descriptor ("@daily", "@every 6h") or a plain interval ("24h"). Empty means on demand
-// only (nil Schedule).
-func ParseSchedule(s string) (Schedule, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil, nil
-	}
-	if d, err := time.ParseDuration(s); err == nil {
-		if d < time.Minute {
-			return nil, fmt.Errorf("SCAN_SCHEDULE %q: an interval under a minute is not a schedule", s)
-		}
-		return cron.Every(d), nil
-	}
-	sch, err := cron.ParseStandard(s)
-	if err != nil {
-		return nil, fmt.Errorf("SCAN_SCHEDULE %q: want a cron expression or an interval: %w", s, err)
-	}
-	return sch, nil
-}
 
 // Service is the agent in service mode.
 type Service struct {
@@ -65,8 +35,25 @@ type Service struct {
 	// ReadyCacheTTL is how long a GitLab token check is reused by /health/ready, so
 	// probes do not spend the API budget (default 30s).
 	ReadyCacheTTL time.Duration
+	// AdminToken (ADMIN_TOKEN) is the bearer token of the state-changing endpoints;
+	// empty: they answer loopback clients only (guard).
+	AdminToken string
+	// Secrets are values no answer or log line of the service may show: the GitLab
+	// token. AdminToken is one too.
+	Secrets []string
+	// StartWait bounds how long POST /runs waits for a run to start, which asks GitLab
+	// for the token's user and the root groups; past it the start goes on and the
+	// answer says so (default 10s).
+	StartWait time.Duration
 
 	started time.Time
+	base    context.Context // the work's: starts outlive the requests asking for them
+	guard   *guard
+	redact  redactor
+
+	startMu  sync.Mutex
+	starting *pendingStart  // the start in progress, nil when none
+	starts   sync.WaitGroup // shutdown waits for them
 
 	readyMu   sync.Mutex
 	readyAt   time.Time
@@ -92,10 +79,12 @@ func (s *Service) Listen() (health, metricsAddr string, err error) {
 	return s.listeners.health.Addr().String(), s.listeners.metrics.Addr().String(), nil
 }
 
-// Run serves until ctx is done, then shuts down within Grace: it stops taking work,
-// lets in-flight messages stop at their checkpoints (they are delivered again on the
-// next start) and closes the servers.
-func (s *Service) Run(ctx context.Context) error {
+// setup checks the settings and fills in the defaults; base is the context starts run
+// under.
+func (s *Service) setup(base context.Context) error {
+	if s.AdminToken != "" && len(s.AdminToken) < minAdminToken {
+		return fmt.Errorf("ADMIN_TOKEN has fewer than %d characters: use a random one, e.g. openssl rand -hex 32", minAdminToken)
+	}
 	if s.Log == nil {
 		s.Log = slog.Default()
 	}
@@ -105,8 +94,26 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.ReadyCacheTTL <= 0 {
 		s.ReadyCacheTTL = 30 * time.Second
 	}
+	if s.StartWait <= 0 {
+		s.StartWait = 10 * time.Second
+	}
 	s.started = time.Now()
 	s.stopping = make(chan struct{})
+	s.base = base
+	s.guard = newGuard(s.AdminToken)
+	s.redact = newRedactor(append([]string{s.AdminToken}, s.Secrets...)...)
+	return nil
+}
+
+// Run serves until ctx is done, then shuts down within Grace: it stops taking work,
+// lets in-flight messages stop at their checkpoints (they are delivered again on the
+// next start) and closes the servers.
+func (s *Service) Run(ctx context.Context) error {
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	if err := s.setup(workCtx); err != nil {
+		return err
+	}
 	if _, _, err := s.Listen(); err != nil {
 		return err
 	}
@@ -116,7 +123,7 @@ func (s *Service) Run(ctx context.Context) error {
 	// Runs end inside the worker: report them to Prometheus.
 	b.OnRunFinished(func(run inventory.Run) {
 		m.RunFinished(run.Status == inventory.RunSucceeded, run.FinishedAt.Sub(run.StartedAt))
-		s.Log.Info("run finished", "run_id", run.ID, "status", run.Status, "reason", run.Reason)
+		s.Log.Info("run finished", "run_id", run.ID, "status", run.Status, "reason", s.redact.text(run.Reason))
 	})
 	if last, ok, err := b.LastSucceeded(ctx); err != nil {
 		return err
@@ -131,15 +138,13 @@ func (s *Service) Run(ctx context.Context) error {
 		b.Track(active.ID)
 	}
 
-	healthSrv := &http.Server{Handler: s.healthMux(ctx), ReadHeaderTimeout: 10 * time.Second}
-	metricsSrv := &http.Server{Handler: s.metricsMux(), ReadHeaderTimeout: 10 * time.Second}
+	healthSrv, metricsSrv := s.servers()
 	errc := make(chan error, 2)
 	go func() { errc <- serve(healthSrv, s.listeners.health) }()
 	go func() { errc <- serve(metricsSrv, s.listeners.metrics) }()
 	s.Log.Info("serving", "health", s.listeners.health.Addr().String(), "metrics", s.listeners.metrics.Addr().String(),
-		"scheduled", s.Schedule != nil, "version", s.Version)
+		"scheduled", s.Schedule != nil, "admin_token", s.AdminToken != "", "version", s.Version)
 
-	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { b.Work(workCtx) })
 	wg.Go(func() { s.gauges(workCtx) })
@@ -160,7 +165,7 @@ func (s *Service) Run(ctx context.Context) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), s.Grace)
 	defer cancel()
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	go func() { wg.Wait(); s.starts.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-shutCtx.Done():
@@ -178,22 +183,60 @@ func serve(srv *http.Server, l net.Listener) error {
 	return nil
 }
 
-// StartRun starts a run unless one is active.
+// StartRun starts a run unless one is active, and waits for the answer.
 func (s *Service) StartRun(ctx context.Context) (inventory.Run, bool, error) {
-	run, started, err := s.Backend.Start(ctx)
-	if err != nil {
-		s.Log.Error("could not start a run", "err", err)
-		return run, false, err
+	p, _ := s.beginStart()
+	select {
+	case <-p.done:
+		return p.run, p.started, p.err
+	case <-ctx.Done():
+		return inventory.Run{}, false, context.Cause(ctx)
 	}
-	if started {
-		s.Metrics.RunStarted(run.ID)
-	}
-	return run, started, nil
 }
 
+// pendingStart is a start in progress; its fields are set when done is closed.
+type pendingStart struct {
+	done    chan struct{}
+	run     inventory.Run
+	started bool
+	err     error
+}
+
+// beginStart starts a run in the background, or joins the start already in progress
+// (joined true): schedule, signal and POST /runs never start two at once, and a start
+// waiting on a slow GitLab does not hold the request that asked for it.
+func (s *Service) beginStart() (p *pendingStart, joined bool) {
+	s.startMu.Lock()
+	defer s.startMu.Unlock()
+	if s.starting != nil {
+		return s.starting, true
+	}
+	p = &pendingStart{done: make(chan struct{})}
+	s.starting = p
+	s.starts.Go(func() {
+		p.run, p.started, p.err = s.Backend.Start(s.base)
+		if p.err != nil {
+			s.Log.Error("could not start a run", "err", s.redact.err(p.err))
+		} else if p.started {
+			s.Metrics.RunStarted(p.run.ID)
+		}
+		s.startMu.Lock()
+		s.starting = nil
+		s.startMu.Unlock()
+		close(p.done)
+	})
+	return p, false
+}
+
+// scheduleLoop starts runs on the schedule. A schedule with no time ahead stops it:
+// waiting for the zero time would fire at once, again and again.
 func (s *Service) scheduleLoop(ctx context.Context) {
 	for {
-		next := s.Schedule.Next(time.Now())
+		next, err := nextFire(s.Schedule, time.Now())
+		if err != nil {
+			s.Log.Error("scheduled runs stopped; POST /runs and SIGUSR1 still start runs", "err", err)
+			return
+		}
 		s.Log.Info("next scheduled run", "at", next.UTC().Format(time.RFC3339))
 		t := time.NewTimer(time.Until(next))
 		select {
@@ -228,7 +271,7 @@ func (s *Service) gauges(ctx context.Context) {
 	defer t.Stop()
 	for {
 		if tokens, dead, err := s.Backend.Gauges(ctx); err != nil {
-			s.Log.Warn("read gauges", "err", err)
+			s.Log.Warn("read gauges", "err", s.redact.err(err))
 		} else {
 			s.Metrics.SetBudgetTokens(tokens)
 			s.Metrics.SetDeadLetters(dead)
@@ -239,122 +282,4 @@ func (s *Service) gauges(ctx context.Context) {
 		case <-t.C:
 		}
 	}
-}
-
-func (s *Service) metricsMux() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", s.Metrics.Handler())
-	return mux
-}
-
-func (s *Service) healthMux(ctx context.Context) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		body := map[string]any{
-			"status":         "ok",
-			"version":        s.Version,
-			"uptime_seconds": int64(time.Since(s.started).Seconds()),
-		}
-		if run, ok, err := s.Backend.ActiveRun(r.Context()); err == nil && ok {
-			snap := s.Backend.Snapshot()
-			body["run"] = map[string]any{"run_id": run.ID, "status": run.Status, "started_at": run.StartedAt,
-				"groups_done": snap.Groups, "projects_done": snap.Projects, "api_calls": snap.APICalls}
-		}
-		writeJSON(w, http.StatusOK, body)
-	})
-	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
-	})
-	mux.HandleFunc("GET /health/ready", func(w http.ResponseWriter, r *http.Request) {
-		checks, ok := s.ready(r.Context())
-		status, code := "ready", http.StatusOK
-		if !ok {
-			status, code = "not_ready", http.StatusServiceUnavailable
-		}
-		writeJSON(w, code, map[string]any{"status": status, "checks": checks})
-	})
-	if dlq, ok := s.Backend.(DeadLetterQueue); ok {
-		// The local dead-letter queue: look, queue again, or drop (DeadLetterQueueNotEmpty).
-		mux.HandleFunc("GET /dead-letters", func(w http.ResponseWriter, r *http.Request) {
-			dls, err := dlq.DeadLetters(r.Context())
-			if err != nil {
-				writeJSON(w, http.StatusInternalServerError, map[string]any{"error": err.Error()})
-				return
-			}
-			writeJSON(w, http.StatusOK, map[string]any{"count": len(dls), "dead_letters": dls})
-		})
-		mux.HandleFunc("POST /dead-letters/redrive", func(w http.ResponseWriter, r *http.Request) {
-			n, err := dlq.RedriveDeadLetters(r.Context())
-			s.deadLetterResult(w, "redriven", n, err)
-		})
-		mux.HandleFunc("DELETE /dead-letters", func(w http.ResponseWriter, r *http.Request) {
-			n, err := dlq.PurgeDeadLetters(r.Context())
-			s.deadLetterResult(w, "purged", n, err)
-		})
-	}
-	mux.HandleFunc("POST /runs", func(w http.ResponseWriter, r *http.Request) {
-		run, started, err := s.StartRun(r.Context())
-		switch {
-		case err != nil:
-			writeJSON(w, http.StatusBadGateway, map[string]any{"error": err.Error()})
-		case !started:
-			writeJSON(w, http.StatusConflict, map[string]any{"run_id": run.ID, "status": run.Status, "started": false,
-				"message": "a run is already active; not starting another"})
-		default:
-			writeJSON(w, http.StatusAccepted, map[string]any{"run_id": run.ID, "status": run.Status, "started": true})
-		}
-	})
-	return mux
-}
-
-func (s *Service) deadLetterResult(w http.ResponseWriter, verb string, n int, err error) {
-	s.Log.Info("dead letters "+verb, "count", n, "err", err)
-	if _, dead, derr := s.Backend.Gauges(context.Background()); derr == nil {
-		s.Metrics.SetDeadLetters(dead)
-	}
-	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]any{verb: n, "error": err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{verb: n})
-}
-
-// ready checks what a scan needs: a writable store and a GitLab that accepts the token.
-func (s *Service) ready(ctx context.Context) (map[string]string, bool) {
-	checks := map[string]string{"store": "ok", "gitlab": "ok"}
-	ok := true
-	select {
-	case <-s.stopping:
-		return map[string]string{"service": "shutting down"}, false
-	default:
-	}
-	if err := s.Backend.CheckStore(ctx); err != nil {
-		checks["store"], ok = err.Error(), false
-	}
-	if err := s.gitlabReady(ctx); err != nil {
-		checks["gitlab"], ok = err.Error(), false
-	}
-	return checks, ok
-}
-
-func (s *Service) gitlabReady(ctx context.Context) error {
-	s.readyMu.Lock()
-	defer s.readyMu.Unlock()
-	if !s.readyAt.IsZero() && time.Since(s.readyAt) < s.ReadyCacheTTL {
-		return s.readyErr
-	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	err := s.Backend.CheckGitLab(cctx)
-	if err != nil {
-		err = fmt.Errorf("GitLab not usable: %w", err)
-	}
-	s.readyAt, s.readyErr = time.Now(), err
-	return err
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v) // the client went away: nothing to do
 }

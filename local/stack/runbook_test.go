@@ -296,12 +296,15 @@ func TestRunbookLocalStackReferences(t *testing.T) {
 
 type runbookURL struct {
 	Raw, Method, Path, Body string
+	Header                  []string // the -H values, as written
 	Port, Line              int
 }
 
 var (
-	urlPattern  = regexp.MustCompile(`(?:https?://)?(?:localhost|127\.0\.0\.1):(\d+)([^\s'"|)\x60]*)`)
-	bodyPattern = regexp.MustCompile(`-d '([^']*)'`)
+	urlPattern    = regexp.MustCompile(`(?:https?://)?(?:localhost|127\.0\.0\.1):(\d+)([^\s'"|)\x60]*)`)
+	bodyPattern   = regexp.MustCompile(`-d '([^']*)'`)
+	methodPattern = regexp.MustCompile(`-X ([A-Z]+)`)
+	headerPattern = regexp.MustCompile(`-H (?:'([^']*)'|"([^"]*)")`)
 )
 
 // runbookURLs returns the local URLs the runbook's commands call, once each.
@@ -316,11 +319,14 @@ func runbookURLs(t *testing.T) []runbookURL {
 		for _, m := range urlPattern.FindAllStringSubmatch(c.Text, -1) {
 			u := runbookURL{Raw: m[0], Method: http.MethodGet, Path: m[2], Line: c.Line}
 			u.Port, _ = strconv.Atoi(m[1])
-			if strings.Contains(c.Text, "-X POST") {
-				u.Method = http.MethodPost
-				if b := bodyPattern.FindStringSubmatch(c.Text); b != nil {
-					u.Body = b[1]
-				}
+			if x := methodPattern.FindStringSubmatch(c.Text); x != nil {
+				u.Method = x[1]
+			}
+			if b := bodyPattern.FindStringSubmatch(c.Text); b != nil {
+				u.Body = b[1]
+			}
+			for _, h := range headerPattern.FindAllStringSubmatch(c.Text, -1) {
+				u.Header = append(u.Header, h[1]+h[2])
 			}
 			if key := u.Method + " " + m[1] + u.Path; !seen[key] {
 				seen[key] = true
@@ -352,6 +358,28 @@ func TestRunbookURLs(t *testing.T) {
 	}
 	if n < 8 {
 		t.Errorf("%d URLs found: the parser is broken", n)
+	}
+}
+
+// The runbook's calls of the agent's state-changing endpoints work against a compose
+// agent, which takes them only with its ADMIN_TOKEN, and send a body only as JSON
+// (docs/RUNBOOK.md, Trust model).
+func TestRunbookAdminCalls(t *testing.T) {
+	n := 0
+	for _, u := range runbookURLs(t) {
+		if u.Port != 8080 || u.Method == http.MethodGet {
+			continue
+		}
+		n++
+		if !slices.Contains(u.Header, "Authorization: Bearer $ADMIN_TOKEN") {
+			t.Errorf(`line %d: %s %s sends no -H "Authorization: Bearer $ADMIN_TOKEN" (headers %q)`, u.Line, u.Method, u.Raw, u.Header)
+		}
+		if u.Body != "" && !slices.Contains(u.Header, "Content-Type: application/json") {
+			t.Errorf("line %d: %s %s sends a body that is not application/json", u.Line, u.Method, u.Raw)
+		}
+	}
+	if n < 3 {
+		t.Errorf("%d state-changing calls of the agent found (POST /runs, redrive, purge): the parser is broken", n)
 	}
 }
 

@@ -222,6 +222,7 @@ func serve(ctx context.Context, stderr io.Writer) error {
 	s := &service.Service{
 		Backend: b, Metrics: m, Log: log, Version: version, Schedule: sched,
 		HealthAddr: cfg.HealthAddr, MetricsAddr: cfg.MetricsAddr,
+		AdminToken: cfg.AdminToken, Secrets: []string{cfg.Token},
 	}
 	return s.Run(ctx)
 }
