@@ -24,13 +24,15 @@ const cellSeparators = ";\t"
 
 // unsafeRune reports the characters no export text keeps: C0 controls other than
 // TAB, LF and CR (which CSV quoting carries and HTML reads as white space), DEL, C1
-// controls and the Unicode bidirectional formatting characters, which reorder how
-// the text around them is displayed (a name with U+202E reads backwards).
+// controls, noncharacters, and the Unicode bidirectional formatting characters, which
+// reorder how the text around them is displayed (a name with U+202E reads backwards).
 func unsafeRune(r rune) bool {
 	switch {
 	case r == '\t' || r == '\n' || r == '\r':
 		return false
 	case r < 0x20, r >= 0x7f && r <= 0x9f:
+		return true
+	case r >= 0xfdd0 && r <= 0xfdef, r&0xfffe == 0xfffe:
 		return true
 	}
 	switch r {
