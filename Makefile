@@ -9,7 +9,7 @@ SIM_ADDR ?= 127.0.0.1:8929
 DEMO_GROUPS ?= 40
 DEMO_PROJECTS ?= 3000
 
-.PHONY: all build test unit vet tools demo bench local-up local-down clean
+.PHONY: all build test unit fuzz vet tools demo bench local-up local-down clean
 
 all: build
 
@@ -22,9 +22,25 @@ vet:
 unit: vet
 	$(GO) test -race -count=1 ./...
 
+# Every fuzz target (a func FuzzXxx in a _test.go file, found in the tree) for
+# FUZZTIME each, one at a time: `go test -fuzz` takes one target of one package.
+# `make test` runs them briefly; `make fuzz FUZZTIME=10m` searches longer. A failing
+# input is saved under the package's testdata/fuzz/: commit it with the fix.
+FUZZTIME ?= 8s
+fuzz:
+	@set -e; \
+	for dir in $$(find . -path '*/.*' -prune -o -name testdata -prune -o -name '*_test.go' -print \
+			| xargs grep -l '^func Fuzz' | xargs -n1 dirname | sort -u); do \
+		targets=$$($(GO) test -list '^Fuzz' $$dir); \
+		for target in $$(echo "$$targets" | grep '^Fuzz'); do \
+			echo "fuzz $$dir $$target for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$dir; \
+		done; \
+	done
+
 # Everything: Go tests (integration tests included: moto, promtool, amtool, Prometheus,
-# docker-compose, aws-lambda-rie), plus the template lint on its own line.
-test: unit cfn-lint
+# docker-compose, aws-lambda-rie), short fuzzing, plus the template lint on its own line.
+test: unit fuzz cfn-lint
 
 # Tools the tests use that come from the Go module proxy.
 tools: lambda-tools

@@ -81,12 +81,35 @@ var reserved = map[string]bool{
 // jobConstructs are the keys that mark a construct when they appear in a job or default.
 var jobConstructs = []string{ConstructExtends, ConstructNeeds, ConstructRules, ConstructServices, ConstructTags, ConstructTrigger}
 
-// Parse measures a .gitlab-ci.yml. Invalid YAML, or a document that is not a mapping,
-// gives CI{Invalid: true}.
+// Limits on what Parse reads, so that a hostile file costs little: GitLab itself
+// refuses larger or deeper files (its max_yaml_size_bytes, 2 MB by default, bounds
+// the parsed size, which exceeds the file's; max_yaml_depth is 100 by default).
+const (
+	// MaxSize is the largest file parsed, in bytes.
+	MaxSize = 2 << 20
+	// MaxDepth bounds the nesting of mappings and sequences, aliases expanded.
+	MaxDepth = 150
+	// MaxNodes bounds the nodes once aliases are expanded: the "billion laughs"
+	// bound. A pipeline of a thousand jobs has some tens of thousands.
+	MaxNodes = 250_000
+)
+
+// ErrLimit marks a file over one of the limits.
+var ErrLimit = errors.New("over a limit")
+
+// Parse measures a .gitlab-ci.yml. Invalid YAML, a document that is not a mapping, or
+// a file over a limit gives CI{Invalid: true}; Analyze says why.
 func Parse(data []byte) inventory.CI {
+	ci, _ := Analyze(data)
+	return ci
+}
+
+// Analyze is Parse that also returns why a file is invalid (errors.Is(err, ErrLimit)
+// when it is over a limit).
+func Analyze(data []byte) (inventory.CI, error) {
 	top, err := document(data)
 	if err != nil {
-		return inventory.CI{Invalid: true}
+		return inventory.CI{Invalid: true}, fmt.Errorf("ci config: %w", err)
 	}
 	ci := inventory.CI{Constructs: []string{}}
 	found := map[string]bool{}
@@ -138,7 +161,7 @@ func Parse(data []byte) inventory.CI {
 	}
 	slices.Sort(ci.Constructs)
 	ci.Complexity = Complexity(ci)
-	return ci
+	return ci, nil
 }
 
 // Complexity scores a parsed configuration from its jobs, stages, includes and
@@ -164,9 +187,12 @@ func Complexity(ci inventory.CI) int {
 // `spec:` header document (pipeline inputs) has its configuration in the second
 // document.
 func document(data []byte) (map[string]any, error) {
+	if len(data) > MaxSize {
+		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrLimit, len(data), MaxSize)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var first any
-	if err := dec.Decode(&first); err != nil {
+	first, err := decode(dec)
+	if err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
 	top, ok := asMap(first)
@@ -174,8 +200,8 @@ func document(data []byte) (map[string]any, error) {
 		return nil, errors.New("not a mapping")
 	}
 	if _, isHeader := top["spec"]; isHeader && len(top) == 1 {
-		var second any
-		switch err := dec.Decode(&second); {
+		second, err := decode(dec)
+		switch {
 		case errors.Is(err, io.EOF):
 			// Only a header: an empty pipeline, but valid YAML.
 			return map[string]any{}, nil
@@ -187,6 +213,74 @@ func document(data []byte) (map[string]any, error) {
 		}
 	}
 	return top, nil
+}
+
+// decode reads the next document as nodes, which keeps aliases unexpanded, checks
+// the limits on them, and only then decodes it into values.
+func decode(dec *yaml.Decoder) (any, error) {
+	var n yaml.Node
+	if err := dec.Decode(&n); err != nil {
+		return nil, err
+	}
+	if _, err := (&limits{measured: map[*yaml.Node]size{}}).measure(&n, 0); err != nil {
+		return nil, err
+	}
+	var v any
+	if err := n.Decode(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// size is what a node expands to: its nodes and the height of its nesting.
+type size struct{ nodes, height int }
+
+// limits measures a document against MaxNodes and MaxDepth with aliases expanded.
+// Each node is measured once (an alias reuses its anchor's size), so measuring a
+// billion laughs takes as long as reading it. An alias to an enclosing node expands
+// forever: it fails MaxDepth.
+type limits struct {
+	measured map[*yaml.Node]size
+}
+
+func (l *limits) measure(n *yaml.Node, depth int) (size, error) {
+	if s, ok := l.measured[n]; ok {
+		if depth+s.height > MaxDepth {
+			return size{}, fmt.Errorf("%w: nesting deeper than %d levels", ErrLimit, MaxDepth)
+		}
+		return s, nil
+	}
+	var s size
+	children := n.Content
+	switch n.Kind {
+	case yaml.AliasNode:
+		children = []*yaml.Node{n.Alias}
+	case yaml.MappingNode, yaml.SequenceNode:
+		s.height = 1
+	}
+	if n.Kind != yaml.AliasNode && n.Kind != yaml.DocumentNode {
+		s.nodes = 1
+	}
+	if depth+s.height > MaxDepth {
+		return size{}, fmt.Errorf("%w: nesting deeper than %d levels", ErrLimit, MaxDepth)
+	}
+	childHeight := 0
+	for _, c := range children {
+		if c == nil {
+			continue
+		}
+		cs, err := l.measure(c, depth+s.height)
+		if err != nil {
+			return size{}, err
+		}
+		if s.nodes += cs.nodes; s.nodes > MaxNodes {
+			return size{}, fmt.Errorf("%w: more than %d nodes once aliases are expanded", ErrLimit, MaxNodes)
+		}
+		childHeight = max(childHeight, cs.height)
+	}
+	s.height += childHeight
+	l.measured[n] = s
+	return s, nil
 }
 
 // countIncludes counts include entries: a string is one file, a list its length, a

@@ -302,16 +302,27 @@ test:
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"", "a: b", "include: x\njob: {needs: []}", "- x", aliasBomb()} {
+	for _, s := range []string{"", "a: b", "include: x\njob: {needs: []}", "- x", aliasBomb(),
+		"spec:\n  inputs: {}\n---\njob: {script: x}\n", ".b: &b {tags: [x]}\njob: {<<: *b}\n",
+		"job: &j {script: [*j]}\n", nested(MaxDepth + 1), aliasChain(20), "1: {script: x}\n"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ci := Parse(data)
+		ci, err := Analyze(data)
 		if ci.Complexity < 0 || ci.Complexity > 100 {
 			t.Fatalf("complexity %d out of range", ci.Complexity)
 		}
+		if ci.Invalid != (err != nil) {
+			t.Fatalf("Analyze = %+v, %v: invalid exactly when there is an error", ci, err)
+		}
 		if ci.Invalid && (ci.Jobs != 0 || ci.Complexity != 0) {
 			t.Fatalf("invalid CI with content: %+v", ci)
+		}
+		if !ci.Invalid && (ci.Jobs < 0 || ci.Stages < 0 || ci.Includes < 0 || ci.Complexity != Complexity(ci)) {
+			t.Fatalf("inconsistent CI: %+v", ci)
+		}
+		if got := Parse(data); !reflect.DeepEqual(got, ci) {
+			t.Fatalf("Parse = %+v, Analyze = %+v", got, ci)
 		}
 	})
 }

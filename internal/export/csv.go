@@ -10,30 +10,66 @@ import (
 	"github.com/gl2gh/discovery-agent/internal/readiness"
 )
 
-// column is one projects.csv column: its header and how a project's cell is written.
-// The project is normalized (Readiness set).
-type column struct {
+// column is one CSV column of records of type T: its header and how a record's cell
+// is written. A text column's cells are neutralized as they are written (see
+// neutralize); a value column's cells are numbers, booleans or timestamps this package
+// formats, written as they are.
+type column[T any] struct {
 	name string
-	cell func(p *inventory.Project) string
+	cell func(*T) string
+	text bool
+}
+
+// text declares a column of free text: names, paths, codes, messages.
+func text[T any](name string, cell func(*T) string) column[T] {
+	return column[T]{name: name, cell: cell, text: true}
+}
+
+// value declares a column of numbers, booleans or timestamps.
+func value[T any](name string, cell func(*T) string) column[T] {
+	return column[T]{name: name, cell: cell}
+}
+
+// header returns the column names.
+func header[T any](cols []column[T]) []string {
+	h := make([]string, len(cols))
+	for i, c := range cols {
+		h[i] = c.name
+	}
+	return h
+}
+
+// row fills row (len(cols)) with v's cells, text cells neutralized.
+func row[T any](row []string, cols []column[T], v *T) []string {
+	row = row[:0]
+	for _, c := range cols {
+		s := c.cell(v)
+		if c.text {
+			s = neutralize(s)
+		}
+		row = append(row, s)
+	}
+	return row
 }
 
 // projectColumns is the data contract of projects.csv: columns are only ever
 // appended. Counts and statistics declared in package facts after those placed
-// here are appended at the end, in their declaration order.
-var projectColumns = withFacts([]column{
-	{"project_id", func(p *inventory.Project) string { return strconv.FormatInt(p.ID, 10) }},
-	{"path_with_namespace", func(p *inventory.Project) string { return p.PathWithNamespace }},
-	{"name", func(p *inventory.Project) string { return p.Name }},
-	{"group_full_path", func(p *inventory.Project) string { return p.GroupFullPath }},
-	{"visibility", func(p *inventory.Project) string { return p.Visibility }},
-	{"archived", func(p *inventory.Project) string { return strconv.FormatBool(p.Archived) }},
-	{"fork", func(p *inventory.Project) string { return strconv.FormatBool(p.Fork) }},
-	{"mirror", func(p *inventory.Project) string { return strconv.FormatBool(p.Mirror) }},
-	{"empty_repo", func(p *inventory.Project) string { return strconv.FormatBool(p.EmptyRepo) }},
-	{"default_branch", func(p *inventory.Project) string { return p.DefaultBranch }},
-	{"created_at", func(p *inventory.Project) string { return timestamp(p.CreatedAt) }},
-	{"last_activity_at", func(p *inventory.Project) string { return timestamp(p.LastActivityAt) }},
-	{"web_url", func(p *inventory.Project) string { return p.WebURL }},
+// here are appended at the end, in their declaration order. The project is
+// normalized (Readiness set).
+var projectColumns = withFacts([]column[inventory.Project]{
+	value("project_id", func(p *inventory.Project) string { return strconv.FormatInt(p.ID, 10) }),
+	text("path_with_namespace", func(p *inventory.Project) string { return p.PathWithNamespace }),
+	text("name", func(p *inventory.Project) string { return p.Name }),
+	text("group_full_path", func(p *inventory.Project) string { return p.GroupFullPath }),
+	text("visibility", func(p *inventory.Project) string { return p.Visibility }),
+	value("archived", func(p *inventory.Project) string { return strconv.FormatBool(p.Archived) }),
+	value("fork", func(p *inventory.Project) string { return strconv.FormatBool(p.Fork) }),
+	value("mirror", func(p *inventory.Project) string { return strconv.FormatBool(p.Mirror) }),
+	value("empty_repo", func(p *inventory.Project) string { return strconv.FormatBool(p.EmptyRepo) }),
+	text("default_branch", func(p *inventory.Project) string { return p.DefaultBranch }),
+	value("created_at", func(p *inventory.Project) string { return timestamp(p.CreatedAt) }),
+	value("last_activity_at", func(p *inventory.Project) string { return timestamp(p.LastActivityAt) }),
+	text("web_url", func(p *inventory.Project) string { return p.WebURL }),
 	statColumn("repository_size_bytes"),
 	statColumn("lfs_objects_size_bytes"),
 	statColumn("wiki_size_bytes"),
@@ -53,66 +89,60 @@ var projectColumns = withFacts([]column{
 	countColumn("webhooks"),
 	countColumn("protected_branches"),
 	countColumn("ci_variables"),
-	{"has_ci", func(p *inventory.Project) string { return strconv.FormatBool(p.Features.HasCI) }},
-	{"ci_jobs", ciCell(func(ci *inventory.CI) string { return strconv.Itoa(ci.Jobs) })},
-	{"uses_lfs", func(p *inventory.Project) string { return strconv.FormatBool(p.Features.UsesLFS) }},
-	{"has_submodules", func(p *inventory.Project) string { return strconv.FormatBool(p.Features.HasSubmodules) }},
-	{"has_codeowners", func(p *inventory.Project) string { return strconv.FormatBool(p.Features.HasCodeowners) }},
-	{"readiness", func(p *inventory.Project) string { return p.Readiness.Category }},
-	{"complexity_score", func(p *inventory.Project) string { return strconv.Itoa(p.Readiness.Score) }},
-	{"size_class", func(p *inventory.Project) string { return p.Readiness.SizeClass }},
-	{"blockers", func(p *inventory.Project) string {
+	value("has_ci", func(p *inventory.Project) string { return strconv.FormatBool(p.Features.HasCI) }),
+	value("ci_jobs", ciCell(func(ci *inventory.CI) string { return strconv.Itoa(ci.Jobs) })),
+	value("uses_lfs", func(p *inventory.Project) string { return strconv.FormatBool(p.Features.UsesLFS) }),
+	value("has_submodules", func(p *inventory.Project) string { return strconv.FormatBool(p.Features.HasSubmodules) }),
+	value("has_codeowners", func(p *inventory.Project) string { return strconv.FormatBool(p.Features.HasCodeowners) }),
+	text("readiness", func(p *inventory.Project) string { return p.Readiness.Category }),
+	value("complexity_score", func(p *inventory.Project) string { return strconv.Itoa(p.Readiness.Score) }),
+	text("size_class", func(p *inventory.Project) string { return p.Readiness.SizeClass }),
+	text("blockers", func(p *inventory.Project) string {
 		return findingCodes(p.Readiness.Findings, readiness.SeverityBlocker)
-	}},
-	{"scan_status", func(p *inventory.Project) string { return p.ScanStatus }},
-	{"errors", func(p *inventory.Project) string { return scanErrors(p.Errors) }},
+	}),
+	text("scan_status", func(p *inventory.Project) string { return p.ScanStatus }),
+	text("errors", func(p *inventory.Project) string { return scanErrors(p.Errors) }),
 	// Appended columns.
 	statColumn("snippets_size_bytes"),
 	statColumn("uploads_size_bytes"),
-	{"ci_complexity", ciCell(func(ci *inventory.CI) string { return strconv.Itoa(ci.Complexity) })},
-	{"ci_constructs", ciCell(func(ci *inventory.CI) string { return strings.Join(ci.Constructs, ";") })},
-	{"registry_in_use", func(p *inventory.Project) string { return strconv.FormatBool(p.Features.RegistryInUse) }},
-	{"package_types", func(p *inventory.Project) string { return strings.Join(p.Features.PackageTypes, ";") }},
-	{"wiki_enabled", func(p *inventory.Project) string { return strconv.FormatBool(p.Features.WikiEnabled) }},
-	{"lower_bound_counts", func(p *inventory.Project) string { return strings.Join(p.Counts.LowerBounds, ";") }},
-	{"findings", func(p *inventory.Project) string { return findingCodes(p.Readiness.Findings, "") }},
-	{"export_size_bytes", func(p *inventory.Project) string {
+	value("ci_complexity", ciCell(func(ci *inventory.CI) string { return strconv.Itoa(ci.Complexity) })),
+	text("ci_constructs", ciCell(func(ci *inventory.CI) string { return strings.Join(ci.Constructs, ";") })),
+	value("registry_in_use", func(p *inventory.Project) string { return strconv.FormatBool(p.Features.RegistryInUse) }),
+	text("package_types", func(p *inventory.Project) string { return strings.Join(p.Features.PackageTypes, ";") }),
+	value("wiki_enabled", func(p *inventory.Project) string { return strconv.FormatBool(p.Features.WikiEnabled) }),
+	text("lower_bound_counts", func(p *inventory.Project) string { return strings.Join(p.Counts.LowerBounds, ";") }),
+	text("findings", func(p *inventory.Project) string { return findingCodes(p.Readiness.Findings, "") }),
+	value("export_size_bytes", func(p *inventory.Project) string {
 		if p.Statistics == nil {
 			return ""
 		}
 		return strconv.FormatInt(p.Statistics.ExportSize(), 10)
-	}},
+	}),
 })
 
 // projectsHeader is projects.csv's header row.
-var projectsHeader = func() []string {
-	h := make([]string, len(projectColumns))
-	for i, c := range projectColumns {
-		h[i] = c.name
-	}
-	return h
-}()
+var projectsHeader = header(projectColumns)
 
 // countColumn is the column of the declared count name: empty when unknown.
-func countColumn(name string) column {
+func countColumn(name string) column[inventory.Project] {
 	for _, f := range facts.Counts {
 		if f.Name == name {
-			return column{name, func(p *inventory.Project) string { return count(*f.Field(&p.Counts)) }}
+			return value(name, func(p *inventory.Project) string { return count(*f.Field(&p.Counts)) })
 		}
 	}
 	panic("export: no declared count " + name)
 }
 
 // statColumn is the column of the declared statistics field: empty when unknown.
-func statColumn(name string) column {
+func statColumn(name string) column[inventory.Project] {
 	for _, s := range facts.Stats {
 		if s.Column == name {
-			return column{name, func(p *inventory.Project) string {
+			return value(name, func(p *inventory.Project) string {
 				if p.Statistics == nil {
 					return ""
 				}
 				return strconv.FormatInt(s.Field(p.Statistics), 10)
-			}}
+			})
 		}
 	}
 	panic("export: no declared statistics column " + name)
@@ -120,7 +150,7 @@ func statColumn(name string) column {
 
 // withFacts appends a column for each declared count and statistics field that cols
 // lacks: a new fact becomes the last column.
-func withFacts(cols []column) []column {
+func withFacts(cols []column[inventory.Project]) []column[inventory.Project] {
 	has := map[string]bool{}
 	for _, c := range cols {
 		has[c.name] = true
@@ -148,27 +178,17 @@ func ciCell(f func(*inventory.CI) string) func(*inventory.Project) string {
 	}
 }
 
-var groupsHeader = []string{"group_id", "full_path", "parent_id", "projects", "subgroups", "scan_status"}
-
-// projectRow fills row (len(projectsHeader)) with p's cells. p must be normalized.
-func projectRow(row []string, p *inventory.Project) []string {
-	row = row[:0]
-	for _, c := range projectColumns {
-		row = append(row, c.cell(p))
-	}
-	return row
+// groupColumns is the data contract of groups.csv.
+var groupColumns = []column[inventory.Group]{
+	value("group_id", func(g *inventory.Group) string { return strconv.FormatInt(g.ID, 10) }),
+	text("full_path", func(g *inventory.Group) string { return g.FullPath }),
+	value("parent_id", func(g *inventory.Group) string { return strconv.FormatInt(g.ParentID, 10) }),
+	value("projects", func(g *inventory.Group) string { return strconv.Itoa(g.Projects) }),
+	value("subgroups", func(g *inventory.Group) string { return strconv.Itoa(g.Subgroups) }),
+	text("scan_status", func(g *inventory.Group) string { return g.ScanStatus }),
 }
 
-func groupRow(row []string, g inventory.Group) []string {
-	return append(row[:0],
-		strconv.FormatInt(g.ID, 10),
-		g.FullPath,
-		strconv.FormatInt(g.ParentID, 10),
-		strconv.Itoa(g.Projects),
-		strconv.Itoa(g.Subgroups),
-		g.ScanStatus,
-	)
-}
+var groupsHeader = header(groupColumns)
 
 func timestamp(t time.Time) string {
 	if t.IsZero() {

@@ -10,7 +10,6 @@ package export
 import (
 	"bufio"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -167,42 +166,41 @@ func (w *writer) write(ctx context.Context, src Source) ([]string, error) {
 
 func (w *writer) writeGroups(ctx context.Context, src Source) error {
 	return createFile(filepath.Join(w.dir, GroupsCSV), func(out io.Writer) error {
-		cw := csv.NewWriter(out)
+		cw := newCSVWriter(out)
 		if err := cw.Write(groupsHeader); err != nil {
 			return err
 		}
-		row := make([]string, len(groupsHeader))
+		cells := make([]string, len(groupsHeader))
 		err := src.Groups(ctx, w.run.ID, func(g inventory.Group) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			w.agg.addGroup(g)
-			return cw.Write(groupRow(row, g))
+			return cw.Write(row(cells, groupColumns, &g))
 		})
 		if err != nil {
 			return fmt.Errorf("groups: %w", err)
 		}
-		cw.Flush()
-		return cw.Error()
+		return nil
 	})
 }
 
 func (w *writer) writeProjects(ctx context.Context, src Source) error {
 	return createFile(filepath.Join(w.dir, ProjectsCSV), func(csvOut io.Writer) error {
 		return createFile(filepath.Join(w.dir, ProjectsJSONL), func(jsonOut io.Writer) error {
-			cw := csv.NewWriter(csvOut)
+			cw := newCSVWriter(csvOut)
 			if err := cw.Write(projectsHeader); err != nil {
 				return err
 			}
 			enc := json.NewEncoder(jsonOut)
 			enc.SetEscapeHTML(false)
-			row := make([]string, len(projectsHeader))
+			cells := make([]string, len(projectsHeader))
 			err := src.Projects(ctx, w.run.ID, func(p inventory.Project) error {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
 				normalize(&p)
-				if err := cw.Write(projectRow(row, &p)); err != nil {
+				if err := cw.Write(row(cells, projectColumns, &p)); err != nil {
 					return err
 				}
 				if err := enc.Encode(&p); err != nil {
@@ -217,8 +215,7 @@ func (w *writer) writeProjects(ctx context.Context, src Source) error {
 			if err != nil {
 				return fmt.Errorf("projects: %w", err)
 			}
-			cw.Flush()
-			return cw.Error()
+			return nil
 		})
 	})
 }

@@ -187,7 +187,7 @@ func TestProjectsCSVValues(t *testing.T) {
 	want := map[string]string{
 		"project_id":            "1",
 		"name":                  "a, \"quoted\"\nname;x",
-		"path_with_namespace":   "acme/=HYPERLINK(\"x\")", // not altered: a data contract
+		"path_with_namespace":   "acme/=HYPERLINK(\"x\")", // the formula does not begin the cell: unchanged
 		"created_at":            "2024-01-02T01:04:05Z",
 		"archived":              "false",
 		"has_ci":                "true",

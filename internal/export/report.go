@@ -165,9 +165,17 @@ func (w *writer) report(now time.Time) reportData {
 	return d
 }
 
+// writeReport renders the report. html/template escapes markup; what escaping
+// leaves, control and bidirectional formatting characters (a project name with
+// U+202E displays reversed), is stripped from the whole page, so no field can be
+// missed. The page is bounded (lists are capped), so it is rendered in memory.
 func writeReport(w io.Writer, d reportData) error {
-	if err := reportTemplate.Execute(w, d); err != nil {
+	var buf strings.Builder
+	if err := reportTemplate.Execute(&buf, d); err != nil {
 		return fmt.Errorf("render report: %w", err)
+	}
+	if _, err := io.WriteString(w, stripUnsafe(buf.String())); err != nil {
+		return fmt.Errorf("write report: %w", err)
 	}
 	return nil
 }

@@ -18,6 +18,11 @@ import (
 // EnvThresholds names the environment variable that points at a thresholds file.
 const EnvThresholds = "READINESS_THRESHOLDS"
 
+// MaxThresholdsSize bounds a thresholds file: fourteen keys fit in a few hundred
+// bytes, so a larger file is a wrong path (a log, a device), refused before it is
+// read whole.
+const MaxThresholdsSize = 1 << 20
+
 // Thresholds are the limits the rules compare against. A rule matches when a value is
 // strictly over its threshold. Sizes compare with GitLab's statistics in bytes.
 //
@@ -128,7 +133,7 @@ func LoadThresholds(path string) (Thresholds, error) {
 	if path == "" {
 		return DefaultThresholds(), nil
 	}
-	data, err := os.ReadFile(path)
+	data, err := readFile(path, MaxThresholdsSize)
 	if err != nil {
 		return Thresholds{}, fmt.Errorf("readiness thresholds: %w", err)
 	}
@@ -149,6 +154,23 @@ func LoadThresholds(path string) (Thresholds, error) {
 		return Thresholds{}, fmt.Errorf("readiness thresholds %s: %w", path, err)
 	}
 	return t, nil
+}
+
+// readFile reads path, failing once it is over max bytes without reading further.
+func readFile(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, max)
+	}
+	return data, nil
 }
 
 // set decodes each key's value into its field.

@@ -3,9 +3,11 @@
 package work
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 )
 
@@ -20,6 +22,15 @@ const (
 
 // ErrMalformed marks a message that can never be processed; it belongs in the DLQ.
 var ErrMalformed = errors.New("malformed message")
+
+// Bounds on a message. MaxMessageSize is SQS's largest message body; the field
+// bounds keep any valid message's encoding well under it (a full path is at most 20
+// levels of 255 characters in GitLab).
+const (
+	MaxMessageSize = 256 << 10
+	maxRunID       = 256
+	maxGroupPath   = 8 << 10
+)
 
 // Message is one unit of work. It is small and self-describing so that it can be
 // redelivered, retried and inspected in a DLQ.
@@ -63,6 +74,10 @@ func (m Message) Validate() error {
 	switch {
 	case m.RunID == "":
 		return fmt.Errorf("%w: no run_id", ErrMalformed)
+	case len(m.RunID) > maxRunID:
+		return fmt.Errorf("%w: run_id of %d bytes, more than %d", ErrMalformed, len(m.RunID), maxRunID)
+	case len(m.GroupPath) > maxGroupPath:
+		return fmt.Errorf("%w: group_path of %d bytes, more than %d", ErrMalformed, len(m.GroupPath), maxGroupPath)
 	case m.Kind == KindExport:
 		return nil
 	case m.Kind == KindPersonal:
@@ -89,11 +104,27 @@ func (m Message) Encode() []byte {
 	return b
 }
 
-// Decode parses and validates a message body.
+// Decode parses and validates a message body: one JSON object of at most
+// MaxMessageSize bytes with only Message's fields, each of its type.
 func Decode(body []byte) (Message, error) {
+	if len(body) > MaxMessageSize {
+		return Message{}, fmt.Errorf("%w: %d bytes, more than %d", ErrMalformed, len(body), MaxMessageSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
 	var m Message
-	if err := json.Unmarshal(body, &m); err != nil {
+	if err := dec.Decode(&m); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.Is(err, io.EOF) {
+			return Message{}, fmt.Errorf("%w: empty body", ErrMalformed)
+		}
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return Message{}, fmt.Errorf("%w: field %s is a JSON %s, want %s", ErrMalformed, typeErr.Field, typeErr.Value, typeErr.Type)
+		}
 		return Message{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Message{}, fmt.Errorf("%w: data after the message object", ErrMalformed)
 	}
 	if err := m.Validate(); err != nil {
 		return Message{}, err
