@@ -1,7 +1,10 @@
 // Package gitlabsim is a GitLab simulator: it serves a subset of the GitLab REST API v4
 // over net/http for a deterministic synthetic instance built from a seed and a size,
-// with GitLab's pagination and rate-limit headers, faults on demand, request
-// accounting, and the instance's ground truth for comparing a scan against.
+// with GitLab's pagination and rate-limit headers (GitLab.com's per-endpoint limits
+// on request), faults on demand, request accounting, changes to a share of the
+// projects for checking incremental scans, and the instance's ground truth for
+// comparing a scan against. The control endpoints are under /-/sim/ (stats, truth,
+// faults, change; see Server.ServeHTTP).
 //
 // Only compact per-project metadata is kept in memory; lists (merge requests, issues,
 // pipelines, ...), files and CI configurations are generated on demand from the seed,
@@ -148,6 +151,11 @@ type Server struct {
 	quietClassLimits bool
 	hideHeaders      bool
 
+	// mu guards the projects' changing fields: API answers and the truth read
+	// under RLock, Change writes under Lock.
+	mu      sync.RWMutex
+	changes int // Change calls so far
+
 	allProjects []int32
 	allGroups   []int32
 
@@ -225,7 +233,14 @@ func (s *Server) CurrentFaults() Faults {
 // afterwards, without hanging.
 func (s *Server) Close() { s.closeOnce.Do(func() { close(s.done) }) }
 
-// ServeHTTP serves the API under /api/v4 and the simulator's own endpoints under /-/sim/.
+// ServeHTTP serves the API under /api/v4 and the simulator's own endpoints under
+// /-/sim/, which need no token and are not counted in the stats:
+//
+//	GET  /-/sim/stats        Stats
+//	POST /-/sim/stats/reset  ResetStats
+//	GET  /-/sim/truth        Truth, streamed
+//	GET  /-/sim/faults       CurrentFaults; PUT with a Faults body: SetFaults
+//	POST /-/sim/change       {"share":0.1,"seed":7}: Change; answers its ChangeResult
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.EscapedPath()
 	if strings.HasPrefix(p, "/-/sim/") {
@@ -300,6 +315,8 @@ func (s *Server) serveAPI(c *call) {
 		return
 	}
 	c.malformed = fs.MalformedRate > 0 && c.draw(saltFaultMalformed) < fs.MalformedRate
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	s.dispatch(c)
 }
 
