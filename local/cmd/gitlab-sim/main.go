@@ -4,7 +4,10 @@
 //	gitlab-sim --addr 127.0.0.1:8929 --seed 1 --groups 50 --projects 2000 [--users 20 --personal-projects 300]
 //
 // The API is under /api/v4; /-/sim/stats, /-/sim/truth and /-/sim/faults expose the
-// request accounting, the ground truth and the fault settings.
+// request accounting, the ground truth and the fault settings, and POST /-/sim/change
+// gives a share of the projects new activity. --endpoint-limits and
+// --gitlab-com-limits add endpoint classes' own limits; --no-ratelimit-headers
+// throttles without announcing.
 package main
 
 import (
