@@ -98,6 +98,11 @@ func TestChange(t *testing.T) {
 				checkGrown(t, b, a, res.Since)
 			}
 
+			// GET /projects?last_activity_after=since lists exactly the changed projects.
+			if got := listedIDs(t, s, "last_activity_after="+res.Since.Format(time.RFC3339)); !slices.Equal(got, res.Changed) {
+				t.Errorf("active after %v: %v, want %v", res.Since, got, res.Changed)
+			}
+
 			// The API serves the new truth (profiled with client-go as a scan does).
 			cl := newClient(t, ts.URL, "sim-token")
 			for k, id := range res.Changed {
@@ -249,5 +254,65 @@ func TestChangeWhileServing(t *testing.T) {
 	wg.Wait()
 	if ctx.Err() != nil {
 		t.Fatal("readers did not finish in time")
+	}
+}
+
+// listedIDs lists GET /projects?query in ascending id order, page by page.
+func listedIDs(t *testing.T, s *Server, query string) []int64 {
+	t.Helper()
+	ids := []int64{}
+	for page := 1; ; page++ {
+		code, body := answer(s, http.MethodGet, fmt.Sprintf("/api/v4/projects?sort=asc&per_page=100&page=%d&%s", page, query), "")
+		var list []struct {
+			ID int64 `json:"id"`
+		}
+		if code != http.StatusOK || json.Unmarshal([]byte(body), &list) != nil {
+			t.Fatalf("/projects?%s: %d %s", query, code, body)
+		}
+		if len(list) == 0 {
+			return ids
+		}
+		for _, p := range list {
+			ids = append(ids, p.ID)
+		}
+	}
+}
+
+// TestLastActivityFilter: GET /projects takes last_activity_after and
+// last_activity_before as GitLab documents them, strict bounds, ISO 8601.
+func TestLastActivityFilter(t *testing.T) {
+	s := newTestServer(t, Options{Seed: 1, Groups: 3, Projects: 40})
+	tr := s.Truth()
+	mid := tr.Projects[len(tr.Projects)/2].LastActivityAt
+	var after, before []int64
+	for _, p := range tr.Projects {
+		if p.LastActivityAt.After(mid) {
+			after = append(after, p.ID)
+		}
+		if p.LastActivityAt.Before(mid) {
+			before = append(before, p.ID)
+		}
+	}
+	stamp := mid.Format(time.RFC3339)
+	tests := []struct {
+		query string
+		want  []int64
+	}{
+		{"last_activity_after=" + stamp, after},
+		{"last_activity_before=" + stamp, before},
+		{"last_activity_after=" + stamp + "&last_activity_before=" + stamp, []int64{}},
+		{"last_activity_after=2000-01-01T00:00:00Z&archived=false", nil}, // nil: the unarchived ones
+	}
+	for _, tt := range tests {
+		want := tt.want
+		if want == nil {
+			want = listedIDs(t, s, "archived=false")
+		}
+		if got := listedIDs(t, s, tt.query); !slices.Equal(got, want) {
+			t.Errorf("%s: %v, want %v", tt.query, got, want)
+		}
+	}
+	if code, body := answer(s, http.MethodGet, "/api/v4/projects?last_activity_after=yesterday", ""); code != http.StatusBadRequest || !strings.Contains(body, "last_activity_after is invalid") {
+		t.Errorf("a bad time: %d %s, want 400", code, body)
 	}
 }
