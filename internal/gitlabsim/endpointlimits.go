@@ -13,13 +13,13 @@ import (
 // requests count against a fixed window of their own, besides the authenticated-API
 // limit, and only that class is answered 429 when the window is full.
 type EndpointLimit struct {
-	Class  string        `json:"class"`  // endpoint class, such as "projects/:id"
-	Limit  int           `json:"limit"`  // requests per window, at least 1
-	Window time.Duration `json:"window"` // default one minute
+	Class  string        // endpoint class, such as "projects/:id"
+	Limit  int           // requests per window, at least 1
+	Window time.Duration // default one minute
 	// Name is the RateLimit-Name the class announces; default GitLab's application
 	// rate limiter key for the class (such as "project_api"), or one derived from
 	// the class for classes GitLab does not limit on their own.
-	Name string `json:"name"`
+	Name string
 }
 
 // GitLabComRPM is GitLab.com's authenticated API limit: 2,000 requests each minute
