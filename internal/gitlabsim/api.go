@@ -431,6 +431,34 @@ func (s *Server) projectFilter(c *call) func(int32) bool {
 	}
 }
 
+// activityFilter adds GET /projects' last_activity_after and last_activity_before
+// (ISO 8601, strict bounds) to keep; false after answering 400 for a bad time.
+func (s *Server) activityFilter(c *call, keep func(int32) bool) (func(int32) bool, bool) {
+	var after, before time.Time
+	for _, b := range []struct {
+		name string
+		dst  *time.Time
+	}{{"last_activity_after", &after}, {"last_activity_before", &before}} {
+		v := c.q().Get(b.name)
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			c.error(http.StatusBadRequest, "error", b.name+" is invalid")
+			return nil, false
+		}
+		*b.dst = t
+	}
+	if after.IsZero() && before.IsZero() {
+		return keep, true
+	}
+	return func(i int32) bool {
+		a := time.Unix(s.in.projects[i].activity, 0)
+		return (after.IsZero() || a.After(after)) && (before.IsZero() || a.Before(before)) && (keep == nil || keep(i))
+	}, true
+}
+
 func (s *Server) writeProjects(c *call, page []int32) {
 	stats, simple := c.flag("statistics"), c.flag("simple")
 	c.json(http.StatusOK, mapSlice(page, func(i int32) apiProject { return s.projectJSON(&s.in.projects[i], stats, simple) }))
@@ -450,7 +478,10 @@ const offsetCap = 50000
 
 // listProjects is GET /projects: newest first unless sort=asc, keyset on request.
 func (s *Server) listProjects(c *call) {
-	keep := s.projectFilter(c)
+	keep, ok := s.activityFilter(c, s.projectFilter(c))
+	if !ok {
+		return
+	}
 	if c.q().Get("pagination") == "keyset" {
 		page, ok := c.keyset(s.allProjects, func(i int32) int64 { return s.in.projects[i].id }, keep)
 		if ok {

@@ -84,23 +84,46 @@ func (c *call) html(status int, title string) {
 	c.write(status, "text/html; charset=utf-8", []byte("<html>\n<head><title>"+title+"</title></head>\n<body>\n<center><h1>"+title+"</h1></center>\n<hr><center>nginx</center>\n</body>\n</html>\n"))
 }
 
-// throttle answers 429 like GitLab's Rack::Attack throttle.
+// throttle answers 429 like GitLab's Rack::Attack throttle: plain text, Retry-After
+// and RateLimit-ResetTime besides the headers admit wrote.
 func (c *call) throttle(retryAfter time.Duration, reset time.Time) {
+	c.refuse(retryAfter, reset, !c.s.hideHeaders, "text/plain; charset=utf-8", []byte("Retry later\n"))
+}
+
+// endpointLimitBody is what GitLab's application rate limiter answers in the API.
+var endpointLimitBody = []byte(`{"message":{"error":"This endpoint has been requested too many times. Try again later."}}`)
+
+// throttleEndpoint answers 429 for a class's own limit like GitLab's application
+// rate limiter: a JSON body and, when the limits are quiet (as GitLab.com documents
+// for the Projects, Groups and Users APIs), no rate-limit header at all and a
+// Retry-After of the limit's interval, as GitLab's too_many_requests! sets it.
+func (c *call) throttleEndpoint(st limitState, now time.Time) {
+	if c.s.quietClassLimits {
+		c.refuse(st.window, st.reset, false, "application/json", endpointLimitBody)
+		return
+	}
+	c.refuse(st.retryAfter(now), st.reset, !c.s.hideHeaders, "application/json", endpointLimitBody)
+}
+
+// refuse writes a 429. Retry-After is an HTTP header, not a rate-limit one: it stays
+// when the rate-limit headers are hidden, and only NoHeaders429 drops it.
+func (c *call) refuse(retryAfter time.Duration, reset time.Time, announce bool, contentType string, body []byte) {
 	c.throttled = true
 	h := c.w.Header()
-	if c.fs.NoHeaders429 {
-		for _, k := range []string{"RateLimit-Name", "RateLimit-Limit", "RateLimit-Observed", "RateLimit-Remaining", "RateLimit-Reset"} {
-			h.Del(k)
-		}
-	} else {
+	if c.fs.NoHeaders429 || !announce {
+		dropRateLimitHeaders(h)
+	}
+	if !c.fs.NoHeaders429 {
 		secs := int64(retryAfter / time.Second)
 		if retryAfter%time.Second != 0 {
 			secs++
 		}
 		h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
-		h.Set("RateLimit-ResetTime", reset.UTC().Format(http.TimeFormat))
+		if announce {
+			h.Set("RateLimit-ResetTime", reset.UTC().Format(http.TimeFormat))
+		}
 	}
-	c.write(http.StatusTooManyRequests, "text/plain; charset=utf-8", []byte("Retry later\n"))
+	c.write(http.StatusTooManyRequests, contentType, body)
 }
 
 // maxTotal is where GitLab stops counting: above it X-Total, X-Total-Pages and the

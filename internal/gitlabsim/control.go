@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// serveControl serves the simulator's own endpoints under /-/sim/: they need no
-// token and are not counted in the stats.
+// serveControl serves the simulator's own endpoints under /-/sim/ (listed at
+// ServeHTTP).
 func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, p string) {
 	switch {
 	case p == "stats" && r.Method == http.MethodGet:
@@ -42,6 +42,22 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, p string) 
 		}
 		s.SetFaults(f)
 		writeJSON(w, http.StatusOK, s.CurrentFaults())
+	case p == "change" && r.Method == http.MethodPost:
+		var req struct {
+			Share *float64 `json:"share"`
+			Seed  int64    `json:"seed"`
+		}
+		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "change: " + err.Error()})
+			return
+		}
+		if req.Share == nil || !(*req.Share >= 0 && *req.Share <= 1) {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "change: share must be a number in [0, 1]"})
+			return
+		}
+		writeJSON(w, http.StatusOK, s.Change(*req.Share, req.Seed))
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "404 Not Found"})
 	}
@@ -60,6 +76,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // writeTruth streams the truth one record at a time, so that a 100k-project truth
 // never sits in memory whole.
 func (s *Server) writeTruth(w io.Writer) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw)
 	write := func(str string) { _, _ = bw.WriteString(str) } // bufio keeps the first error for Flush

@@ -1,7 +1,10 @@
 // Package gitlabsim is a GitLab simulator: it serves a subset of the GitLab REST API v4
 // over net/http for a deterministic synthetic instance built from a seed and a size,
-// with GitLab's pagination and rate-limit headers, faults on demand, request
-// accounting, and the instance's ground truth for comparing a scan against.
+// with GitLab's pagination and rate-limit headers (GitLab.com's per-endpoint limits
+// on request), faults on demand, request accounting, changes to a share of the
+// projects for checking incremental scans, and the instance's ground truth for
+// comparing a scan against. The control endpoints are under /-/sim/ (stats, truth,
+// faults, change; see Server.ServeHTTP).
 //
 // Only compact per-project metadata is kept in memory; lists (merge requests, issues,
 // pipelines, ...), files and CI configurations are generated on demand from the seed,
@@ -38,6 +41,20 @@ type Options struct {
 	RateLimitRPM int           // requests per minute per token; 0 = unlimited (no rate-limit headers)
 	RateWindow   time.Duration // fixed window, default 60s; the limit per window is RPM*window/60s, at least 1
 	Faults       Faults
+
+	// EndpointLimits give endpoint classes limits of their own, such as
+	// GitLabComEndpointLimits. By default a limited class's answers announce its
+	// own limit (RateLimit-Name, RateLimit-Limit per minute, Observed, Remaining,
+	// Reset of its window) instead of the authenticated-API one.
+	EndpointLimits []EndpointLimit
+	// QuietEndpointLimits answers as GitLab.com documents for its Projects, Groups
+	// and Users API limits: a limited class's answers carry the authenticated-API
+	// headers only, and its 429s no rate-limit header, just Retry-After.
+	QuietEndpointLimits bool
+	// HideRateLimitHeaders sends no RateLimit-* header on any answer while every
+	// limit still throttles, like a GitLab behind a proxy that strips them. 429s
+	// keep Retry-After unless Faults.NoHeaders429 drops it too.
+	HideRateLimitHeaders bool
 
 	// ExternalURL is the instance's external URL used in web_url fields (not in
 	// pagination links, which use the request's host). Default "https://gitlab.example.com".
@@ -125,10 +142,19 @@ type Server struct {
 	in     *instance
 	seed   int64
 	token  string
-	lim    *limiter
+	lim    *limiter // the authenticated-API throttle; nil when unlimited
 	faults atomic.Pointer[faultState]
 	seen   seenTable
 	stats  counters
+
+	classLim         [nClasses]*limiter // endpoint classes' own limits
+	quietClassLimits bool
+	hideHeaders      bool
+
+	// mu guards the projects' changing fields: API answers and the truth read
+	// under RLock, Change writes under Lock.
+	mu      sync.RWMutex
+	changes int // Change calls so far
 
 	allProjects []int32
 	allGroups   []int32
@@ -154,6 +180,9 @@ func New(opts Options) (*Server, error) {
 	if u, err := url.Parse(opts.ExternalURL); err != nil || u.Host == "" {
 		return nil, fmt.Errorf("gitlabsim: external URL %q is not an absolute URL", opts.ExternalURL)
 	}
+	if err := validateEndpointLimits(opts.EndpointLimits); err != nil {
+		return nil, fmt.Errorf("gitlabsim: %w", err)
+	}
 	if err := opts.Faults.Validate(); err != nil {
 		return nil, fmt.Errorf("gitlabsim: faults: %w", err)
 	}
@@ -161,9 +190,16 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{in: in, seed: opts.Seed, token: opts.Token, done: make(chan struct{})}
+	s := &Server{
+		in: in, seed: opts.Seed, token: opts.Token, done: make(chan struct{}),
+		quietClassLimits: opts.QuietEndpointLimits, hideHeaders: opts.HideRateLimitHeaders,
+	}
 	if opts.RateLimitRPM > 0 {
 		s.lim = newLimiter(opts.RateLimitRPM, opts.RateWindow)
+	}
+	for _, l := range opts.EndpointLimits {
+		c, _ := classByName(l.Class)
+		s.classLim[c] = newEndpointLimiter(l)
 	}
 	s.faults.Store(newFaultState(opts.Faults))
 	s.allProjects = make([]int32, len(in.projects))
@@ -197,7 +233,14 @@ func (s *Server) CurrentFaults() Faults {
 // afterwards, without hanging.
 func (s *Server) Close() { s.closeOnce.Do(func() { close(s.done) }) }
 
-// ServeHTTP serves the API under /api/v4 and the simulator's own endpoints under /-/sim/.
+// ServeHTTP serves the API under /api/v4 and the simulator's own endpoints under
+// /-/sim/, which need no token and are not counted in the stats:
+//
+//	GET  /-/sim/stats        Stats
+//	POST /-/sim/stats/reset  ResetStats
+//	GET  /-/sim/truth        Truth, streamed
+//	GET  /-/sim/faults       CurrentFaults; PUT with a Faults body: SetFaults
+//	POST /-/sim/change       {"share":0.1,"seed":7}: Change; answers its ChangeResult
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.EscapedPath()
 	if strings.HasPrefix(p, "/-/sim/") {
@@ -231,15 +274,8 @@ func (s *Server) serveAPI(c *call) {
 	}
 	fs := s.faults.Load()
 	c.fs = fs
-	if s.lim != nil {
-		st := s.lim.take(time.Now())
-		if !fs.NoHeaders429 || st.ok {
-			st.setHeaders(c.w.Header())
-		}
-		if !st.ok {
-			c.throttle(st.retryAfter(time.Now()), st.reset)
-			return
-		}
+	if !s.admit(c) {
+		return
 	}
 	if c.r.Method != http.MethodGet && c.r.Method != http.MethodHead {
 		c.error(http.StatusMethodNotAllowed, "message", "405 Method Not Allowed")
@@ -279,6 +315,8 @@ func (s *Server) serveAPI(c *call) {
 		return
 	}
 	c.malformed = fs.MalformedRate > 0 && c.draw(saltFaultMalformed) < fs.MalformedRate
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	s.dispatch(c)
 }
 

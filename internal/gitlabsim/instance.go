@@ -142,6 +142,7 @@ type project struct {
 	branch   uint8 // index in defaultBranches
 	counts   [nCounts]uint32
 	sizes    [nSizes]int64
+	grown    *growth // what it was before Server.Change first touched it; nil if never
 }
 
 func (p *project) has(f uint32) bool { return p.flags&f != 0 }

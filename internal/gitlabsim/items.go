@@ -42,9 +42,14 @@ func (in *instance) user(k uint64) apiUser {
 	}
 }
 
-// at spreads item k of n over the project's life: item 1 at creation, item n at the last activity.
+// at spreads item k of n over the project's life: item 1 at creation, item n at the
+// last activity before any change (Server.Change), so that a change moves no item.
 func at(p *project, k, n int64) time.Time {
-	span := p.activity - p.created
+	end := p.activity
+	if p.grown != nil {
+		end = p.grown.activity
+	}
+	span := end - p.created
 	return time.Unix(p.created+span*k/(n+1), 0).UTC()
 }
 
@@ -158,9 +163,8 @@ func mrTotal(p *project, state string) int64 {
 }
 
 func (in *instance) mergeRequest(p *project, iid int64) apiMergeRequest {
-	n := p.count(cMRs)
 	r := newRNG(in.seed, hash2(uint64(p.id), uint64(iid)), saltItems)
-	created := at(p, iid, n)
+	created := p.itemTime(cMRs, iid)
 	state := mrState(p, iid)
 	mr := apiMergeRequest{
 		ID:              itemID(p.id, iid),
@@ -309,7 +313,7 @@ type apiPipeline struct {
 func (in *instance) pipeline(p *project, iid int64) apiPipeline {
 	n := p.count(cPipelines)
 	r := newRNG(in.seed, hash2(uint64(p.id), uint64(iid)), saltItems+2)
-	created := at(p, iid, n)
+	created := p.itemTime(cPipelines, iid)
 	status := []string{"success", "failed", "canceled", "skipped", "manual"}[r.pick([]float64{78, 14, 4, 2, 2})]
 	if iid == n && r.chance(0.3) {
 		status = "running"
@@ -318,7 +322,7 @@ func (in *instance) pipeline(p *project, iid int64) apiPipeline {
 	source := "push"
 	switch u := r.float(); {
 	case u < 0.35:
-		ref = fmt.Sprintf("refs/merge-requests/%d/head", 1+r.next()%uint64(max(1, p.count(cMRs))))
+		ref = fmt.Sprintf("refs/merge-requests/%d/head", 1+r.next()%uint64(max(1, p.countBefore(cMRs))))
 		source = "merge_request_event"
 	case u < 0.45:
 		source = "schedule"

@@ -27,6 +27,7 @@ const (
 	saltUser
 	saltUserWeight
 	saltEnvironments
+	saltChange
 )
 
 // mix is the splitmix64 finaliser: cheap and well distributed.

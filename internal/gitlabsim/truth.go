@@ -25,6 +25,8 @@ type TruthFaults struct {
 // Truth returns the whole ground truth. For large instances prefer GET /-/sim/truth,
 // which streams it.
 func (s *Server) Truth() Truth {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	t := Truth{Groups: make([]inventory.Group, len(s.in.groups)), Projects: make([]inventory.Project, len(s.in.projects))}
 	for i := range s.in.groups {
 		t.Groups[i] = s.in.truthGroup(&s.in.groups[i])

@@ -6,10 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gl2gh/discovery-agent/internal/gitlabsim"
 	"github.com/gl2gh/discovery-agent/internal/scancheck"
 )
 
@@ -114,6 +116,8 @@ func TestBadFlags(t *testing.T) {
 		{"--addr", "256.0.0.1:99999"},
 		{"--users", "-1"},
 		{"--personal-projects", "5"}, // without --users
+		{"--endpoint-limits", "projects/:id/nope=5"},
+		{"--gitlab-com-limits", "--endpoint-limits", "groups=0"},
 	}
 	for _, args := range tests {
 		if err := run(context.Background(), args, slog.New(slog.NewJSONHandler(io.Discard, nil)), nil); err == nil {
@@ -156,5 +160,55 @@ func TestPersonalProjectsFlags(t *testing.T) {
 	line, _, _ := strings.Cut(logs.String(), "\n")
 	if err := json.Unmarshal([]byte(line), &first); err != nil || first["users"] != float64(3) || first["personal_projects"] != float64(12) {
 		t.Errorf("start line %q", line)
+	}
+}
+
+// TestLimitFlags: --gitlab-com-limits sets GitLab.com's documented limits, quiet,
+// and yields to the flags given beside it.
+func TestLimitFlags(t *testing.T) {
+	com := gitlabsim.GitLabComEndpointLimits()
+	tests := []struct {
+		args   []string
+		rpm    int
+		limits []gitlabsim.EndpointLimit
+		quiet  bool
+		hide   bool
+	}{
+		{[]string{}, 0, nil, false, false},
+		{[]string{"--endpoint-limits", "projects/:id=5,projects=20/2m"}, 0, []gitlabsim.EndpointLimit{{Class: "projects/:id", Limit: 5}, {Class: "projects", Limit: 20, Window: 2 * time.Minute}}, false, false},
+		{[]string{"--gitlab-com-limits"}, gitlabsim.GitLabComRPM, com, true, false},
+		{
+			[]string{"--gitlab-com-limits", "--rate-limit-rpm", "600", "--endpoint-limits-quiet=false", "--endpoint-limits", "groups=200", "--no-ratelimit-headers"},
+			600, gitlabsim.MergeEndpointLimits(com, []gitlabsim.EndpointLimit{{Class: "groups", Limit: 200}}), false, true,
+		},
+	}
+	for _, tt := range tests {
+		o, _, err := parseFlags(tt.args)
+		if err != nil {
+			t.Errorf("parseFlags(%v): %v", tt.args, err)
+			continue
+		}
+		if o.RateLimitRPM != tt.rpm || !slices.Equal(o.EndpointLimits, tt.limits) || o.QuietEndpointLimits != tt.quiet || o.HideRateLimitHeaders != tt.hide {
+			t.Errorf("parseFlags(%v): rpm %d, limits %v, quiet %v, hide %v; want %d, %v, %v, %v",
+				tt.args, o.RateLimitRPM, o.EndpointLimits, o.QuietEndpointLimits, o.HideRateLimitHeaders, tt.rpm, tt.limits, tt.quiet, tt.hide)
+		}
+	}
+}
+
+// TestEndpointLimitsFlag: a class limited by --endpoint-limits announces its own limit.
+func TestEndpointLimitsFlag(t *testing.T) {
+	addr, _, stop := start(t, "--groups", "2", "--projects", "5", "--rate-limit-rpm", "1000", "--endpoint-limits", "groups=40")
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/api/v4/groups", nil)
+	req.Header.Set("PRIVATE-TOKEN", "sim-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("RateLimit-Name") != "groups_api" || resp.Header.Get("RateLimit-Limit") != "40" {
+		t.Errorf("groups: %d, RateLimit-Name %q, Limit %q", resp.StatusCode, resp.Header.Get("RateLimit-Name"), resp.Header.Get("RateLimit-Limit"))
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
 	}
 }
