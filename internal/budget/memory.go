@@ -107,24 +107,31 @@ func (m *Memory) pacing() (interval time.Duration, burst int, limited bool) {
 }
 
 // Observe records the limit GitLab announced (per minute; 0 when absent) and pauses
-// until reset when remaining is at or below a small Reserve. A zero reset carries no
-// information and never pauses; a 429's Retry-After arrives through PauseUntil.
+// until reset when remaining is at or below a small Reserve. A zero or past reset
+// carries no information and never pauses; one beyond MaxPause pauses MaxPause. A
+// 429's Retry-After arrives through PauseUntil.
 func (m *Memory) Observe(ctx context.Context, limit, remaining int, reset time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if limit > 0 {
 		m.announced = limit
 	}
-	if remaining <= Reserve && !reset.IsZero() && reset.After(m.pause) {
-		m.pause = reset
+	if remaining <= Reserve {
+		m.pauseLocked(reset)
 	}
 }
 
-// PauseUntil stops every request until t. It only ever moves the pause forward.
+// PauseUntil stops every request until t, at most MaxPause from now. It only ever
+// moves the pause forward.
 func (m *Memory) PauseUntil(ctx context.Context, t time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if t.After(m.pause) {
+	m.pauseLocked(t)
+}
+
+func (m *Memory) pauseLocked(t time.Time) {
+	t, ok := CapPause(m.cfg.Now(), t)
+	if ok && t.After(m.pause) {
 		m.pause = t
 	}
 }

@@ -139,6 +139,13 @@ func TestPause(t *testing.T) {
 		{"remaining within reserve pauses", func(m *Memory) { m.Observe(ctx, 600, Reserve, at(30*time.Second)) }, 30 * time.Second},
 		{"remaining above reserve does not pause", func(m *Memory) { m.Observe(ctx, 600, Reserve+1, at(30*time.Second)) }, 0},
 		{"remaining 0 without reset does not pause", func(m *Memory) { m.Observe(ctx, 0, 0, time.Time{}) }, 0},
+		{"PauseUntil a century ahead lasts MaxPause", func(m *Memory) { m.PauseUntil(ctx, at(100*365*24*time.Hour)) }, MaxPause},
+		{"PauseUntil at the end of time lasts MaxPause", func(m *Memory) { m.PauseUntil(ctx, time.Unix(1<<62, 0)) }, MaxPause},
+		{"reset in 2126 lasts MaxPause", func(m *Memory) {
+			m.Observe(ctx, 600, 0, time.Date(2126, 1, 1, 0, 0, 0, 0, time.UTC))
+		}, MaxPause},
+		{"reset before 1970 is ignored", func(m *Memory) { m.Observe(ctx, 600, 0, time.Unix(-5, 0)) }, 0},
+		{"past reset is ignored", func(m *Memory) { m.Observe(ctx, 600, 0, at(-time.Minute)) }, 0},
 		{"Observe never moves the pause back", func(m *Memory) {
 			m.PauseUntil(ctx, at(time.Minute))
 			m.Observe(ctx, 600, 0, at(30*time.Second))

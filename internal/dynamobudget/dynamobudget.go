@@ -55,6 +55,11 @@ const (
 	// such a lease would expire before it could be spent, and leasing would never end.
 	// A worker holds one lease at a time, so this stays within its one chunk of burst.
 	minHold = 100 * time.Millisecond
+	// pauseSlack is how far past budget.MaxPause a shared pause may lie and still be
+	// honoured (capped to MaxPause): the writer's clock may be ahead. Beyond it the
+	// item's pause was not written by a capped limiter and is ignored, so a stale or
+	// hostile pause_until cannot hold every worker for good.
+	pauseSlack = time.Minute
 )
 
 // Config configures a Dynamo limiter.
@@ -101,7 +106,8 @@ type Config struct {
 // ends or enough of the bucket refills. An exhausted MaxCalls returns budget.ErrExhausted.
 //
 // GitLab's signals are shared through the item: PauseUntil and Observe with little
-// remaining write pause_until, conditioned so that it only moves forward; an announced
+// remaining write pause_until, at most budget.MaxPause ahead, conditioned so that it
+// only moves forward (a pause_until further ahead than MaxPause is ignored); an announced
 // limit below RPM is stored with a one-minute lifetime, refreshed while it is
 // announced, and only lowered meanwhile, so that endpoints announcing different
 // limits do not make the item flap. Every worker applies min(RPM, announced) from the
@@ -382,7 +388,8 @@ func (p leasePlan) input(d *Budget, now time.Time) *dynamodb.UpdateItemInput {
 		":exp": num(now.Add(itemTTL).Unix()),
 	}
 	set := []string{"#exp = :exp"}
-	cond := []string{"(attribute_not_exists(#pause) OR #pause <= :now)"}
+	values[":far"] = micros(farPause(now))
+	cond := []string{"(attribute_not_exists(#pause) OR #pause <= :now OR #pause > :far)"}
 	if p.interval > 0 {
 		names["#tat"] = attrTAT
 		if p.busy {
@@ -472,8 +479,8 @@ func (d *Budget) refused(p leasePlan, now time.Time, item map[string]types.Attri
 func (d *Budget) absorb(item map[string]types.AttributeValue) {
 	// A missing attribute is news too: the item was reset, or never had it.
 	d.tat, _ = timeAttr(item[attrTAT])
-	if t, ok := timeAttr(item[attrPause]); ok && t.After(d.pause) {
-		d.pause = t // the local pause only moves forward as well
+	if t, ok := timeAttr(item[attrPause]); ok {
+		d.pauseLocked(t) // the local pause only moves forward as well
 	}
 	limit, _ := intAttr(item[attrLimit])
 	d.limit = int(limit)
@@ -639,11 +646,13 @@ func (d *Budget) announce(ctx context.Context, limit int) {
 	d.afterSignal(ctx, err, "store announced limit", slog.Int("limit", limit))
 }
 
-// PauseUntil stops every worker's requests until t. The item's pause only moves
-// forward; an earlier t changes nothing.
+// PauseUntil stops every worker's requests until t, at most budget.MaxPause from now.
+// The item's pause only moves forward; an earlier or past t changes nothing.
 func (d *Budget) PauseUntil(ctx context.Context, t time.Time) {
+	now := d.cfg.Now()
+	t, ok := budget.CapPause(now, t)
 	d.mu.Lock()
-	known := !t.After(d.pause) || !t.After(d.cfg.Now())
+	known := !ok || !t.After(d.pause)
 	if !known {
 		d.pause = t
 	}
@@ -655,13 +664,28 @@ func (d *Budget) PauseUntil(ctx context.Context, t time.Time) {
 		TableName:                           aws.String(d.table),
 		Key:                                 d.itemKey(),
 		UpdateExpression:                    aws.String("SET #pause = :t, #exp = :exp"),
-		ConditionExpression:                 aws.String("attribute_not_exists(#pause) OR #pause < :t"),
+		ConditionExpression:                 aws.String("attribute_not_exists(#pause) OR #pause < :t OR #pause > :far"),
 		ExpressionAttributeNames:            map[string]string{"#pause": attrPause, "#exp": attrExpires},
-		ExpressionAttributeValues:           map[string]types.AttributeValue{":t": micros(t), ":exp": num(d.cfg.Now().Add(itemTTL).Unix())},
+		ExpressionAttributeValues:           map[string]types.AttributeValue{":t": micros(t), ":far": micros(farPause(now)), ":exp": num(now.Add(itemTTL).Unix())},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	d.afterSignal(ctx, err, "share pause", slog.Time("until", t))
 }
+
+// pauseLocked moves the local pause forward to the item's pause t, capped to
+// budget.MaxPause from now; a t beyond farPause is ignored. d.mu must be held.
+func (d *Budget) pauseLocked(t time.Time) {
+	now := d.cfg.Now()
+	if t.After(farPause(now)) {
+		return
+	}
+	if t, ok := budget.CapPause(now, t); ok && t.After(d.pause) {
+		d.pause = t
+	}
+}
+
+// farPause is the latest shared pause honoured at now.
+func farPause(now time.Time) time.Time { return now.Add(budget.MaxPause + pauseSlack) }
 
 // afterSignal handles the result of a write that has no caller to return an error to:
 // a refused condition means the item already says more, and its image is kept.

@@ -186,22 +186,27 @@ func testPauseForwardOnly(t *testing.T, srv *mototest.Server) {
 	db := srv.DynamoDB()
 	table := newTable(t, srv)
 	const key = "gitlab.example#pause"
-	cfg := dynamobudget.Config{RPM: 6000}
-	a := dynamobudget.New(db, table, key, cfg)
-	b := dynamobudget.New(db, table, key, cfg) // does not know what a wrote
 	t0 := time.Now().Truncate(time.Microsecond)
+	// a and b write with a clock stopped at t0, so that capped pauses are exact.
+	frozen := dynamobudget.Config{RPM: 6000, Now: func() time.Time { return t0 }}
+	a := dynamobudget.New(db, table, key, frozen)
+	b := dynamobudget.New(db, table, key, frozen) // does not know what a wrote
+	century := t0.AddDate(100, 0, 0)
 
 	steps := []struct {
 		name string
 		act  func()
 		want time.Time
 	}{
-		{"first pause", func() { a.PauseUntil(ctx, t0.Add(time.Hour)) }, t0.Add(time.Hour)},
-		{"earlier pause from another worker", func() { b.PauseUntil(ctx, t0.Add(30*time.Minute)) }, t0.Add(time.Hour)},
-		{"later pause", func() { b.PauseUntil(ctx, t0.Add(2*time.Hour)) }, t0.Add(2 * time.Hour)},
-		{"remaining 0 pauses until reset", func() { a.Observe(ctx, 0, 0, t0.Add(3*time.Hour)) }, t0.Add(3 * time.Hour)},
-		{"plenty remaining does not", func() { b.Observe(ctx, 0, 1000, t0.Add(4*time.Hour)) }, t0.Add(3 * time.Hour)},
-		{"earlier reset does not", func() { b.Observe(ctx, 0, 0, t0.Add(90*time.Minute)) }, t0.Add(3 * time.Hour)},
+		{"first pause", func() { a.PauseUntil(ctx, t0.Add(5*time.Minute)) }, t0.Add(5 * time.Minute)},
+		{"earlier pause from another worker", func() { b.PauseUntil(ctx, t0.Add(2*time.Minute)) }, t0.Add(5 * time.Minute)},
+		{"later pause", func() { b.PauseUntil(ctx, t0.Add(8*time.Minute)) }, t0.Add(8 * time.Minute)},
+		{"remaining 0 pauses until reset", func() { a.Observe(ctx, 0, 0, t0.Add(10*time.Minute)) }, t0.Add(10 * time.Minute)},
+		{"plenty remaining does not", func() { b.Observe(ctx, 0, 1000, t0.Add(12*time.Minute)) }, t0.Add(10 * time.Minute)},
+		{"earlier reset does not", func() { b.Observe(ctx, 0, 0, t0.Add(7*time.Minute)) }, t0.Add(10 * time.Minute)},
+		{"past reset does not", func() { b.Observe(ctx, 0, 0, t0.Add(-time.Hour)) }, t0.Add(10 * time.Minute)},
+		{"reset a century ahead pauses MaxPause", func() { a.Observe(ctx, 0, 0, century) }, t0.Add(budget.MaxPause)},
+		{"Retry-After of years pauses MaxPause", func() { b.PauseUntil(ctx, t0.Add(999999999*time.Second)) }, t0.Add(budget.MaxPause)},
 	}
 	for _, s := range steps {
 		s.act()
@@ -212,6 +217,7 @@ func testPauseForwardOnly(t *testing.T, srv *mototest.Server) {
 	}
 
 	// A worker that never paused itself learns the pause from the table.
+	cfg := dynamobudget.Config{RPM: 6000}
 	c := dynamobudget.New(db, table, key, cfg)
 	wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
@@ -220,6 +226,30 @@ func testPauseForwardOnly(t *testing.T, srv *mototest.Server) {
 	}
 	if c.Used() != 0 {
 		t.Fatalf("a paused limiter granted %d calls", c.Used())
+	}
+
+	// A pause_until beyond MaxPause on the item (an older writer, a hand edit) holds no
+	// worker: it is ignored, and the next real pause replaces it.
+	_, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(table),
+		Key:                       map[string]types.AttributeValue{"key": &types.AttributeValueMemberS{Value: key}},
+		UpdateExpression:          aws.String("SET pause_until = :t"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":t": &types.AttributeValueMemberN{Value: strconv.FormatInt(century.UnixMicro(), 10)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dynamobudget.New(db, table, key, cfg)
+	wctx2, cancel2 := context.WithTimeout(ctx, 10*time.Second) // a hang guard
+	defer cancel2()
+	for range 3 {
+		if err := d.Wait(wctx2); err != nil {
+			t.Fatalf("Wait under a century-long item pause = %v, want a call", err)
+		}
+	}
+	d.PauseUntil(ctx, time.Now().Add(time.Minute))
+	if got := time.UnixMicro(numAttr(t, item(t, db, table, key)["pause_until"])); got.After(time.Now().Add(2 * time.Minute)) {
+		t.Fatalf("pause_until = %v after a one-minute pause, want the century replaced", got)
 	}
 }
 
