@@ -67,13 +67,24 @@ func NotEmpty[T any](name string, value func(T) string, roles ...Role) Rule[T] {
 	}}
 }
 
-// CheckURL checks GITLAB_URL: set, and an http or https URL.
-func CheckURL(url string) error {
+// CheckURL checks GITLAB_URL: set, an http or https URL, and without credentials
+// (user:token@host would carry the token into logs, summaries and reports; the token
+// belongs in GITLAB_TOKEN). A URL with credentials is never echoed.
+func CheckURL(u string) error {
+	rest := u
+	if i := strings.Index(rest, "://"); i >= 0 {
+		rest = rest[i+len("://"):]
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
 	switch {
-	case url == "":
+	case u == "":
 		return errors.New("GITLAB_URL is not set")
-	case !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://"):
-		return fmt.Errorf("GITLAB_URL %q must start with http:// or https://", url)
+	case strings.Contains(rest, "@"):
+		return errors.New("GITLAB_URL must not contain credentials (user:token@host): set the token in GITLAB_TOKEN")
+	case !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://"):
+		return fmt.Errorf("GITLAB_URL %q must start with http:// or https://", u)
 	}
 	return nil
 }

@@ -19,6 +19,13 @@ func TestValidate(t *testing.T) {
 		{"serve without a token", RoleServe, map[string]string{"GITLAB_URL": "http://gitlab"}, "GITLAB_TOKEN is not set"},
 		{"URL without a scheme", RoleScan, map[string]string{"GITLAB_URL": "gitlab.example.com", "GITLAB_TOKEN": "t"},
 			`GITLAB_URL "gitlab.example.com" must start with http:// or https://`},
+		{"URL with credentials", RoleScan, map[string]string{"GITLAB_URL": "https://user:glpat-secret@gitlab.example.com", "GITLAB_TOKEN": "t"},
+			"GITLAB_URL must not contain credentials (user:token@host): set the token in GITLAB_TOKEN"},
+		{"URL with a user only", RoleScan, map[string]string{"GITLAB_URL": "http://glpat-secret@gitlab/path", "GITLAB_TOKEN": "t"},
+			"GITLAB_URL must not contain credentials (user:token@host): set the token in GITLAB_TOKEN"},
+		{"credentials without a scheme", RoleScan, map[string]string{"GITLAB_URL": "user:glpat-secret@gitlab", "GITLAB_TOKEN": "t"},
+			"GITLAB_URL must not contain credentials (user:token@host): set the token in GITLAB_TOKEN"},
+		{"@ in the path is no credential", RoleScan, map[string]string{"GITLAB_URL": "https://gitlab.example.com/a@b", "GITLAB_TOKEN": "t"}, ""},
 		{"unknown role", Role("worker"), full, `no configuration rules for role "worker"`},
 	}
 	for _, tt := range tests {
