@@ -3,6 +3,14 @@
 // with that library's own limiter and retries turned off: every request goes through our
 // transport, which waits on a shared Limiter, feeds rate-limit headers back to it and
 // retries transient failures with bounded, jittered backoff.
+//
+// The client assumes the server may be hostile or broken. The token goes to the
+// configured origin only (no redirect elsewhere is followed); every error it returns is
+// redacted of the token and cut to MaxErrorLen; bodies are read through per-class caps
+// (MaxBodySize, MaxFileSize, MaxErrorBodySize); page walks end (ErrPageLoop); pauses
+// GitLab asks for last at most MaxPause; a panic in the library becomes the request's
+// error; and one malformed project record marks that project (Project.Validate), not
+// its page.
 package gitlab
 
 import (
@@ -22,16 +30,25 @@ import (
 	gogitlab "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/gl2gh/discovery-agent/internal/backoff"
-	"github.com/gl2gh/discovery-agent/internal/inventory"
+	"github.com/gl2gh/discovery-agent/internal/budget"
 )
 
-// Classified failures; an *APIError matches them with errors.Is.
+// Classified failures; an *APIError matches the first three with errors.Is.
 var (
 	ErrUnauthorized = errors.New("GitLab rejected the token (401)")
 	ErrForbidden    = errors.New("forbidden (403)")
 	ErrNotFound     = errors.New("not found (404)")
 	ErrMalformed    = errors.New("malformed JSON")
+	// ErrRedirect is a redirect to another scheme, host or port: not followed, so
+	// that the token never leaves the configured origin.
+	ErrRedirect = errors.New("redirect to another origin refused")
+	// ErrPanic is a panic in the request's handling (the client library), caught.
+	ErrPanic = errors.New("GitLab client panicked")
 )
+
+// MaxPause is the longest pause a GitLab answer can cause (Retry-After,
+// RateLimit-Reset); budget.MaxPause, which every limiter applies as well.
+const MaxPause = budget.MaxPause
 
 // IsTimeout reports whether err is a request that timed out (after its retries).
 func IsTimeout(err error) bool {
@@ -43,7 +60,7 @@ func IsTimeout(err error) bool {
 type APIError struct {
 	Endpoint string // endpoint class, e.g. "projects/:id/hooks"
 	Status   int
-	Message  string
+	Message  string // GitLab's message, redacted of the token and cut to MaxErrorLen
 }
 
 func (e *APIError) Error() string {
@@ -95,6 +112,7 @@ type Client struct {
 	gl         *gogitlab.Client
 	t          *transport
 	maxRetries int
+	redact     redactor
 }
 
 // New returns a client for the GitLab at baseURL (e.g. https://gitlab.example.com).
@@ -106,7 +124,11 @@ func New(baseURL, token string, opts Options) (*Client, error) {
 		return nil, errors.New("gitlab: no token (set GITLAB_TOKEN)")
 	}
 	u, err := url.Parse(strings.TrimSpace(baseURL))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	switch {
+	case err == nil && u.User != nil, strings.Contains(authority(baseURL), "@"):
+		// Never echoed: it would carry the credentials.
+		return nil, errors.New("gitlab: the GitLab URL must not contain credentials (user:token@host); the token goes in GITLAB_TOKEN")
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 		return nil, fmt.Errorf("gitlab: invalid GitLab URL %q: want http(s)://host", baseURL)
 	}
 	if opts.Concurrency <= 0 {
@@ -130,6 +152,7 @@ func New(baseURL, token string, opts Options) (*Client, error) {
 		opts.Transport = dt
 	}
 	t := &transport{
+		origin:      originOf(u),
 		next:        opts.Transport,
 		limiter:     opts.Limiter,
 		perEndpoint: opts.EndpointLimiters,
@@ -142,7 +165,7 @@ func New(baseURL, token string, opts Options) (*Client, error) {
 	}
 	gl, err := gogitlab.NewClient(token,
 		gogitlab.WithBaseURL(strings.TrimRight(u.String(), "/")+"/api/v4"),
-		gogitlab.WithHTTPClient(&http.Client{Transport: t}),
+		gogitlab.WithHTTPClient(&http.Client{Transport: t, CheckRedirect: t.checkRedirect}),
 		gogitlab.WithoutRetries(),
 		gogitlab.WithCustomLimiter(noLimit{}),
 		gogitlab.WithUserAgent("gl2gh-discovery-agent"),
@@ -150,7 +173,18 @@ func New(baseURL, token string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gitlab: %w", err)
 	}
-	return &Client{gl: gl, t: t, maxRetries: t.maxRetries}, nil
+	return &Client{gl: gl, t: t, maxRetries: t.maxRetries, redact: newRedactor(token)}, nil
+}
+
+// authority is the user-info-and-host part of a URL string, parsed or not.
+func authority(s string) string {
+	if _, rest, ok := strings.Cut(s, "://"); ok {
+		s = rest
+	}
+	if i := strings.IndexAny(s, "/?#"); i >= 0 {
+		s = s[:i]
+	}
+	return s
 }
 
 type noLimit struct{}
@@ -172,50 +206,93 @@ func (c *Client) Settings() Settings {
 // Calls returns how many HTTP requests the client has sent, retries included.
 func (c *Client) Calls() int64 { return c.t.calls.Load() }
 
+// decoder is a response type that decodes itself (a list decoded element by element).
+type decoder interface {
+	decodeJSON(data []byte, r redactor) error
+}
+
 // get sends one GET (retried by the transport) and decodes JSON into v when v is not
-// nil. A body that does not decode is retried too: GitLab behind a proxy sometimes
-// truncates.
+// nil (*[]byte takes the raw body; a decoder decodes itself). A body that does not
+// decode is retried too: GitLab behind a proxy sometimes truncates. Every error it
+// returns is redacted of the token and cut to MaxErrorLen.
 func (c *Client) get(ctx context.Context, path string, q url.Values, v any) (*gogitlab.Response, error) {
 	endpoint := EndpointClass("/api/v4/" + path)
 	for attempt := 0; ; attempt++ {
-		req, err := c.gl.NewRequest(http.MethodGet, path, nil, []gogitlab.RequestOptionFunc{gogitlab.WithContext(ctx)})
-		if err != nil {
-			return nil, fmt.Errorf("build request %s: %w", endpoint, err)
-		}
-		req.URL.RawQuery = q.Encode()
-		var buf bytes.Buffer
-		resp, err := c.gl.Do(req, &buf)
-		if err != nil {
-			var er *gogitlab.ErrorResponse
-			if errors.As(err, &er) && er.Response != nil {
-				return resp, &APIError{Endpoint: endpoint, Status: er.Response.StatusCode, Message: er.Message}
-			}
-			if errors.Is(err, gogitlab.ErrNotFound) { // the library's own sentinel for 404
-				return resp, &APIError{Endpoint: endpoint, Status: http.StatusNotFound}
-			}
-			return resp, fmt.Errorf("GET %s: %w", endpoint, err)
-		}
-		if v == nil {
-			return resp, nil
-		}
-		if w, ok := v.(*[]byte); ok {
-			*w = buf.Bytes()
-			return resp, nil
-		}
-		err = json.Unmarshal(buf.Bytes(), v)
-		if err == nil {
-			return resp, nil
+		resp, err := c.try(ctx, endpoint, path, q, v)
+		if !errors.Is(err, errDecode) {
+			return resp, err
 		}
 		if attempt >= c.maxRetries || ctx.Err() != nil {
-			return resp, fmt.Errorf("GET %s: %w after %d attempts: %w", endpoint, ErrMalformed, attempt+1, err)
+			return resp, c.clean(fmt.Errorf("GET %s: %w after %d attempts: %w", endpoint, ErrMalformed, attempt+1, errors.Unwrap(err)))
 		}
 		if c.t.observer != nil {
 			c.t.observer.Retry("malformed")
 		}
 		if err := backoff.Sleep(ctx, c.t.backoff(attempt)); err != nil {
-			return nil, err
+			return nil, c.clean(err)
 		}
 	}
+}
+
+// errDecode marks a body that did not decode; try wraps the decoding error in it.
+var errDecode = errors.New("decode")
+
+type decodeError struct{ err error }
+
+func (e *decodeError) Error() string        { return e.err.Error() }
+func (e *decodeError) Unwrap() error        { return e.err }
+func (e *decodeError) Is(target error) bool { return target == errDecode }
+
+// try is one request of get, with a panic anywhere in it (the library's response
+// parsing included) turned into an error wrapping ErrPanic.
+func (c *Client) try(ctx context.Context, endpoint, path string, q url.Values, v any) (resp *gogitlab.Response, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			resp, err = nil, c.clean(fmt.Errorf("GET %s: %w: %v", endpoint, ErrPanic, r))
+		}
+	}()
+	req, err := c.gl.NewRequest(http.MethodGet, path, nil, []gogitlab.RequestOptionFunc{gogitlab.WithContext(ctx)})
+	if err != nil {
+		return nil, c.clean(fmt.Errorf("build request %s: %w", endpoint, err))
+	}
+	req.URL.RawQuery = q.Encode()
+	var buf bytes.Buffer
+	resp, err = c.gl.Do(req, &buf)
+	if err != nil {
+		var er *gogitlab.ErrorResponse
+		if errors.As(err, &er) && er.Response != nil {
+			return resp, &APIError{Endpoint: endpoint, Status: er.Response.StatusCode, Message: c.redact.clean(er.Message)}
+		}
+		if errors.Is(err, gogitlab.ErrNotFound) { // the library's own sentinel for 404
+			return resp, &APIError{Endpoint: endpoint, Status: http.StatusNotFound}
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) && errors.Is(ue.Err, ErrRedirect) {
+			err = ue.Err // the target is named in it; the URL around it may be long
+		}
+		return resp, c.clean(fmt.Errorf("GET %s: %w", endpoint, err))
+	}
+	switch v := v.(type) {
+	case nil:
+	case *[]byte:
+		*v = buf.Bytes()
+	case decoder:
+		err = v.decodeJSON(buf.Bytes(), c.redact)
+	default:
+		err = json.Unmarshal(buf.Bytes(), v)
+	}
+	if err != nil {
+		return resp, &decodeError{err}
+	}
+	return resp, nil
+}
+
+// clean returns err with its text redacted of the token and cut to MaxErrorLen.
+func (c *Client) clean(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &cleanError{msg: c.redact.clean(err.Error()), err: err}
 }
 
 // Group is the part of a GitLab group the scanner uses.
@@ -248,22 +325,26 @@ func (c *Client) Group(ctx context.Context, idOrPath string) (Group, error) {
 // TopLevelGroups lists every top-level group the token can see.
 func (c *Client) TopLevelGroups(ctx context.Context) ([]Group, error) {
 	q := url.Values{"top_level_only": {"true"}, "order_by": {"id"}, "sort": {"asc"}}
-	return listAll[Group](ctx, c, "groups", q)
+	return listAll[Group](ctx, c, "groups", q, 0)
 }
 
 // Subgroups lists a group's direct subgroups.
 func (c *Client) Subgroups(ctx context.Context, groupID int64) ([]Group, error) {
 	q := url.Values{"order_by": {"id"}, "sort": {"asc"}}
-	return listAll[Group](ctx, c, "groups/"+strconv.FormatInt(groupID, 10)+"/subgroups", q)
+	return listAll[Group](ctx, c, "groups/"+strconv.FormatInt(groupID, 10)+"/subgroups", q, 0)
 }
 
 // PerPage is the page size the client asks for (GitLab's maximum).
 const PerPage = 100
 
-func listAll[T any](ctx context.Context, c *Client, path string, q url.Values) ([]T, error) {
+// listAll walks every offset page of a list, up to maxPages (0: MaxPages).
+func listAll[T any](ctx context.Context, c *Client, path string, q url.Values, maxPages int) ([]T, error) {
+	if maxPages <= 0 {
+		maxPages = MaxPages
+	}
 	var all []T
 	q.Set("per_page", strconv.Itoa(PerPage))
-	for page := 1; page != 0; {
+	for page := 1; page != 0 && page <= maxPages; {
 		q.Set("page", strconv.Itoa(page))
 		var items []T
 		resp, err := c.get(ctx, path, q, &items)
@@ -271,90 +352,39 @@ func listAll[T any](ctx context.Context, c *Client, path string, q url.Values) (
 			return all, err
 		}
 		all = append(all, items...)
-		page = int(resp.NextPage)
+		if page, err = nextPage(EndpointClass("/api/v4/"+path), page, resp.NextPage); err != nil {
+			return all, err
+		}
 	}
 	return all, nil
 }
 
-// Project is the part of a GitLab project the scanner uses.
-type Project struct {
-	ID                int64  `json:"id"`
-	Name              string `json:"name"`
-	PathWithNamespace string `json:"path_with_namespace"`
-	Namespace         struct {
-		ID       int64  `json:"id"`
-		Kind     string `json:"kind"` // group or user
-		FullPath string `json:"full_path"`
-	} `json:"namespace"`
-	Visibility        string          `json:"visibility"`
-	Archived          bool            `json:"archived"`
-	ForkedFromProject json.RawMessage `json:"forked_from_project"`
-	Mirror            bool            `json:"mirror"`
-	EmptyRepo         bool            `json:"empty_repo"`
-	DefaultBranch     string          `json:"default_branch"`
-	CreatedAt         time.Time       `json:"created_at"`
-	LastActivityAt    time.Time       `json:"last_activity_at"`
-	WebURL            string          `json:"web_url"`
-	OpenIssuesCount   int64           `json:"open_issues_count"`
-
-	// GitLab sends both the older *_enabled booleans and the *_access_level values;
-	// either may be missing depending on version.
-	IssuesEnabled            *bool  `json:"issues_enabled"`
-	MergeRequestsEnabled     *bool  `json:"merge_requests_enabled"`
-	JobsEnabled              *bool  `json:"jobs_enabled"`
-	WikiEnabled              *bool  `json:"wiki_enabled"`
-	ContainerRegistryEnabled *bool  `json:"container_registry_enabled"`
-	PackagesEnabled          *bool  `json:"packages_enabled"`
-	IssuesAccessLevel        string `json:"issues_access_level"`
-	MergeRequestsAccessLevel string `json:"merge_requests_access_level"`
-	BuildsAccessLevel        string `json:"builds_access_level"`
-	WikiAccessLevel          string `json:"wiki_access_level"`
-	RegistryAccessLevel      string `json:"container_registry_access_level"`
-
-	Statistics *inventory.Statistics `json:"statistics"`
-}
-
-// Fork reports whether the project is a fork.
-func (p *Project) Fork() bool {
-	return len(p.ForkedFromProject) > 0 && string(p.ForkedFromProject) != "null"
-}
-
-func enabled(flag *bool, level string) bool {
-	if level != "" {
-		return level != "disabled"
-	}
-	return flag == nil || *flag
-}
-
-// Feature flags, defaulting to enabled when GitLab says nothing.
-func (p *Project) IssuesOn() bool { return enabled(p.IssuesEnabled, p.IssuesAccessLevel) }
-func (p *Project) MROn() bool     { return enabled(p.MergeRequestsEnabled, p.MergeRequestsAccessLevel) }
-func (p *Project) JobsOn() bool   { return enabled(p.JobsEnabled, p.BuildsAccessLevel) }
-func (p *Project) WikiOn() bool   { return enabled(p.WikiEnabled, p.WikiAccessLevel) }
-func (p *Project) RegistryOn() bool {
-	return enabled(p.ContainerRegistryEnabled, p.RegistryAccessLevel)
-}
-func (p *Project) PackagesOn() bool { return p.PackagesEnabled == nil || *p.PackagesEnabled }
-
 // GroupProjects returns one page of a group's direct projects, in ID order, with
-// statistics when GitLab includes them, and the next page (0 at the end).
+// statistics when GitLab includes them, and the next page (0 at the end). A record that
+// did not decode is in the page, as far as it could be read: see Project.Validate. A
+// next page not after this one is an error wrapping ErrPageLoop.
 func (c *Client) GroupProjects(ctx context.Context, groupID int64, page int) ([]Project, int, error) {
 	q := url.Values{
 		"per_page": {strconv.Itoa(PerPage)}, "page": {strconv.Itoa(max(page, 1))},
 		"order_by": {"id"}, "sort": {"asc"}, "statistics": {"true"},
 		"include_subgroups": {"false"}, "with_shared": {"false"},
 	}
-	var ps []Project
+	var ps projectPage
 	resp, err := c.get(ctx, "groups/"+strconv.FormatInt(groupID, 10)+"/projects", q, &ps)
 	if err != nil {
 		return nil, 0, err
 	}
-	return ps, int(resp.NextPage), nil
+	next, err := nextPage("groups/:id/projects", max(page, 1), resp.NextPage)
+	if err != nil {
+		return nil, 0, err
+	}
+	return ps, next, nil
 }
 
 // Projects returns one keyset page of every project the token sees, in ID order after
 // the given ID, with statistics when GitLab includes them, and the ID to continue after
 // (0 at the end). Keyset pagination has no offset cap, so it walks 100k+ projects.
+// Records are as for GroupProjects; a cursor that does not move wraps ErrPageLoop.
 func (c *Client) Projects(ctx context.Context, after int64) ([]Project, int64, error) {
 	q := url.Values{
 		"pagination": {"keyset"}, "order_by": {"id"}, "sort": {"asc"},
@@ -363,7 +393,7 @@ func (c *Client) Projects(ctx context.Context, after int64) ([]Project, int64, e
 	if after > 0 {
 		q.Set("id_after", strconv.FormatInt(after, 10))
 	}
-	var ps []Project
+	var ps projectPage
 	resp, err := c.get(ctx, "projects", q, &ps)
 	if err != nil {
 		return nil, 0, err
@@ -371,14 +401,37 @@ func (c *Client) Projects(ctx context.Context, after int64) ([]Project, int64, e
 	if len(ps) == 0 || (resp.NextLink == "" && len(ps) < PerPage) {
 		return ps, 0, nil
 	}
-	return ps, ps[len(ps)-1].ID, nil
+	next, err := nextCursor("projects", after, highestID(ps))
+	if err != nil {
+		return nil, 0, err
+	}
+	return ps, next, nil
 }
 
-// Project returns one project with statistics.
+// Project returns one project with statistics. A record that fails Project.Validate
+// is returned with that error (wrapping ErrMalformed): its numbers are not facts.
 func (c *Client) Project(ctx context.Context, id int64) (Project, error) {
-	var p Project
-	_, err := c.get(ctx, "projects/"+strconv.FormatInt(id, 10), url.Values{"statistics": {"true"}}, &p)
-	return p, err
+	var p projectRecord
+	if _, err := c.get(ctx, "projects/"+strconv.FormatInt(id, 10), url.Values{"statistics": {"true"}}, &p); err != nil {
+		return Project{}, err
+	}
+	gp := Project(p)
+	if err := gp.Validate(); err != nil {
+		return gp, c.clean(fmt.Errorf("GET projects/:id: %w", err))
+	}
+	return gp, nil
+}
+
+// projectRecord decodes one project as a list element is decoded: a field of the
+// wrong type marks the record instead of failing (and retrying) the request.
+type projectRecord Project
+
+func (p *projectRecord) decodeJSON(data []byte, r redactor) error {
+	if err := json.Unmarshal(data, new(json.RawMessage)); err != nil {
+		return err // not JSON at all: perhaps truncated, retried
+	}
+	*p = projectRecord(decodeProject(data, r))
+	return nil
 }
 
 // TotalCap is where GitLab stops counting: above it X-Total is omitted.
@@ -399,8 +452,8 @@ func (c *Client) Count(ctx context.Context, projectID int64, resource string, q 
 	}
 	if s := resp.Header.Get("X-Total"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return 0, false, fmt.Errorf("count %s: bad X-Total %q", resource, s)
+		if err != nil || n < 0 || n > MaxCount {
+			return 0, false, c.clean(fmt.Errorf("count %s: %w: bad X-Total %q", resource, ErrMalformed, s))
 		}
 		return n, false, nil
 	}
@@ -438,15 +491,15 @@ func (c *Client) Tree(ctx context.Context, projectID int64, path, ref string) ([
 			return all, err
 		}
 		all = append(all, items...)
-		page = int(resp.NextPage)
+		if page, err = nextPage("projects/:id/repository/tree", page, resp.NextPage); err != nil {
+			return all, err
+		}
 	}
 	return all, nil
 }
 
-// MaxFileSize bounds what RawFile reads; CI and attribute files are far smaller.
-const MaxFileSize = 1 << 20
-
-// RawFile returns a repository file's content at ref ("" = default branch).
+// RawFile returns a repository file's content at ref ("" = default branch), truncated
+// to MaxFileSize; no more than one byte past it is read.
 func (c *Client) RawFile(ctx context.Context, projectID int64, path, ref string) ([]byte, error) {
 	q := url.Values{}
 	if ref != "" {
@@ -484,7 +537,9 @@ func (c *Client) PackageTypes(ctx context.Context, projectID int64) ([]string, e
 				seen[it.PackageType] = true
 			}
 		}
-		page = int(resp.NextPage)
+		if page, err = nextPage("projects/:id/packages", page, resp.NextPage); err != nil {
+			return nil, err
+		}
 	}
 	types := make([]string, 0, len(seen))
 	for t := range seen {

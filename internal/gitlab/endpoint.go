@@ -7,6 +7,9 @@ import (
 	"github.com/gl2gh/discovery-agent/internal/facts"
 )
 
+// rawFileClass is the endpoint class of raw repository files, read under MaxFileSize.
+const rawFileClass = "projects/:id/repository/files/:path/raw"
+
 // EndpointClass maps a request path to a bounded endpoint class such as
 // "projects/:id/merge_requests": metric labels and stats must never carry raw IDs.
 func EndpointClass(path string) string {
@@ -28,7 +31,7 @@ func EndpointClass(path string) string {
 		if parts[0] == "projects" && len(parts) >= 5 && parts[2] == "repository" && parts[3] == "files" {
 			// files/:path/raw, where :path is URL-encoded or (rarely) spans segments.
 			if parts[len(parts)-1] == "raw" {
-				return "projects/:id/repository/files/:path/raw"
+				return rawFileClass
 			}
 			return "projects/:id/repository/files/:path"
 		}

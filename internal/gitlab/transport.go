@@ -7,17 +7,23 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/gl2gh/discovery-agent/internal/backoff"
+	"github.com/gl2gh/discovery-agent/internal/budget"
 )
 
 // transport is the client's only way to GitLab. Every attempt, retries included, first
 // waits on the shared Limiter; every response's rate-limit headers go back to it; 429,
-// 5xx, timeouts and network errors are retried with bounded exponential backoff.
+// 5xx, timeouts and network errors are retried with bounded exponential backoff. It
+// sends nothing outside its origin, caps every body (capBody) and hands client-go only
+// well-formed Link headers (sanitizeLinks).
 type transport struct {
+	origin      string // scheme://host:port of GITLAB_URL; the token goes nowhere else
 	next        http.RoundTripper
 	limiter     Limiter
 	perEndpoint map[string]Limiter
@@ -69,6 +75,9 @@ func count(ctx context.Context) {
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if o := originOf(req.URL); o != t.origin {
+		return nil, fmt.Errorf("%w: %s is not %s", ErrRedirect, o, t.origin)
+	}
 	ctx := req.Context()
 	endpoint := EndpointClass(req.URL.Path)
 	for attempt := 0; ; attempt++ {
@@ -136,12 +145,36 @@ func (t *transport) attempt(ctx context.Context, req *http.Request, endpoint str
 	}
 	// The body is read after RoundTrip returns: cancel the attempt's context only
 	// when the caller closes it.
-	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	resp.Body = &cancelBody{ReadCloser: capBody(resp, endpoint), cancel: cancel}
+	sanitizeLinks(resp.Header)
 	if t.observer != nil {
 		t.observer.Request(endpoint, resp.StatusCode, d)
 	}
 	t.observe(ctx, resp)
 	return resp, nil
+}
+
+// checkRedirect is the http.Client's redirect policy: a redirect within the origin is
+// followed (with the token, as Go forwards it), one to another scheme, host or port is
+// refused before anything is sent there.
+func (t *transport) checkRedirect(req *http.Request, via []*http.Request) error {
+	if o := originOf(req.URL); o != t.origin {
+		return fmt.Errorf("%w: GitLab redirected to %s, not %s", ErrRedirect, o, t.origin)
+	}
+	if len(via) >= 10 {
+		return fmt.Errorf("%w: stopped after %d redirects", ErrRedirect, len(via))
+	}
+	return nil
+}
+
+// originOf is scheme://host:port with the default port made explicit, lower case.
+func originOf(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[scheme]
+	}
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 // observe feeds GitLab's rate-limit headers back to the shared limiter.
@@ -156,9 +189,9 @@ func (t *transport) observe(ctx context.Context, resp *http.Response) {
 		return
 	}
 	limit, _ := strconv.Atoi(h.Get("RateLimit-Limit"))
-	var reset time.Time
+	var reset time.Time // zero: no pause; a past reset is none either
 	if s, err := strconv.ParseInt(h.Get("RateLimit-Reset"), 10, 64); err == nil {
-		reset = time.Unix(s, 0)
+		reset, _ = budget.CapPause(time.Now(), time.Unix(s, 0))
 	}
 	t.limiter.Observe(ctx, limit, rem, reset)
 	if t.observer != nil {
@@ -172,7 +205,7 @@ func (t *transport) retryable(resp *http.Response, err error) (reason string, wa
 	if err != nil {
 		var ne net.Error
 		switch {
-		case isLimiterError(err), errors.Is(err, ErrProjectBudget), errors.Is(err, context.Canceled):
+		case isLimiterError(err), errors.Is(err, ErrProjectBudget), errors.Is(err, context.Canceled), errors.Is(err, ErrRedirect):
 			return "", 0
 		case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 			return "timeout", 0
@@ -201,17 +234,28 @@ func isLimiterError(err error) bool {
 	return errors.As(err, &we)
 }
 
-// retryAfter reads how long a 429 asks us to wait: Retry-After (seconds), else
-// RateLimit-Reset (Unix seconds). Zero when neither is present (GitLab.com sends 429s
-// without headers on some APIs): exponential backoff applies then.
+// retryAfter reads how long a 429 asks us to wait: Retry-After (seconds or an HTTP
+// date), else RateLimit-Reset (Unix seconds), at most MaxPause. Zero when neither is
+// present or both lie in the past (GitLab.com sends 429s without headers on some
+// APIs): exponential backoff applies then.
 func retryAfter(h http.Header) time.Duration {
-	if s, err := strconv.Atoi(h.Get("Retry-After")); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if s, err := strconv.ParseInt(h.Get("RateLimit-Reset"), 10, 64); err == nil {
-		if d := time.Until(time.Unix(s, 0)); d > 0 {
-			return d
+	now := time.Now()
+	until := time.Time{}
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+			// Seconds beyond MaxPause would overflow a Duration long before a year.
+			until = now.Add(time.Duration(min(max(s, 0), int64(MaxPause/time.Second))) * time.Second)
+		} else if t, err := http.ParseTime(v); err == nil {
+			until = t
 		}
+	}
+	if until.IsZero() {
+		if s, err := strconv.ParseInt(h.Get("RateLimit-Reset"), 10, 64); err == nil {
+			until = time.Unix(s, 0)
+		}
+	}
+	if until, ok := budget.CapPause(now, until); ok {
+		return until.Sub(now)
 	}
 	return 0
 }
