@@ -191,7 +191,8 @@ func (t *transport) observe(ctx context.Context, resp *http.Response) {
 	limit, _ := strconv.Atoi(h.Get("RateLimit-Limit"))
 	var reset time.Time // zero: no pause; a past reset is none either
 	if s, err := strconv.ParseInt(h.Get("RateLimit-Reset"), 10, 64); err == nil {
-		reset, _ = budget.CapPause(time.Now(), time.Unix(s, 0))
+		now := time.Now()
+		reset, _ = budget.CapPause(now, unixCapped(now, s))
 	}
 	t.limiter.Observe(ctx, limit, rem, reset)
 	if t.observer != nil {
@@ -251,13 +252,22 @@ func retryAfter(h http.Header) time.Duration {
 	}
 	if until.IsZero() {
 		if s, err := strconv.ParseInt(h.Get("RateLimit-Reset"), 10, 64); err == nil {
-			until = time.Unix(s, 0)
+			until = unixCapped(now, s)
 		}
 	}
 	if until, ok := budget.CapPause(now, until); ok {
 		return until.Sub(now)
 	}
 	return 0
+}
+
+// unixCapped is the Unix time s, or now+MaxPause when s lies beyond it: time.Unix
+// overflows near the end of int64, and such a reset means "far ahead", not "past".
+func unixCapped(now time.Time, s int64) time.Time {
+	if s > now.Unix()+int64(MaxPause/time.Second) {
+		return now.Add(MaxPause)
+	}
+	return time.Unix(s, 0)
 }
 
 func (t *transport) backoff(attempt int) time.Duration {
