@@ -34,6 +34,14 @@ func (w *Worker) profilePage(ctx context.Context, runID string, projects []gitla
 }
 
 func (w *Worker) profileOne(ctx context.Context, runID string, gp gitlab.Project, skipStored bool) error {
+	if gp.ID <= 0 {
+		// A record without a readable ID has no project to be recorded on.
+		w.log().Warn("project record without an ID skipped", "err", gp.Validate())
+		if w.Recorder != nil {
+			w.Recorder.ScanError("malformed", "listing")
+		}
+		return nil
+	}
 	// A page interrupted part-way (a timeout, a kill) keeps the projects it stored: a
 	// redelivery skips them instead of asking GitLab again.
 	if skipStored {
@@ -64,7 +72,7 @@ func (w *Worker) profileOne(ctx context.Context, runID string, gp gitlab.Project
 // cached returns the previous run's profile of an unchanged project, refreshed with
 // what the listing says now (identity, statistics), when CACHE_TTL allows it.
 func (w *Worker) cached(ctx context.Context, runID string, gp gitlab.Project) (inventory.Project, bool, error) {
-	if w.CacheTTL <= 0 {
+	if w.CacheTTL <= 0 || gp.Validate() != nil {
 		return inventory.Project{}, false, nil
 	}
 	prev, err := w.previousRun(ctx, runID)

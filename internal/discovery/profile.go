@@ -33,7 +33,15 @@ type profiler struct {
 func (w *Worker) profile(ctx context.Context, gp gitlab.Project) (inventory.Project, error) {
 	ctx, _ = gitlab.WithCallCounter(ctx, w.MaxPerProjectCalls)
 	pr := &profiler{w: w, gp: gp, p: identity(gp)}
-	err := pr.run(ctx)
+	var err error
+	if verr := gp.Validate(); verr != nil {
+		// GitLab's record is wrong (a field's type, an impossible number): the project
+		// is recorded with the error, and none of its numbers as facts.
+		pr.p.Statistics = nil
+		pr.check(ctx, "listing", verr)
+	} else {
+		err = pr.run(ctx)
+	}
 	if err != nil && !errors.Is(err, errStop) {
 		return inventory.Project{}, err // context ended: the message is retried
 	}

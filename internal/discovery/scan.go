@@ -91,7 +91,7 @@ func (w *Worker) scanGroup(ctx context.Context, m work.Message, log *slog.Logger
 		start := time.Now()
 		projects, nextPage, err := w.GitLab.GroupProjects(ctx, g.ID, page)
 		if err != nil {
-			if errors.Is(err, budget.ErrExhausted) {
+			if errors.Is(err, budget.ErrExhausted) || errors.Is(err, gitlab.ErrPageLoop) {
 				return w.groupUnreachable(ctx, m, g, err, log)
 			}
 			return fmt.Errorf("scan group %d: list projects page %d: %w", g.ID, page, err)
@@ -180,8 +180,9 @@ func (w *Worker) scanPersonal(ctx context.Context, m work.Message, log *slog.Log
 	return w.complete(ctx, m.RunID, key, log)
 }
 
-// groupUnreachable records a group GitLab will not show us (403, 404, budget spent)
-// and completes its message; anything else is returned for a retry.
+// groupUnreachable records a group GitLab will not show us (403, 404, budget spent, a
+// project listing that loops) and completes its message; anything else is returned
+// for a retry.
 func (w *Worker) groupUnreachable(ctx context.Context, m work.Message, g inventory.Group, err error, log *slog.Logger) error {
 	kind := ""
 	switch {
@@ -191,6 +192,8 @@ func (w *Worker) groupUnreachable(ctx context.Context, m work.Message, g invento
 		g.ScanStatus, kind = inventory.StatusNotFound, "not_found"
 	case errors.Is(err, budget.ErrExhausted):
 		g.ScanStatus, kind = inventory.StatusError, "budget"
+	case errors.Is(err, gitlab.ErrPageLoop):
+		g.ScanStatus, kind = inventory.StatusError, "malformed"
 	default:
 		return fmt.Errorf("scan group %s: %w", m.Key(), err)
 	}

@@ -88,7 +88,7 @@ type RecordError struct {
 }
 
 func (e *RecordError) Error() string {
-	return "invalid project record: " + strings.Join(e.Problems, "; ")
+	return cut("invalid project record: "+strings.Join(e.Problems, "; "), MaxErrorLen)
 }
 
 func (e *RecordError) Is(target error) bool { return target == ErrMalformed }
