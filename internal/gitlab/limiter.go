@@ -14,10 +14,11 @@ type Limiter interface {
 	Wait(ctx context.Context) error
 	// Observe reports the rate-limit headers of a response: the limit GitLab announces
 	// (requests per minute, 0 when absent), what remains, and when the window resets.
-	// A limiter never paces faster than limit, and pauses until reset when remaining is 0.
+	// A limiter never paces faster than limit, and pauses until reset when remaining is 0
+	// (a zero or past reset: no pause; at most MaxPause).
 	Observe(ctx context.Context, limit, remaining int, reset time.Time)
-	// PauseUntil stops every request until t (a 429's Retry-After or reset time).
-	// It only ever moves the pause forward.
+	// PauseUntil stops every request until t (a 429's Retry-After or reset time), at
+	// most MaxPause from now. It only ever moves the pause forward.
 	PauseUntil(ctx context.Context, t time.Time)
 }
 
