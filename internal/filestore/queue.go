@@ -17,14 +17,26 @@ import (
 	"github.com/gl2gh/discovery-agent/internal/work"
 )
 
-// DefaultMaxReceives is how many deliveries a message gets before it is dead-lettered.
+// DefaultMaxReceives is how many failed deliveries (Nacks) a message gets before it is
+// dead-lettered.
 const DefaultMaxReceives = 5
 
-// Delivery is one received message. Ack or Nack it with the queue it came from.
+// DefaultMaxInterrupted is how many deliveries of a message may be cut off (the process
+// stopped before it acked, nacked or released it) before the message is dead-lettered.
+// An operator's kill -9 or restart is no failure of the message, so the ceiling is far
+// above what interruptions reach; it exists to end crash loops (a message that kills
+// its process every time).
+const DefaultMaxInterrupted = 100
+
+// Delivery is one received message. Ack, Nack or Release it with the queue it came from.
 type Delivery struct {
-	Msg      work.Message
-	Receives int // deliveries so far, this one included
-	id       []byte
+	Msg work.Message
+	// Receives counts the deliveries that count: the failed ones (nacked) so far, and
+	// this one. The delivery with Receives == MaxReceives is the message's last chance.
+	Receives int
+	// Interrupted counts earlier deliveries cut off by a process that stopped.
+	Interrupted int
+	id          []byte
 }
 
 // DeadLetter is a message the queue gave up on.
@@ -34,8 +46,10 @@ type DeadLetter struct {
 	Msg      work.Message `json:"msg,omitzero"`     // zero when Body could not be decoded
 	Body     []byte       `json:"body"`
 	Reason   string       `json:"reason"`
-	Receives int          `json:"receives"`
-	At       time.Time    `json:"at"`
+	Receives int          `json:"receives"` // failed deliveries
+	// Interrupted counts deliveries cut off by a process that stopped.
+	Interrupted int       `json:"interrupted,omitempty"`
+	At          time.Time `json:"at"`
 }
 
 // Queue is a durable at-least-once work queue in the store's file. Messages are keyed
@@ -46,15 +60,20 @@ type DeadLetter struct {
 // process delivered), and Nack re-appends a message past the cursor. So everything at or
 // below cursor is in flight, everything above is visible, and after a restart (cursor
 // 0) every unacknowledged message is delivered again.
+//
+// Only a Nack counts towards MaxReceives. A delivery leases its record (a flag in the
+// file); a lease found by the next process's receive was cut off, and counts towards
+// MaxInterrupted instead, so restarts and kill -9 never dead-letter healthy work.
 type Queue struct {
 	db *bolt.DB
 
 	// mu serialises the queue's transactions with cursor; it is always taken before a
 	// bolt write transaction starts, never inside one.
-	mu          sync.Mutex
-	cursor      uint64
-	maxReceives int
-	wake        chan struct{} // closed and replaced when messages become visible
+	mu             sync.Mutex
+	cursor         uint64
+	maxReceives    int
+	maxInterrupted int
+	wake           chan struct{} // closed and replaced when messages become visible
 
 	n         atomic.Int64 // queued + in flight
 	closed    chan struct{}
@@ -63,21 +82,30 @@ type Queue struct {
 
 func newQueue(db *bolt.DB, queued int) *Queue {
 	q := &Queue{
-		db:          db,
-		maxReceives: DefaultMaxReceives,
-		wake:        make(chan struct{}),
-		closed:      make(chan struct{}),
+		db:             db,
+		maxReceives:    DefaultMaxReceives,
+		maxInterrupted: DefaultMaxInterrupted,
+		wake:           make(chan struct{}),
+		closed:         make(chan struct{}),
 	}
 	q.n.Store(int64(queued))
 	return q
 }
 
-// SetMaxReceives sets how many deliveries a message gets before it is dead-lettered
-// (at least 1).
+// SetMaxReceives sets how many failed deliveries a message gets before it is
+// dead-lettered (at least 1).
 func (q *Queue) SetMaxReceives(n int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.maxReceives = max(n, 1)
+}
+
+// SetMaxInterrupted sets how many cut-off deliveries a message gets before it is
+// dead-lettered (at least 1, at most maxCount).
+func (q *Queue) SetMaxInterrupted(n int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.maxInterrupted = min(max(n, 1), maxCount)
 }
 
 // Len returns the number of messages queued or in flight.
@@ -126,7 +154,7 @@ func (q *Queue) Send(ctx context.Context, msgs ...work.Message) error {
 				return err
 			}
 			sk := seqKey(seq)
-			if err := b.Put(sk, encodeRecord(0, it.key, it.body)); err != nil {
+			if err := b.Put(sk, record{key: it.key, body: it.body}.encode()); err != nil {
 				return err
 			}
 			if err := keys.Put(it.key, sk); err != nil {
@@ -149,9 +177,9 @@ func (q *Queue) Send(ctx context.Context, msgs ...work.Message) error {
 
 // Receive returns up to limit visible messages, oldest first, blocking until there is
 // at least one, ctx is done or the store is closed. Each returned message is invisible
-// to other receivers until it is acked or nacked. A message that cannot be decoded, or
-// was delivered MaxReceives times without an ack or nack (its receiver crashed), goes
-// to the dead-letter bucket instead.
+// to other receivers until it is acked, nacked or released. A message that cannot be
+// decoded, or whose deliveries were cut off MaxInterrupted times (a crash loop), goes to
+// the dead-letter bucket instead.
 func (q *Queue) Receive(ctx context.Context, limit int) ([]Delivery, error) {
 	limit = max(limit, 1)
 	for {
@@ -208,17 +236,20 @@ func (q *Queue) take(limit int) ([]Delivery, error) {
 			}
 			msg, err := work.Decode(rec.body)
 			if err != nil {
-				dls = append(dls, dead{sk, bytes.Clone(rec.key), DeadLetter{Body: bytes.Clone(rec.body), Reason: err.Error(), Receives: rec.receives}})
+				dls = append(dls, dead{sk, bytes.Clone(rec.key), DeadLetter{Body: bytes.Clone(rec.body), Reason: err.Error(), Receives: rec.failed}})
 				continue
 			}
-			if rec.receives >= q.maxReceives {
+			if rec.leased { // a process took it and stopped before it finished
+				rec.interrupted = min(rec.interrupted+1, maxCount)
+			}
+			if reason := q.exhausted(rec); reason != "" {
 				dls = append(dls, dead{sk, bytes.Clone(rec.key), DeadLetter{Msg: msg, Body: bytes.Clone(rec.body),
-					Reason: fmt.Sprintf("delivered %d times without ack or nack", rec.receives), Receives: rec.receives}})
+					Reason: reason, Receives: rec.failed, Interrupted: rec.interrupted}})
 				continue
 			}
-			rec.receives++
-			updates = append(updates, update{sk, encodeRecord(rec.receives, rec.key, rec.body)})
-			out = append(out, Delivery{Msg: msg, Receives: rec.receives, id: sk})
+			rec.leased = true
+			updates = append(updates, update{sk, rec.encode()})
+			out = append(out, Delivery{Msg: msg, Receives: rec.failed + 1, Interrupted: rec.interrupted, id: sk})
 		}
 		// Written after the scan: a bolt cursor must not see its bucket change under it.
 		for _, u := range updates {
@@ -242,6 +273,19 @@ func (q *Queue) take(limit int) ([]Delivery, error) {
 		logDeadLetter(d.letter)
 	}
 	return out, nil
+}
+
+// exhausted says why rec may not be delivered again, or "" when it may. The failed
+// count only reaches MaxReceives here when the ceiling was lowered since, or the record
+// predates interruptions being told apart from failures.
+func (q *Queue) exhausted(rec record) string {
+	switch {
+	case rec.failed >= q.maxReceives:
+		return fmt.Sprintf("failed %d deliveries", rec.failed)
+	case rec.interrupted >= q.maxInterrupted:
+		return fmt.Sprintf("%d deliveries cut off without ack or nack (does handling it crash the process?)", rec.interrupted)
+	}
+	return ""
 }
 
 // Ack deletes a delivered message. Acking twice, or a message that was sent again
@@ -280,14 +324,26 @@ func (q *Queue) Ack(ctx context.Context, d Delivery) error {
 	return nil
 }
 
-// Nack makes a delivered message visible again, behind the messages already queued.
-// A message delivered MaxReceives times goes to the dead-letter bucket with reason.
+// Nack records a failed delivery and makes the message visible again, behind the
+// messages already queued. The MaxReceives-th failure dead-letters it with reason.
 func (q *Queue) Nack(ctx context.Context, d Delivery, reason string) error {
+	return q.requeue(ctx, "nack", d, reason, true)
+}
+
+// Release makes a delivered message visible again without counting a failure: its
+// handling was interrupted (shutdown), not failed.
+func (q *Queue) Release(ctx context.Context, d Delivery) error {
+	return q.requeue(ctx, "release", d, "", false)
+}
+
+// requeue re-appends a delivered message past the cursor, counting a failure when
+// failed is set.
+func (q *Queue) requeue(ctx context.Context, op string, d Delivery, reason string, failed bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if len(d.id) != 8 {
-		return errors.New("nack: not a delivery of this queue")
+		return fmt.Errorf("%s: not a delivery of this queue", op)
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -307,16 +363,20 @@ func (q *Queue) Nack(ctx context.Context, d Delivery, reason string) error {
 			letter = &DeadLetter{Body: bytes.Clone(v), Reason: "unreadable queue record: " + err.Error()}
 			return deadLetter(tx, d.id, nil, letter)
 		}
-		if rec.receives >= q.maxReceives {
-			letter = &DeadLetter{Msg: d.Msg, Body: bytes.Clone(rec.body), Reason: reason, Receives: rec.receives}
-			return deadLetter(tx, d.id, rec.key, letter)
+		rec.leased = false
+		if failed {
+			rec.failed = min(rec.failed+1, maxCount)
+			if rec.failed >= q.maxReceives {
+				letter = &DeadLetter{Msg: d.Msg, Body: bytes.Clone(rec.body), Reason: reason, Receives: rec.failed, Interrupted: rec.interrupted}
+				return deadLetter(tx, d.id, rec.key, letter)
+			}
 		}
 		seq, err := b.NextSequence()
 		if err != nil {
 			return err
 		}
 		sk := seqKey(seq)
-		if err := b.Put(sk, encodeRecord(rec.receives, rec.key, rec.body)); err != nil {
+		if err := b.Put(sk, rec.encode()); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketQueueKeys).Put(bytes.Clone(rec.key), sk); err != nil {
@@ -326,7 +386,7 @@ func (q *Queue) Nack(ctx context.Context, d Delivery, reason string) error {
 		return b.Delete(d.id)
 	})
 	if err != nil {
-		return fmt.Errorf("nack %s: %w", d.Msg.Key(), err)
+		return fmt.Errorf("%s %s: %w", op, d.Msg.Key(), err)
 	}
 	switch {
 	case requeued:
@@ -336,6 +396,31 @@ func (q *Queue) Nack(ctx context.Context, d Delivery, reason string) error {
 		logDeadLetter(*letter)
 	}
 	return nil
+}
+
+// RunLen returns how many messages of a run are queued or in flight.
+func (q *Queue) RunLen(ctx context.Context, runID string) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	prefix, err := runPrefix(runID)
+	if err != nil {
+		return 0, fmt.Errorf("queue length of run %q: %w", runID, err)
+	}
+	n := 0
+	err = q.db.View(func(tx *bolt.Tx) error {
+		// Every queued record has its key indexed, once: Send and Nack replace a key's
+		// record, Ack and dead-lettering drop both.
+		c := tx.Bucket(bucketQueueKeys).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("queue length of run %s: %w", runID, err)
+	}
+	return n, nil
 }
 
 // DeadLetters returns the dead-lettered messages, oldest first.
@@ -414,25 +499,37 @@ func unindex(tx *bolt.Tx, key, seq []byte) error {
 
 func logDeadLetter(dl DeadLetter) {
 	slog.Warn("message dead-lettered", "run_id", dl.RunID, "key", dl.Key,
-		"receives", dl.Receives, "reason", dl.Reason)
+		"receives", dl.Receives, "interrupted", dl.Interrupted, "reason", dl.Reason)
 }
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
-// record is a queued message: receive count, deduplication key and body.
-// Layout: uint32 receives | uint16 len(key) | key | body.
+// record is a queued message: delivery counters, deduplication key and body.
+// Layout: uint32 counters | uint16 len(key) | key | body, the counters being
+// leased (bit 31) | interrupted (bits 16-30) | failed (bits 0-15). Records written
+// before interruptions were told apart held their one receive count where failed is.
 type record struct {
-	receives int
-	key      []byte
-	body     []byte
+	failed      int  // deliveries that ended in a Nack
+	interrupted int  // deliveries cut off: still leased when their process stopped
+	leased      bool // delivered and not yet acked, nacked or released
+	key         []byte
+	body        []byte
 }
 
-func encodeRecord(receives int, key, body []byte) []byte {
-	v := make([]byte, 0, 6+len(key)+len(body))
-	v = binary.BigEndian.AppendUint32(v, uint32(receives))
-	v = binary.BigEndian.AppendUint16(v, uint16(len(key)))
-	v = append(v, key...)
-	return append(v, body...)
+// maxCount is the ceiling of either counter, what its bits hold (failed has 16; both
+// stay below 15 bits' worth so they never spill).
+const maxCount = 1<<15 - 1
+
+func (r record) encode() []byte {
+	c := uint32(min(r.failed, maxCount)) | uint32(min(r.interrupted, maxCount))<<16
+	if r.leased {
+		c |= 1 << 31
+	}
+	v := make([]byte, 0, 6+len(r.key)+len(r.body))
+	v = binary.BigEndian.AppendUint32(v, c)
+	v = binary.BigEndian.AppendUint16(v, uint16(len(r.key)))
+	v = append(v, r.key...)
+	return append(v, r.body...)
 }
 
 func decodeRecord(v []byte) (record, error) {
@@ -443,7 +540,11 @@ func decodeRecord(v []byte) (record, error) {
 	if len(v) < 6+kl {
 		return record{}, fmt.Errorf("record of %d bytes cannot hold a %d-byte key", len(v), kl)
 	}
-	return record{receives: int(binary.BigEndian.Uint32(v)), key: v[6 : 6+kl], body: v[6+kl:]}, nil
+	c := binary.BigEndian.Uint32(v)
+	return record{
+		failed: int(c & 0xffff), interrupted: int(c >> 16 & 0x7fff), leased: c&(1<<31) != 0,
+		key: v[6 : 6+kl], body: v[6+kl:],
+	}, nil
 }
 
 // RedriveDeadLetters queues every dead letter that holds a valid message again, with a

@@ -258,8 +258,8 @@ func TestQueueMalformedStoredBodyIsDeadLettered(t *testing.T) {
 	ctx := context.Background()
 	s, path := openTemp(t)
 	key, _ := runKey("r", "group:5:1")
-	putRaw(t, s, encodeRecord(0, key, []byte(`{"kind":"group",`)))
-	putRaw(t, s, encodeRecord(0, key, []byte(`{"kind":"bogus","run_id":"r"}`)))
+	putRaw(t, s, record{key: key, body: []byte(`{"kind":"group",`)}.encode())
+	putRaw(t, s, record{key: key, body: []byte(`{"kind":"bogus","run_id":"r"}`)}.encode())
 	putRaw(t, s, []byte{0, 1})
 	if err := s.Queue().Send(ctx, groupMsg("r", 6)); err != nil {
 		t.Fatal(err)
@@ -309,8 +309,9 @@ func TestQueueRedeliversUnackedAfterReopen(t *testing.T) {
 	if got := keys(again); !slices.Equal(got, []string{"group:2:1", "group:3:1"}) {
 		t.Errorf("after reopen received %v, want the in-flight and the queued message", got)
 	}
-	if again[0].Receives != 2 || again[1].Receives != 1 {
-		t.Errorf("Receives = %d, %d; want 2, 1 (counts survive a restart)", again[0].Receives, again[1].Receives)
+	// The cut-off delivery is no failure: it counts as interrupted, not received.
+	if again[0].Receives != 1 || again[0].Interrupted != 1 || again[1].Receives != 1 || again[1].Interrupted != 0 {
+		t.Errorf("Receives/Interrupted = %d/%d, %d/%d; want 1/1, 1/0", again[0].Receives, again[0].Interrupted, again[1].Receives, again[1].Interrupted)
 	}
 	// Still deduplicated across the restart while queued.
 	if err := q.Nack(ctx, again[1], "later"); err != nil {
@@ -321,29 +322,138 @@ func TestQueueRedeliversUnackedAfterReopen(t *testing.T) {
 	}
 }
 
-func TestQueueCrashLoopIsDeadLettered(t *testing.T) {
-	// A message whose receiver dies before acking (say, a panic on it) comes back after
-	// every restart; after MaxReceives it must stop blocking the queue.
+// Restarts and kills cut deliveries off; they must never dead-letter healthy work, and
+// after MaxInterrupted a crash loop (a message that kills its process) must stop
+// blocking the queue.
+func TestQueueInterruptionsAreNotFailures(t *testing.T) {
+	tests := []struct {
+		name           string
+		restarts       int
+		maxInterrupted int // 0: default
+		deadLettered   bool
+	}{
+		{"five restarts keep the message", 5, 0, false},
+		{"many restarts keep the message", 3 * DefaultMaxReceives, 0, false},
+		{"a crash loop ends in the dead letters", 3, 3, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			s, path := openTemp(t)
+			if err := s.Queue().Send(ctx, groupMsg("r", 1)); err != nil {
+				t.Fatal(err)
+			}
+			setMax := func() {
+				if tt.maxInterrupted > 0 {
+					s.Queue().SetMaxInterrupted(tt.maxInterrupted)
+				}
+			}
+			setMax()
+			for i := range tt.restarts {
+				ds := receive(t, s.Queue(), 1)
+				if ds[0].Receives != 1 || ds[0].Interrupted != i {
+					t.Fatalf("delivery %d: Receives %d, Interrupted %d; want 1, %d", i+1, ds[0].Receives, ds[0].Interrupted, i)
+				}
+				s = reopen(t, s, path) // no ack, no nack: cut off
+				setMax()
+			}
+			if err := s.Queue().Send(ctx, groupMsg("r", 2)); err != nil {
+				t.Fatal(err)
+			}
+			got := keys(receive(t, s.Queue(), 10))
+			dls, err := s.Queue().DeadLetters(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.deadLettered {
+				if !slices.Equal(got, []string{"group:1:1", "group:2:1"}) || len(dls) != 0 {
+					t.Errorf("received %v with %d dead letters; want both messages, none dead", got, len(dls))
+				}
+				return
+			}
+			if !slices.Equal(got, []string{"group:2:1"}) {
+				t.Errorf("received %v, want only the healthy message", got)
+			}
+			if len(dls) != 1 || dls[0].Msg.GroupID != 1 || dls[0].Interrupted != tt.maxInterrupted || dls[0].Receives != 0 ||
+				!strings.Contains(dls[0].Reason, "cut off") {
+				t.Errorf("dead letters = %+v", dls)
+			}
+		})
+	}
+}
+
+// Release hands a delivery back without counting anything: a graceful shutdown.
+func TestQueueReleaseCountsNothing(t *testing.T) {
 	ctx := context.Background()
 	s, path := openTemp(t)
-	if err := s.Queue().Send(ctx, groupMsg("r", 1)); err != nil {
+	q := s.Queue()
+	q.SetMaxReceives(1)
+	if err := q.Send(ctx, groupMsg("r", 1), groupMsg("r", 2)); err != nil {
 		t.Fatal(err)
 	}
-	for i := 1; i <= DefaultMaxReceives; i++ {
-		if ds := receive(t, s.Queue(), 1); ds[0].Receives != i {
-			t.Fatalf("delivery %d has Receives %d", i, ds[0].Receives)
+	for range 3 {
+		d := receive(t, q, 1)[0]
+		if err := q.Release(ctx, d); err != nil {
+			t.Fatal(err)
 		}
-		s = reopen(t, s, path)
 	}
-	if err := s.Queue().Send(ctx, groupMsg("r", 2)); err != nil {
+	ds := receive(t, q, 10)
+	for _, d := range ds {
+		if d.Receives != 1 || d.Interrupted != 0 {
+			t.Errorf("%s: Receives %d, Interrupted %d after releases; want 1, 0", d.Msg.Key(), d.Receives, d.Interrupted)
+		}
+		if err := q.Release(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = reopen(t, s, path)
+	for _, d := range receive(t, s.Queue(), 10) {
+		if d.Interrupted != 0 {
+			t.Errorf("%s: a released delivery counted as interrupted after a restart", d.Msg.Key())
+		}
+	}
+	if q.Len() != 2 {
+		t.Errorf("Len = %d, want 2", q.Len())
+	}
+	if err := s.Queue().Release(ctx, Delivery{}); err == nil {
+		t.Error("Release of a zero Delivery succeeded")
+	}
+}
+
+func TestQueueRunLen(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	q := s.Queue()
+	q.SetMaxReceives(1)
+	if err := q.Send(ctx, groupMsg("a", 1), groupMsg("a", 2), groupMsg("ab", 1)); err != nil {
 		t.Fatal(err)
 	}
-	if got := keys(receive(t, s.Queue(), 10)); !slices.Equal(got, []string{"group:2:1"}) {
-		t.Errorf("received %v, want only the healthy message", got)
+	runLen := func(run string) int {
+		t.Helper()
+		n, err := q.RunLen(ctx, run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
 	}
-	dls, err := s.Queue().DeadLetters(ctx)
-	if err != nil || len(dls) != 1 || dls[0].Msg.GroupID != 1 || !strings.Contains(dls[0].Reason, "without ack") {
-		t.Errorf("dead letters = %+v, %v", dls, err)
+	if a, ab := runLen("a"), runLen("ab"); a != 2 || ab != 1 {
+		t.Fatalf("RunLen a, ab = %d, %d; want 2, 1", a, ab)
+	}
+	ds := receive(t, q, 2) // a's two, in flight: still counted
+	if runLen("a") != 2 {
+		t.Errorf("RunLen with two in flight = %d, want 2", runLen("a"))
+	}
+	if err := q.Ack(ctx, ds[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Nack(ctx, ds[1], "boom"); err != nil { // dead-lettered: no longer queued
+		t.Fatal(err)
+	}
+	if a, ab := runLen("a"), runLen("ab"); a != 0 || ab != 1 {
+		t.Errorf("RunLen after ack and dead letter = %d, %d; want 0, 1", a, ab)
+	}
+	if _, err := q.RunLen(ctx, ""); err == nil {
+		t.Error("RunLen of an empty run ID succeeded")
 	}
 }
 
@@ -413,6 +523,15 @@ func TestQueueRedeliversAfterKill(t *testing.T) {
 	ds := receive(t, q, 10)
 	if got, want := keys(ds), []string{"group:2:1", "group:3:1", "group:4:1", "group:5:1"}; !slices.Equal(got, want) {
 		t.Errorf("after kill -9 received %v, want %v", got, want)
+	}
+	for _, d := range ds {
+		wantCut := 0
+		if d.Msg.GroupID <= 3 { // in flight when killed
+			wantCut = 1
+		}
+		if d.Receives != 1 || d.Interrupted != wantCut {
+			t.Errorf("%s: Receives %d, Interrupted %d; want 1, %d (a kill is no failure)", d.Msg.Key(), d.Receives, d.Interrupted, wantCut)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -182,7 +183,15 @@ func (a *App) record(ctx context.Context, log *slog.Logger, r events.SQSMessage,
 	}
 	rlog = rlog.With("run_id", m.RunID, "key", m.Key())
 	final := receives >= a.s.MaxReceiveCount
-	err = handle(ctx, m, final)
+	err = func() (err error) {
+		defer func() { // a panic is this record's failure, never the invocation's
+			if p := recover(); p != nil {
+				rlog.Error("panic handling message", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				err = fmt.Errorf("panic handling %s: %v", m.Key(), p)
+			}
+		}()
+		return handle(ctx, m, final)
+	}()
 	switch {
 	case err == nil:
 		return m.RunID, true

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -203,17 +204,23 @@ func (r *Runner) work(ctx context.Context, stop func(context.Context) bool) {
 
 func (r *Runner) handle(ctx context.Context, d filestore.Delivery) {
 	final := d.Receives >= filestore.DefaultMaxReceives
-	err := r.Worker.Handle(ctx, d.Msg, final)
+	err := r.process(ctx, d, final)
 	if err == nil {
 		if err := r.Queue.Ack(ctx, d); err != nil && ctx.Err() == nil {
 			r.log.Error("ack", "key", d.Msg.Key(), "err", err)
 		}
 		return
 	}
+	log := r.log.With("run_id", d.Msg.RunID, "key", d.Msg.Key(), "receives", d.Receives, "interrupted", d.Interrupted)
 	if ctx.Err() != nil {
-		return // interrupted: redelivered on the next start, resuming from its checkpoint
+		// Interrupted, not failed: handed back uncounted, it resumes from its
+		// checkpoint on the next start. Left leased if even that fails (it then counts
+		// as interrupted, still not as failed).
+		if err := r.Queue.Release(context.WithoutCancel(ctx), d); err != nil {
+			log.Warn("release interrupted message", "err", err)
+		}
+		return
 	}
-	log := r.log.With("run_id", d.Msg.RunID, "key", d.Msg.Key(), "receives", d.Receives)
 	delay := time.Duration(0)
 	if errors.Is(err, work.ErrMalformed) {
 		// It can never succeed: straight on towards the dead-letter bucket.
@@ -224,11 +231,27 @@ func (r *Runner) handle(ctx context.Context, d filestore.Delivery) {
 		delay = r.retryDelay << min(max(d.Receives-1, 0), 6)
 	}
 	if backoff.Sleep(ctx, delay) != nil {
+		if err := r.Queue.Release(context.WithoutCancel(ctx), d); err != nil {
+			log.Warn("release interrupted message", "err", err)
+		}
 		return
 	}
 	if err := r.Queue.Nack(ctx, d, err.Error()); err != nil && ctx.Err() == nil {
 		log.Error("nack", "err", err)
 	}
+}
+
+// process handles one message; a panic in its handling is that message's failure,
+// never the process's.
+func (r *Runner) process(ctx context.Context, d filestore.Delivery, final bool) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error("panic handling message", "run_id", d.Msg.RunID, "key", d.Msg.Key(), "panic", fmt.Sprint(p),
+				"stack", string(debug.Stack()))
+			err = fmt.Errorf("panic handling %s: %v", d.Msg.Key(), p)
+		}
+	}()
+	return r.Worker.Handle(ctx, d.Msg, final)
 }
 
 // The methods below make a Runner the service's local backend.
