@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gl2gh/discovery-agent/internal/gitlab"
@@ -58,7 +61,12 @@ func (s *Scheduler) Start(ctx context.Context) (run inventory.Run, started bool,
 	if s.Now != nil {
 		now = s.Now
 	}
-	run = inventory.Run{ID: NewRunID(now()), GitLabURL: s.GitLabURL, RootGroups: roots, Status: inventory.RunRunning, StartedAt: now().UTC()}
+	if len(msgs) == 0 {
+		// An empty inventory would read as an estate without projects.
+		return inventory.Run{}, false, fmt.Errorf("start run: %w", ErrSeesNothing)
+	}
+	run = inventory.Run{ID: NewRunID(now()), GitLabURL: s.GitLabURL, RootGroups: roots, Status: inventory.RunRunning, StartedAt: now().UTC(),
+		Scope: &inventory.Scope{RootGroups: slices.Clone(s.RootGroups), IncludePersonal: s.IncludePersonal}}
 	if err := s.Store.CreateRun(ctx, run); errors.Is(err, ErrRunActive) {
 		active, _, aerr := s.Store.ActiveRun(ctx)
 		log.Info("a run is already active; not starting another", "run_id", active.ID)
@@ -71,13 +79,6 @@ func (s *Scheduler) Start(ctx context.Context) (run inventory.Run, started bool,
 		return run, true, fmt.Errorf("start run %s: count API calls: %w", run.ID, err)
 	}
 
-	if len(msgs) == 0 {
-		log.Warn("the token sees no groups; the run exports an empty inventory")
-		if err := s.Queue.Send(ctx, work.Message{Kind: work.KindExport, RunID: run.ID}); err != nil {
-			return run, true, s.abandon(ctx, run, fmt.Errorf("start run %s: queue export: %w", run.ID, err))
-		}
-		return run, true, nil
-	}
 	keys := make([]string, len(msgs))
 	for i := range msgs {
 		msgs[i].RunID = run.ID
@@ -93,14 +94,16 @@ func (s *Scheduler) Start(ctx context.Context) (run inventory.Run, started bool,
 	return run, true, nil
 }
 
+// ErrRootsMissing: a root group of ROOT_GROUPS does not exist or the token cannot see it.
+var ErrRootsMissing = errors.New("root groups not visible")
+
+// ErrSeesNothing: without ROOT_GROUPS, the token sees no top-level group.
+var ErrSeesNothing = errors.New("the token sees no groups: give it access to the groups to scan, or set ROOT_GROUPS")
+
 func (s *Scheduler) roots(ctx context.Context) ([]work.Message, []string, error) {
 	if len(s.RootGroups) > 0 {
-		msgs := make([]work.Message, len(s.RootGroups))
-		for i, g := range s.RootGroups {
-			// The worker resolves a path or numeric ID to the group (one request).
-			msgs[i] = work.Message{Kind: work.KindGroup, GroupPath: g}
-		}
-		return msgs, s.RootGroups, nil
+		msgs, err := s.resolveRoots(ctx)
+		return msgs, s.RootGroups, err
 	}
 	groups, err := s.GitLab.TopLevelGroups(ctx)
 	if err != nil {
@@ -113,6 +116,44 @@ func (s *Scheduler) roots(ctx context.Context) ([]work.Message, []string, error)
 		roots[i] = g.FullPath
 	}
 	return msgs, roots, nil
+}
+
+// resolveRoots looks up every configured root group, so that one that does not exist
+// or that the token cannot see fails the start naming it, rather than a run that
+// succeeds without it. A root listed twice, or inside another root, is scanned once.
+func (s *Scheduler) resolveRoots(ctx context.Context) ([]work.Message, error) {
+	var (
+		groups  []gitlab.Group
+		missing []string
+	)
+	for _, r := range s.RootGroups {
+		g, err := s.GitLab.Group(ctx, r)
+		switch {
+		case errors.Is(err, gitlab.ErrNotFound):
+			missing = append(missing, strconv.Quote(r)+" (404)")
+		case errors.Is(err, gitlab.ErrForbidden):
+			missing = append(missing, strconv.Quote(r)+" (403)")
+		case err != nil:
+			return nil, fmt.Errorf("look up root group %q: %w", r, err)
+		default:
+			groups = append(groups, g)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%w: ROOT_GROUPS names %s, which GitLab does not show this token: fix ROOT_GROUPS or the token's access",
+			ErrRootsMissing, strings.Join(missing, ", "))
+	}
+	var msgs []work.Message
+	for i, g := range groups {
+		covered := slices.ContainsFunc(groups[:i], func(o gitlab.Group) bool { return o.ID == g.ID })
+		for _, o := range groups {
+			covered = covered || strings.HasPrefix(g.FullPath, o.FullPath+"/")
+		}
+		if !covered {
+			msgs = append(msgs, work.Message{Kind: work.KindGroup, GroupID: g.ID, GroupPath: g.FullPath, ParentID: g.ParentID})
+		}
+	}
+	return msgs, nil
 }
 
 // abandon marks a run that could not be queued as failed, so that it does not hold the

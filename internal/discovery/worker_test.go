@@ -147,7 +147,7 @@ func (failingQueue) Send(context.Context, ...work.Message) error { return errors
 
 func TestSchedulerFailsARunItCannotQueue(t *testing.T) {
 	w, st := newWorker(t)
-	s := &discovery.Scheduler{Store: st, Queue: failingQueue{}, GitLab: w.GitLab, RootGroups: []string{"g"}}
+	s := &discovery.Scheduler{Store: st, Queue: failingQueue{}, GitLab: w.GitLab, RootGroups: []string{"platform"}}
 	run, _, err := s.Start(context.Background())
 	if err == nil {
 		t.Fatal("Start succeeded with a queue that refuses messages")

@@ -105,7 +105,7 @@ func (s *Store) PreviousRun(ctx context.Context, runID string) (inventory.Run, b
 	return prev, ok, nil
 }
 
-// UpdateRun overwrites the run's status, finish time and reason.
+// UpdateRun overwrites the run's status, finish time, reason and failure counts.
 func (s *Store) UpdateRun(ctx context.Context, run inventory.Run) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -117,6 +117,7 @@ func (s *Store) UpdateRun(ctx context.Context, run inventory.Run) error {
 			return fmt.Errorf("update run: %w", err)
 		}
 		cur.Status, cur.FinishedAt, cur.Reason = run.Status, run.FinishedAt, run.Reason
+		cur.FailedGroups, cur.FailedProjects = run.FailedGroups, run.FailedProjects
 		return putRun(b, cur)
 	})
 }

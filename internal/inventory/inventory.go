@@ -37,8 +37,22 @@ type Run struct {
 	Status     string    `json:"status"`
 	StartedAt  time.Time `json:"started_at"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
-	// Reason explains a failed run (never contains the token).
+	// Reason explains a failed run, or what leaves a succeeded one incomplete (never
+	// contains the token).
 	Reason string `json:"reason,omitempty"`
+	// Scope is what the run was configured to cover; nil for runs recorded before it
+	// was kept. Resuming a run under another scope would mix two inventories.
+	Scope *Scope `json:"scope,omitempty"`
+	// FailedGroups and FailedProjects count what a succeeded run could not scan (scan
+	// status error or forbidden): non-zero means it completed with errors.
+	FailedGroups   int `json:"failed_groups,omitempty"`
+	FailedProjects int `json:"failed_projects,omitempty"`
+}
+
+// Scope is the configuration that decides what a run covers.
+type Scope struct {
+	RootGroups      []string `json:"root_groups"` // as configured; empty: every top-level group
+	IncludePersonal bool     `json:"include_personal"`
 }
 
 // Group is a GitLab group as the run saw it.
