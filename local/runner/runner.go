@@ -44,6 +44,9 @@ type Options struct {
 	// GitLab overrides client options (tests: retry policy, transport); see
 	// engine.Options.GitLab.
 	GitLab gitlab.Options
+	// StallCheck is how often a run's queue is checked for work that can no longer
+	// end it (everything dead-lettered or lost); default 250ms.
+	StallCheck time.Duration
 }
 
 // Runner is a local discovery agent.
@@ -60,6 +63,11 @@ type Runner struct {
 	log        *slog.Logger
 	workers    int
 	retryDelay time.Duration
+	stallCheck time.Duration
+
+	// mu serialises a stall check's "nothing queued, so fail the run" with what queues
+	// a run's work: Start, a redrive.
+	mu sync.Mutex
 }
 
 // New builds a runner from the configuration. Close it when done.
@@ -94,13 +102,16 @@ func New(cfg config.Config, opts Options) (*Runner, error) {
 	*r = Runner{
 		Store: st, Queue: q, Limiter: lim, GitLab: gl, Progress: prog,
 		Worker: eng.Worker(gl), Scheduler: eng.Scheduler(gl),
-		log: log, workers: opts.Workers, retryDelay: opts.RetryDelay,
+		log: log, workers: opts.Workers, retryDelay: opts.RetryDelay, stallCheck: opts.StallCheck,
 	}
 	if r.workers <= 0 {
 		r.workers = 4
 	}
 	if r.retryDelay <= 0 {
 		r.retryDelay = time.Second
+	}
+	if r.stallCheck <= 0 {
+		r.stallCheck = 250 * time.Millisecond
 	}
 	return r, nil
 }
@@ -109,13 +120,18 @@ func New(cfg config.Config, opts Options) (*Runner, error) {
 func (r *Runner) Close() error { return r.Store.Close() }
 
 // Scan resumes the active run if there is one (after a crash or kill), else starts a
-// new one, and processes its messages until it ends.
+// new one, and processes its messages until it ends. An active run of another GitLab
+// URL or scope is not resumed: Scan fails with an error wrapping ErrScopeChanged.
 func (r *Runner) Scan(ctx context.Context) (inventory.Run, error) {
 	run, ok, err := r.Store.ActiveRun(ctx)
 	if err != nil {
 		return inventory.Run{}, err
 	}
 	if ok {
+		if diff := scopeChange(run, r.Scheduler); diff != "" {
+			return run, fmt.Errorf("%w: DATA_DIR holds unfinished run %s, started with %s; resume it with those settings, or run `discovery-agent scan --new-run` to abandon it and start a new run",
+				ErrScopeChanged, run.ID, diff)
+		}
 		r.log.Info("resuming unfinished run", "run_id", run.ID, "queued", r.Queue.Len())
 	} else {
 		run, _, err = r.Start(ctx)
@@ -129,6 +145,9 @@ func (r *Runner) Scan(ctx context.Context) (inventory.Run, error) {
 // Start starts a run unless one is active (then it returns that one, started false).
 // A new run starts with a fresh MAX_API_CALLS count.
 func (r *Runner) Start(ctx context.Context) (inventory.Run, bool, error) {
+	// A stall check must not see the new run between its record and its first messages.
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if _, active, err := r.Store.ActiveRun(ctx); err != nil {
 		return inventory.Run{}, false, err
 	} else if !active {
@@ -143,24 +162,34 @@ func (r *Runner) Start(ctx context.Context) (inventory.Run, bool, error) {
 
 // Drain processes queued messages until the run ends (succeeded or failed) or ctx is
 // done. Messages in flight when ctx ends are neither acked nor lost: they are delivered
-// again on the next start, and resume from their checkpoints.
+// again on the next start, and resume from their checkpoints. A run whose remaining
+// work is all dead-lettered, or lost, ends failed with the reason; a store that can no
+// longer be written (DATA_DIR full) stops Drain with an error.
 func (r *Runner) Drain(ctx context.Context, runID string) (inventory.Run, error) {
 	r.Track(runID)
 	ended := func(ctx context.Context) bool {
 		run, err := r.Store.GetRun(ctx, runID)
 		return err == nil && (run.Status == inventory.RunSucceeded || run.Status == inventory.RunFailed)
 	}
+	var stopped error
 	if !ended(ctx) {
-		r.work(ctx, ended)
+		stopped = r.work(ctx, loop{
+			current: func(context.Context) (string, bool) { return runID, true },
+			stop:    ended,
+			fatal:   true,
+		})
 	}
 	run, err := r.Store.GetRun(context.WithoutCancel(ctx), runID)
 	if err != nil {
 		return run, err
 	}
-	if run.Status != inventory.RunSucceeded && run.Status != inventory.RunFailed {
-		return run, fmt.Errorf("run %s interrupted (%s); run scan again to resume it: %w", runID, run.Status, context.Cause(ctx))
+	if run.Status == inventory.RunSucceeded || run.Status == inventory.RunFailed {
+		return run, nil
 	}
-	return run, nil
+	if stopped != nil {
+		return run, fmt.Errorf("run %s stopped: %w; once fixed, run scan again to resume it", runID, stopped)
+	}
+	return run, fmt.Errorf("run %s interrupted (%s); run scan again to resume it: %w", runID, run.Status, context.Cause(ctx))
 }
 
 // Track points the progress counters and the run's MAX_API_CALLS count at a run; a
@@ -174,51 +203,119 @@ func (r *Runner) Track(runID string) {
 	r.Progress.start(runID, r.GitLab, r.Limiter)
 }
 
-// Work processes messages until ctx is done (service mode).
-func (r *Runner) Work(ctx context.Context) { r.work(ctx, nil) }
+// Work processes messages until ctx is done (service mode). The active run, if any, is
+// watched like Drain's.
+func (r *Runner) Work(ctx context.Context) {
+	_ = r.work(ctx, loop{current: func(ctx context.Context) (string, bool) {
+		run, ok, err := r.Store.ActiveRun(ctx)
+		return run.ID, ok && err == nil
+	}})
+}
 
-// work runs the message loop with the configured number of workers until ctx is done,
-// or until stop (checked after each message; nil = never) reports true.
-func (r *Runner) work(ctx context.Context, stop func(context.Context) bool) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+// loop says what a message loop watches and when it stops.
+type loop struct {
+	current func(context.Context) (runID string, ok bool) // the run to watch for stalls
+	stop    func(context.Context) bool                    // checked after each message; nil = never
+	fatal   bool                                          // a store that cannot be written stops the loop
+}
+
+// errStop ends a message loop whose run ended.
+var errStop = errors.New("run ended")
+
+// storeError is a store write that failed: nothing can progress until it is fixed.
+type storeError struct{ err error }
+
+func (e storeError) Error() string { return "DATA_DIR: " + e.err.Error() }
+func (e storeError) Unwrap() error { return e.err }
+
+// work runs the message loop with the configured number of workers, and the stall
+// watch, until ctx is done or the loop stops. It returns the store error that stopped
+// it, if one did.
+func (r *Runner) work(ctx context.Context, l loop) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	fail := func(err error) {
+		if l.fatal {
+			cancel(storeError{err})
+		}
+	}
 	var wg sync.WaitGroup
+	wg.Go(func() { r.watch(ctx, l, cancel, fail) })
 	for range r.workers {
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				ds, err := r.Queue.Receive(ctx, 1)
 				if err != nil {
+					if ctx.Err() == nil && !errors.Is(err, filestore.ErrClosed) {
+						fail(err)
+					}
 					return
 				}
 				for _, d := range ds {
-					r.handle(ctx, d)
+					r.handle(ctx, d, fail)
 				}
-				if stop != nil && stop(ctx) {
-					cancel()
+				if l.stop != nil && l.stop(ctx) {
+					cancel(errStop)
 				}
 			}
 		})
 	}
 	wg.Wait()
+	var se storeError
+	if errors.As(context.Cause(ctx), &se) {
+		return se
+	}
+	return nil
 }
 
-func (r *Runner) handle(ctx context.Context, d filestore.Delivery) {
+// watch checks the current run for a stall every stallCheck until ctx is done.
+func (r *Runner) watch(ctx context.Context, l loop, cancel context.CancelCauseFunc, fail func(error)) {
+	t := time.NewTicker(r.stallCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		runID, ok := l.current(ctx)
+		if !ok {
+			continue
+		}
+		ended, err := r.checkStalled(ctx, runID)
+		if err != nil && ctx.Err() == nil {
+			r.log.Error("check the run for a stall", "run_id", runID, "err", err)
+			fail(err)
+		}
+		if ended && l.stop != nil {
+			cancel(errStop)
+		}
+	}
+}
+
+// handle processes one delivery and acks, nacks or releases it; fail gets a store
+// write that failed.
+func (r *Runner) handle(ctx context.Context, d filestore.Delivery, fail func(error)) {
 	final := d.Receives >= filestore.DefaultMaxReceives
 	err := r.process(ctx, d, final)
+	log := r.log.With("run_id", d.Msg.RunID, "key", d.Msg.Key(), "receives", d.Receives, "interrupted", d.Interrupted)
 	if err == nil {
 		if err := r.Queue.Ack(ctx, d); err != nil && ctx.Err() == nil {
-			r.log.Error("ack", "key", d.Msg.Key(), "err", err)
+			log.Error("ack", "err", err)
+			fail(err)
 		}
 		return
 	}
-	log := r.log.With("run_id", d.Msg.RunID, "key", d.Msg.Key(), "receives", d.Receives, "interrupted", d.Interrupted)
-	if ctx.Err() != nil {
-		// Interrupted, not failed: handed back uncounted, it resumes from its
-		// checkpoint on the next start. Left leased if even that fails (it then counts
-		// as interrupted, still not as failed).
+	// Interrupted, not failed: handed back uncounted, it resumes from its checkpoint on
+	// the next start. Left leased if even that fails (it then counts as interrupted on
+	// the next start, still not as failed).
+	release := func() {
 		if err := r.Queue.Release(context.WithoutCancel(ctx), d); err != nil {
 			log.Warn("release interrupted message", "err", err)
 		}
+	}
+	if ctx.Err() != nil {
+		release()
 		return
 	}
 	delay := time.Duration(0)
@@ -231,13 +328,12 @@ func (r *Runner) handle(ctx context.Context, d filestore.Delivery) {
 		delay = r.retryDelay << min(max(d.Receives-1, 0), 6)
 	}
 	if backoff.Sleep(ctx, delay) != nil {
-		if err := r.Queue.Release(context.WithoutCancel(ctx), d); err != nil {
-			log.Warn("release interrupted message", "err", err)
-		}
+		release()
 		return
 	}
 	if err := r.Queue.Nack(ctx, d, err.Error()); err != nil && ctx.Err() == nil {
 		log.Error("nack", "err", err)
+		fail(err)
 	}
 }
 
@@ -266,16 +362,9 @@ func (r *Runner) LastSucceeded(ctx context.Context) (inventory.Run, bool, error)
 	return r.Store.LastSucceeded(ctx)
 }
 
-// OnRunFinished sets the function called when a run ends. MAX_API_CALLS is per run, so
-// the count starts afresh for readiness checks and the next run.
+// OnRunFinished sets the function called when a run ends, succeeded (with its failure
+// counts) or failed.
 func (r *Runner) OnRunFinished(fn func(inventory.Run)) { r.onFinished.Store(&fn) }
-
-func (r *Runner) runFinished(run inventory.Run, _ inventory.Summary) {
-	if fn := r.onFinished.Load(); fn != nil {
-		r.Limiter.StartRun(0)
-		(*fn)(run)
-	}
-}
 
 // CheckStore proves the store writable.
 func (r *Runner) CheckStore(ctx context.Context) error { return r.Store.Ping(ctx) }
@@ -298,10 +387,6 @@ func (r *Runner) Gauges(ctx context.Context) (float64, int, error) {
 // DeadLetters, RedriveDeadLetters and PurgeDeadLetters manage the local dead letters.
 func (r *Runner) DeadLetters(ctx context.Context) ([]filestore.DeadLetter, error) {
 	return r.Queue.DeadLetters(ctx)
-}
-
-func (r *Runner) RedriveDeadLetters(ctx context.Context) (int, error) {
-	return r.Queue.RedriveDeadLetters(ctx)
 }
 
 func (r *Runner) PurgeDeadLetters(ctx context.Context) (int, error) {
