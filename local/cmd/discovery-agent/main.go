@@ -1,15 +1,16 @@
 // Command discovery-agent runs GitLab discovery locally.
 //
-//	discovery-agent scan [--gitlab-url URL] [--root-group PATH_OR_ID]... [--out DIR] [--data-dir DIR]
+//	discovery-agent scan [--gitlab-url URL] [--root-group PATH_OR_ID]... [--out DIR] [--data-dir DIR] [--redrive] [--new-run]
 //	discovery-agent serve
 //	discovery-agent version
 //
 // Every flag also has an environment variable (see README); the token is read only from
-// GITLAB_TOKEN, never from a flag.
+// GITLAB_TOKEN, never from a flag. Exit codes: see exitFailed and the ones below it.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -34,10 +35,27 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// Exit codes (README "Local mode").
+const (
+	exitFailed      = 1 // bad configuration, GitLab or DATA_DIR unusable, or the run failed
+	exitUsage       = 2 // unknown command or flag
+	exitIncomplete  = 3 // the run completed and exported, but groups or projects were not scanned, or it saw nothing
+	exitInterrupted = 4 // SIGINT or SIGTERM: scan again to resume
+)
+
+// exitError is an error with its exit code; any other error exits exitFailed.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
 func main() {
 	if len(os.Args) < 2 {
 		usage(os.Stderr)
-		os.Exit(2)
+		os.Exit(exitUsage)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -55,17 +73,22 @@ func main() {
 		usage(os.Stdout)
 	default:
 		usage(os.Stderr)
-		os.Exit(2)
+		os.Exit(exitUsage)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "discovery-agent:", oneLine(err))
-		os.Exit(1)
+		code := exitFailed
+		if ee := (*exitError)(nil); errors.As(err, &ee) {
+			code = ee.code
+		}
+		os.Exit(code)
 	}
 }
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
-  discovery-agent scan [--gitlab-url URL] [--root-group PATH_OR_ID]... [--out DIR] [--data-dir DIR]
+  discovery-agent scan [--gitlab-url URL] [--root-group PATH_OR_ID]... [--out DIR] [--data-dir DIR] [--redrive] [--new-run]
+                        (exit 0 complete, 1 failed, 2 usage, 3 completed with errors, 4 interrupted)
   discovery-agent serve    (health on HEALTH_ADDR, metrics on METRICS_ADDR, runs on SCAN_SCHEDULE or POST /runs)
   discovery-agent healthcheck [--url URL]   (exit 0 when the agent's /health answers 200; for containers without curl)
   discovery-agent version
@@ -92,20 +115,40 @@ func scan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("configuration: %w", err)
 	}
 	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var roots multi
+	fs.SetOutput(io.Discard) // the error alone, on one line
+	var (
+		roots           multi
+		redrive, newRun bool
+	)
 	fs.StringVar(&cfg.GitLabURL, "gitlab-url", cfg.GitLabURL, "GitLab base URL (GITLAB_URL)")
 	fs.Var(&roots, "root-group", "group path or ID to scan, repeatable (ROOT_GROUPS)")
 	fs.StringVar(&cfg.ExportDir, "out", cfg.ExportDir, "export directory (EXPORT_DIR)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "store directory (DATA_DIR)")
-	if err := fs.Parse(args); err != nil {
-		return err
+	fs.BoolVar(&redrive, "redrive", false, "queue the dead letters again and resume the run that failed on them (serve: POST /dead-letters/redrive)")
+	fs.BoolVar(&newRun, "new-run", false, "abandon the unfinished run in DATA_DIR, if any (it can no longer be resumed), and start a new one")
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return nil
+	} else if err != nil {
+		return &exitError{exitUsage, fmt.Errorf("scan: %w", err)}
+	}
+	if fs.NArg() > 0 {
+		return &exitError{exitUsage, fmt.Errorf("scan: unexpected argument %q", fs.Arg(0))}
 	}
 	if len(roots) > 0 {
-		cfg.RootGroups = roots
+		cfg.RootGroups = nil
+		for _, g := range roots {
+			if g = strings.Trim(strings.TrimSpace(g), "/"); g != "" {
+				cfg.RootGroups = append(cfg.RootGroups, g)
+			}
+		}
 	}
 	cfg.GitLabURL = strings.TrimRight(cfg.GitLabURL, "/")
 	if err := cfg.Validate(config.RoleScan); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if err := runner.CheckWritable(map[string]string{"DATA_DIR": cfg.DataDir, "EXPORT_DIR": cfg.ExportDir}); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
 	level := cfg.LogLevel
@@ -118,11 +161,17 @@ func scan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer r.Close()
+	if err := prepare(ctx, r, redrive, newRun, stderr); err != nil {
+		return err
+	}
 
 	stopProgress := showProgress(ctx, r.Progress, stderr, log)
 	run, err := r.Scan(ctx)
 	stopProgress()
 	if err != nil {
+		if ctx.Err() != nil {
+			return &exitError{exitInterrupted, err}
+		}
 		return err
 	}
 	if run.Status == inventory.RunFailed {
@@ -131,6 +180,30 @@ func scan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dir, _ := filepath.Abs(filepath.Join(cfg.ExportDir, "runs", run.ID))
 	latest, _ := filepath.Abs(filepath.Join(cfg.ExportDir, "latest"))
 	fmt.Fprintf(stdout, "run %s %s\nexports: %s\nlatest:  %s\n", run.ID, run.Status, dir, latest)
+	if run.Reason != "" { // succeeded, but incomplete
+		return &exitError{exitIncomplete, fmt.Errorf("run %s %s", run.ID, run.Reason)}
+	}
+	return nil
+}
+
+// prepare carries out --redrive and --new-run before the scan, saying what it did.
+func prepare(ctx context.Context, r *runner.Runner, redrive, newRun bool, stderr io.Writer) error {
+	if redrive {
+		n, err := r.RedriveDeadLetters(ctx)
+		if err != nil {
+			return fmt.Errorf("redrive: %w", err)
+		}
+		fmt.Fprintf(stderr, "discovery-agent: %d dead letters queued again\n", n)
+	}
+	if newRun {
+		old, ok, err := r.Abandon(ctx, "abandoned by scan --new-run")
+		if err != nil {
+			return fmt.Errorf("new run: %w", err)
+		}
+		if ok {
+			fmt.Fprintf(stderr, "discovery-agent: abandoned unfinished run %s (it can no longer be resumed); starting a new run\n", old.ID)
+		}
+	}
 	return nil
 }
 

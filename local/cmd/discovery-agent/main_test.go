@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,15 +20,42 @@ import (
 
 const token = "sim-token-cli-secret-77"
 
-func buildAgent(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "discovery-agent")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+// binDir holds the binaries the tests build, once per test process.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "discovery-agent-test-")
 	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+var builds sync.Map // package dir -> func() (string, error)
+
+// build compiles the command in pkg (relative to this package) once per test process.
+func build(t *testing.T, pkg, name string) string {
+	t.Helper()
+	f, _ := builds.LoadOrStore(pkg, sync.OnceValues(func() (string, error) {
+		bin := filepath.Join(binDir, name)
+		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+		}
+		return bin, nil
+	}))
+	bin, err := f.(func() (string, error))()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }
+
+func buildAgent(t *testing.T) string { return build(t, ".", "discovery-agent") }
 
 func startSim(t *testing.T, opts gitlabsim.Options) (*gitlabsim.Server, string) {
 	t.Helper()
