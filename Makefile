@@ -8,8 +8,10 @@ BIN := bin
 SIM_ADDR ?= 127.0.0.1:8929
 DEMO_GROUPS ?= 40
 DEMO_PROJECTS ?= 3000
+SOAK_N ?= 60
+SOAK_SEED ?= $(shell date +%s)
 
-.PHONY: all build test unit fuzz vet tools demo bench local-up local-down clean
+.PHONY: all build test unit fuzz vet tools demo bench soak local-up local-down clean
 
 all: build
 
@@ -48,6 +50,11 @@ tools: lambda-tools
 # A full local discovery against the simulator; exports land in ./exports/latest.
 demo: build
 	BIN=$(BIN) SIM_ADDR=$(SIM_ADDR) DEMO_GROUPS=$(DEMO_GROUPS) DEMO_PROJECTS=$(DEMO_PROJECTS) local/demo.sh
+
+# `scan` interrupted SOAK_N times (SIGINT, SIGTERM, SIGKILL at moments SOAK_SEED picks),
+# resumed until done, compared with the simulator's truth; `make test` runs 6.
+soak:
+	SOAK_N=$(SOAK_N) SOAK_SEED=$(SOAK_SEED) $(GO) test -count=1 -v -timeout 60m -run '^TestSoakInterruptedScans$$' ./local/cmd/discovery-agent
 
 # Benchmarks; figures go to docs/BENCHMARKS.md.
 bench:

@@ -319,10 +319,13 @@ func (r *Runner) handle(ctx context.Context, d filestore.Delivery, fail func(err
 		return
 	}
 	delay := time.Duration(0)
-	if errors.Is(err, work.ErrMalformed) {
+	switch {
+	case errors.Is(err, work.ErrMalformed):
 		// It can never succeed: straight on towards the dead-letter bucket.
 		log.Error("malformed message", "reason", err)
-	} else {
+	case final:
+		log.Error("message failed on its last delivery; dead-lettering it", "err", err)
+	default:
 		log.Warn("message failed; will retry", "err", err)
 		// Back off before the message becomes visible again, doubling per delivery.
 		delay = r.retryDelay << min(max(d.Receives-1, 0), 6)
