@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gl2gh/discovery-agent/internal/discovery"
+	"github.com/gl2gh/discovery-agent/internal/export"
 	"github.com/gl2gh/discovery-agent/internal/gitlabsim"
 	"github.com/gl2gh/discovery-agent/internal/inventory"
 )
@@ -324,5 +326,61 @@ func TestResumeRefusesAChangedScope(t *testing.T) {
 				t.Errorf("abandoned run %+v", gone)
 			}
 		})
+	}
+}
+
+// switchSink panics until fixed, then writes to a directory.
+type switchSink struct {
+	fixed atomic.Bool
+	dir   export.DirSink
+}
+
+func (s *switchSink) Put(ctx context.Context, name, contentType string, body io.Reader) error {
+	if !s.fixed.Load() {
+		panic("sink bug")
+	}
+	return s.dir.Put(ctx, name, contentType, body)
+}
+
+// In service mode (Work) too, a run whose work is all dead-lettered ends failed, the
+// service hears of it, and the redrive resumes it while the workers keep going.
+func TestWorkFailsAStalledRunAndRedriveResumesIt(t *testing.T) {
+	e := newEnv(t, gitlabsim.Options{Seed: 37, Groups: 3, Projects: 15})
+	r := e.runner(t)
+	defer r.Close()
+	sink := &switchSink{dir: export.DirSink{Dir: e.cfg.ExportDir}}
+	r.Worker.Sink = sink
+	finished := make(chan inventory.Run, 2)
+	r.OnRunFinished(func(run inventory.Run) { finished <- run })
+	ctx := bounded(t)
+	workCtx, stop := context.WithCancel(ctx)
+	worked := make(chan struct{})
+	go func() { r.Work(workCtx); close(worked) }()
+	defer func() { stop(); <-worked }()
+
+	run, _, err := r.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-finished:
+		if got.ID != run.ID || got.Status != inventory.RunFailed || !strings.Contains(got.Reason, "dead letters") {
+			t.Fatalf("the service heard %s %s %q; want run %s failed naming the dead letters", got.ID, got.Status, got.Reason, run.ID)
+		}
+	case <-ctx.Done():
+		t.Fatal("the stalled run never ended")
+	}
+	sink.fixed.Store(true)
+	if n, err := r.RedriveDeadLetters(ctx); err != nil || n != 1 {
+		t.Fatalf("redrive = %d, %v", n, err)
+	}
+	select {
+	case got := <-finished:
+		if got.ID != run.ID || got.Status != inventory.RunSucceeded {
+			t.Fatalf("after the redrive the service heard %s %s %q; want run %s succeeded", got.ID, got.Status, got.Reason, run.ID)
+		}
+		e.checkAgainstTruth(t, got)
+	case <-ctx.Done():
+		t.Fatal("the redriven run never ended")
 	}
 }
