@@ -86,6 +86,8 @@ func TestBadConfiguration(t *testing.T) {
 		{name: "GITLAB_URL unset", env: map[string]string{"GITLAB_TOKEN": token}, noSimEnv: true, code: 1, want: "GITLAB_URL is not set", oneLine: true},
 		{name: "GITLAB_URL without a scheme", env: map[string]string{"GITLAB_URL": "gitlab.example.com"}, code: 1, want: "must start with http", oneLine: true},
 		{name: "GITLAB_URL of another scheme", env: map[string]string{"GITLAB_URL": "ftp://gitlab.example.com"}, code: 1, want: "must start with http", oneLine: true},
+		{name: "credentials in GITLAB_URL", env: map[string]string{"GITLAB_URL": "https://user:url-secret-77@gitlab.example.com"}, code: 1, want: "must not contain credentials", oneLine: true},
+		{name: "credentials in --gitlab-url", args: []string{"--gitlab-url", "https://user:url-secret-77@gitlab.example.com"}, code: 1, want: "must not contain credentials", oneLine: true},
 		{name: "--gitlab-url not a URL", args: []string{"--gitlab-url", "not a url"}, code: 1, want: "GITLAB_URL", oneLine: true},
 		{name: "GITLAB_TOKEN unset", env: map[string]string{"GITLAB_URL": url}, noSimEnv: true, code: 1, want: "GITLAB_TOKEN is not set", oneLine: true},
 		{name: "a word for a number", env: map[string]string{"MAX_API_CALLS": "many"}, code: 1, want: "MAX_API_CALLS", oneLine: true},
@@ -133,7 +135,7 @@ func TestBadConfiguration(t *testing.T) {
 			if tt.oneLine && strings.Count(strings.TrimSpace(res.stderr), "\n") > 0 {
 				t.Errorf("stderr has more than the one line:\n%s", res.stderr)
 			}
-			if strings.Contains(res.stderr+res.stdout, token) {
+			if strings.Contains(res.stderr+res.stdout, token) || strings.Contains(res.stderr+res.stdout, "url-secret-77") {
 				t.Error("output contains the token")
 			}
 			if _, err := os.Stat(filepath.Join(env["EXPORT_DIR"], "latest")); err == nil {
