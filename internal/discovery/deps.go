@@ -26,7 +26,7 @@ type Store interface {
 	ActiveRun(ctx context.Context) (inventory.Run, bool, error)
 	// PreviousRun returns the newest succeeded run started before the given one, if any.
 	PreviousRun(ctx context.Context, runID string) (inventory.Run, bool, error)
-	// UpdateRun overwrites the run's status, finish time and reason.
+	// UpdateRun overwrites the run's status, finish time, reason and failed counts.
 	UpdateRun(ctx context.Context, run inventory.Run) error
 
 	// AddPending counts the keys as pending work of the run. A key already added is

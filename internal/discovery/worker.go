@@ -207,6 +207,14 @@ func (w *Worker) export(ctx context.Context, run inventory.Run, log *slog.Logger
 		return fmt.Errorf("export %s: %w", run.ID, err)
 	}
 	run.Status = inventory.RunSucceeded
+	run.FailedGroups, run.FailedProjects = sum.FailedGroups, sum.FailedProjects
+	switch {
+	case sum.Groups == 0 && sum.Projects == 0:
+		run.Reason = "the run saw no groups and no projects: check the token's access (read_api, membership)"
+	case sum.FailedGroups > 0 || sum.FailedProjects > 0:
+		run.Reason = fmt.Sprintf("completed with errors: %d groups and %d projects could not be scanned (scan_status error or forbidden in groups.csv and projects.csv)",
+			sum.FailedGroups, sum.FailedProjects)
+	}
 	if err := w.Store.UpdateRun(ctx, run); err != nil {
 		return fmt.Errorf("export %s: %w", run.ID, err)
 	}

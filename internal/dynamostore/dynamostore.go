@@ -64,12 +64,15 @@ const (
 	attrStatus   = "status"
 	attrFinished = "finished_at"
 	attrReason   = "reason"
-	attrPending  = "pending"
-	attrAPICalls = "api_calls"
-	attrLastDone = "last_done"
-	attrRunID    = "run_id"
-	attrPage     = "page"
-	attrAt       = "at"
+	// The run's failed counts (inventory.Run.FailedGroups, FailedProjects).
+	attrFailedGroups   = "failed_groups"
+	attrFailedProjects = "failed_projects"
+	attrPending        = "pending"
+	attrAPICalls       = "api_calls"
+	attrLastDone       = "last_done"
+	attrRunID          = "run_id"
+	attrPage           = "page"
+	attrAt             = "at"
 )
 
 // Sort keys and prefixes.

@@ -118,7 +118,7 @@ func (s *Store) releaseStaleLock(ctx context.Context, holder string) error {
 
 // GetRun returns a run by ID, or an error wrapping discovery.ErrNotFound.
 func (s *Store) GetRun(ctx context.Context, runID string) (inventory.Run, error) {
-	item, err := s.get(ctx, runPK(runID), skMeta, attrData, attrStatus, attrFinished, attrReason)
+	item, err := s.get(ctx, runPK(runID), skMeta, attrData, attrStatus, attrFinished, attrReason, attrFailedGroups, attrFailedProjects)
 	if err != nil {
 		return inventory.Run{}, fmt.Errorf("get run %s: %w", runID, err)
 	}
@@ -132,6 +132,15 @@ func (s *Store) GetRun(ctx context.Context, runID string) (inventory.Run, error)
 	// data holds the run as created; these change afterwards.
 	run.Status = strAttr(item, attrStatus)
 	run.Reason = strAttr(item, attrReason)
+	fg, err := numAttr(item, attrFailedGroups)
+	if err != nil {
+		return inventory.Run{}, fmt.Errorf("decode run %s: %w", runID, err)
+	}
+	fp, err := numAttr(item, attrFailedProjects)
+	if err != nil {
+		return inventory.Run{}, fmt.Errorf("decode run %s: %w", runID, err)
+	}
+	run.FailedGroups, run.FailedProjects = int(fg), int(fp)
 	run.FinishedAt = time.Time{}
 	if f := strAttr(item, attrFinished); f != "" {
 		if run.FinishedAt, err = time.Parse(time.RFC3339Nano, f); err != nil {
@@ -290,9 +299,11 @@ func (s *Store) UpdateRun(ctx context.Context, run inventory.Run) error {
 
 // runUpdate sets the run item's mutable fields, removing the empty ones.
 func (s *Store) runUpdate(run inventory.Run) *types.Update {
-	names := map[string]string{"#pk": attrPK, "#status": attrStatus, "#finished": attrFinished, "#reason": attrReason, "#exp": attrExpires}
-	values := map[string]types.AttributeValue{":status": str(run.Status), ":exp": s.expires()}
-	set, remove := "SET #status = :status, #exp = :exp", ""
+	names := map[string]string{"#pk": attrPK, "#status": attrStatus, "#finished": attrFinished, "#reason": attrReason, "#exp": attrExpires,
+		"#fg": attrFailedGroups, "#fp": attrFailedProjects}
+	values := map[string]types.AttributeValue{":status": str(run.Status), ":exp": s.expires(),
+		":fg": num(int64(run.FailedGroups)), ":fp": num(int64(run.FailedProjects))}
+	set, remove := "SET #status = :status, #exp = :exp, #fg = :fg, #fp = :fp", ""
 	if run.FinishedAt.IsZero() {
 		remove = appendList(remove, "#finished")
 	} else {

@@ -25,6 +25,7 @@ const unknownSizeClass = "unknown"
 // report's bounded project lists, and one small record per group for the roll-up.
 type aggregate struct {
 	groups, projects, withErrors  int
+	failedGroups                  int
 	byReadiness, byStatus, bySize map[string]int
 	findings                      map[string]int // projects per finding code
 	exportSize, repoSize          int64
@@ -72,6 +73,9 @@ func newAggregate() *aggregate {
 
 func (a *aggregate) addGroup(g inventory.Group) {
 	a.groups++
+	if inventory.Failed(g.ScanStatus) {
+		a.failedGroups++
+	}
 	a.groupByID[g.ID] = &groupAgg{ID: g.ID, ParentID: g.ParentID, Path: g.FullPath}
 }
 
@@ -179,19 +183,21 @@ func (a *aggregate) summary(run inventory.Run, apiCalls int64, now time.Time) in
 		roots = []string{}
 	}
 	return inventory.Summary{
-		RunID:       run.ID,
-		GitLabURL:   run.GitLabURL,
-		RootGroups:  roots,
-		StartedAt:   run.StartedAt.UTC(),
-		FinishedAt:  finished.UTC(),
-		Groups:      a.groups,
-		Projects:    a.projects,
-		APICalls:    apiCalls,
-		Errors:      a.withErrors,
-		ByReadiness: maps.Clone(a.byReadiness),
-		ByStatus:    maps.Clone(a.byStatus),
-		BySizeClass: maps.Clone(a.bySize),
-		Status:      status,
+		RunID:          run.ID,
+		GitLabURL:      run.GitLabURL,
+		RootGroups:     roots,
+		StartedAt:      run.StartedAt.UTC(),
+		FinishedAt:     finished.UTC(),
+		Groups:         a.groups,
+		Projects:       a.projects,
+		APICalls:       apiCalls,
+		Errors:         a.withErrors,
+		FailedGroups:   a.failedGroups,
+		FailedProjects: a.byStatus[inventory.StatusError] + a.byStatus[inventory.StatusForbidden],
+		ByReadiness:    maps.Clone(a.byReadiness),
+		ByStatus:       maps.Clone(a.byStatus),
+		BySizeClass:    maps.Clone(a.bySize),
+		Status:         status,
 	}
 }
 

@@ -182,17 +182,27 @@ type Project struct {
 
 // Summary is the run-level roll-up written to summary.json.
 type Summary struct {
-	RunID       string         `json:"run_id"`
-	GitLabURL   string         `json:"gitlab_url"`
-	RootGroups  []string       `json:"root_groups"`
-	StartedAt   time.Time      `json:"started_at"`
-	FinishedAt  time.Time      `json:"finished_at"`
-	Groups      int            `json:"groups"`
-	Projects    int            `json:"projects"`
-	APICalls    int64          `json:"api_calls"`
-	Errors      int            `json:"errors"` // projects with at least one scan error
-	ByReadiness map[string]int `json:"by_readiness"`
-	ByStatus    map[string]int `json:"by_scan_status"`
-	BySizeClass map[string]int `json:"by_size_class"`
-	Status      string         `json:"status"`
+	RunID      string    `json:"run_id"`
+	GitLabURL  string    `json:"gitlab_url"`
+	RootGroups []string  `json:"root_groups"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	Groups     int       `json:"groups"`
+	Projects   int       `json:"projects"`
+	APICalls   int64     `json:"api_calls"`
+	Errors     int       `json:"errors"` // projects with at least one scan error
+	// FailedGroups and FailedProjects count what the run could not scan: scan_status
+	// error or forbidden (not_found is a deletion during the run, not a failure).
+	FailedGroups   int            `json:"failed_groups"`
+	FailedProjects int            `json:"failed_projects"`
+	ByReadiness    map[string]int `json:"by_readiness"`
+	ByStatus       map[string]int `json:"by_scan_status"`
+	BySizeClass    map[string]int `json:"by_size_class"`
+	Status         string         `json:"status"`
+}
+
+// Failed says a group or project was not scanned: an error, or a 403 on itself.
+// not_found is not a failure: it was deleted while the run went on.
+func Failed(scanStatus string) bool {
+	return scanStatus == StatusError || scanStatus == StatusForbidden
 }

@@ -16,7 +16,7 @@ var runChecks = []check{
 	{"Runs/ErrRunActiveWhileRunningOrExporting", errRunActive},
 	{"Runs/CreateRunAfterTheActiveRunFinished", createAfterFinished},
 	{"Runs/CreateRunRefusesAnExistingID", createExistingID},
-	{"Runs/UpdateRunOverwritesStatusFinishAndReason", updateRun},
+	{"Runs/UpdateRunOverwritesStatusFinishReasonAndFailures", updateRun},
 	{"Runs/PreviousRunIsNewestSucceededStartedBefore", previousRun},
 	{"Runs/UnknownRunIsErrNotFound", runNotFound},
 }
@@ -26,7 +26,8 @@ var runChecks = []check{
 func sameRun(got, want inventory.Run) string {
 	if got.ID != want.ID || got.GitLabURL != want.GitLabURL || !slices.Equal(got.RootGroups, want.RootGroups) ||
 		got.Status != want.Status || !got.StartedAt.Equal(want.StartedAt) ||
-		!got.FinishedAt.Equal(want.FinishedAt) || got.Reason != want.Reason {
+		!got.FinishedAt.Equal(want.FinishedAt) || got.Reason != want.Reason ||
+		got.FailedGroups != want.FailedGroups || got.FailedProjects != want.FailedProjects || got.Scope != want.Scope {
 		return fmt.Sprintf("got %+v, want %+v", got, want)
 	}
 	return ""
@@ -139,14 +140,18 @@ func updateRun(t *testing.T, s discovery.Store) {
 	}
 	want := run
 	want.Status, want.FinishedAt, want.Reason = inventory.RunFailed, t0.Add(30*time.Minute), "GitLab rejected the token (401)"
+	want.FailedGroups, want.FailedProjects = 2, 3
 	steps := []struct {
 		name   string
 		update inventory.Run
 		want   inventory.Run
 	}{
-		// Only status, finish time and reason change; the rest comes from CreateRun.
-		{"fail with a reason", inventory.Run{ID: "r1", Status: want.Status, FinishedAt: want.FinishedAt, Reason: want.Reason}, want},
-		{"same update again", inventory.Run{ID: "r1", Status: want.Status, FinishedAt: want.FinishedAt, Reason: want.Reason}, want},
+		// Only status, finish time, reason and failed counts change; the rest comes from
+		// CreateRun.
+		{"fail with a reason", inventory.Run{ID: "r1", Status: want.Status, FinishedAt: want.FinishedAt, Reason: want.Reason,
+			FailedGroups: 2, FailedProjects: 3}, want},
+		{"same update again", inventory.Run{ID: "r1", Status: want.Status, FinishedAt: want.FinishedAt, Reason: want.Reason,
+			FailedGroups: 2, FailedProjects: 3}, want},
 		{"update without a reason clears it", inventory.Run{ID: "r1", Status: want.Status, FinishedAt: want.FinishedAt},
 			inventory.Run{ID: "r1", GitLabURL: run.GitLabURL, RootGroups: run.RootGroups, StartedAt: t0, Status: want.Status, FinishedAt: want.FinishedAt}},
 	}

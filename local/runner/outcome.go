@@ -23,50 +23,13 @@ var ErrScopeChanged = errors.New("configuration changed since the unfinished run
 // dead-lettered: a redrive resumes such a run, and no other.
 const deadLetteredPrefix = "its remaining work is in the dead letters"
 
-// runFinished is the engine's OnRunFinished: it records what a succeeded run could not
-// scan, gives the next run a fresh MAX_API_CALLS count (also for readiness checks) and
-// tells the service.
-func (r *Runner) runFinished(run inventory.Run, sum inventory.Summary) {
-	if run.Status == inventory.RunSucceeded {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if err := r.recordOutcome(ctx, &run, sum); err != nil {
-			r.log.Error("record the run's failed groups and projects", "run_id", run.ID, "err", err)
-		}
-		cancel()
-	}
+// runFinished is the engine's OnRunFinished: it gives the next run a fresh
+// MAX_API_CALLS count (also for readiness checks) and tells the service.
+func (r *Runner) runFinished(run inventory.Run, _ inventory.Summary) {
 	r.Limiter.StartRun(0)
 	if fn := r.onFinished.Load(); fn != nil {
 		(*fn)(run)
 	}
-}
-
-// failedStatus says a group or project was not scanned: an error, or a 403 on itself.
-// not_found is not a failure: it was deleted while the run went on.
-func failedStatus(s string) bool { return s == inventory.StatusError || s == inventory.StatusForbidden }
-
-// recordOutcome counts the run's failed groups and projects and says in its reason
-// what leaves it incomplete.
-func (r *Runner) recordOutcome(ctx context.Context, run *inventory.Run, sum inventory.Summary) error {
-	groups := 0
-	err := r.Store.Groups(ctx, run.ID, func(g inventory.Group) error {
-		if failedStatus(g.ScanStatus) {
-			groups++
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	run.FailedGroups = groups
-	run.FailedProjects = sum.ByStatus[inventory.StatusError] + sum.ByStatus[inventory.StatusForbidden]
-	switch {
-	case sum.Groups == 0 && sum.Projects == 0:
-		run.Reason = "the run saw no groups and no projects: check the token's access (read_api, membership)"
-	case run.FailedGroups > 0 || run.FailedProjects > 0:
-		run.Reason = fmt.Sprintf("completed with errors: %d groups and %d projects could not be scanned (scan_status error or forbidden in groups.csv and projects.csv)",
-			run.FailedGroups, run.FailedProjects)
-	}
-	return r.Store.UpdateRun(ctx, *run)
 }
 
 // checkStalled ends a run that nothing queued can end any more, and says whether the
