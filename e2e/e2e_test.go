@@ -133,7 +133,9 @@ func TestLambdaHonoursSettings(t *testing.T) {
 	const class, limit = "projects/:id/hooks", 50 // one request per project: 60 > 50
 	t.Setenv("CACHE_TTL", "24h")
 	t.Setenv("RATE_LIMIT_ENDPOINTS", class+"="+strconv.Itoa(limit))
-	h := start(t, Options{Seed: 5, Groups: 6, Projects: 60, Workers: 2})
+	// A page of a group waits on the class's limit (1.2 s a project): the worker needs
+	// a timeout longer than the harness's default 8 s, as in production (15 min).
+	h := start(t, Options{Seed: 5, Groups: 6, Projects: 60, Workers: 2, WorkerTimeout: time.Minute, Visibility: 90 * time.Second})
 	// The limit makes the first run last over a minute; a loaded machine needs more.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
