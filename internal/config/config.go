@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gl2gh/discovery-agent/internal/readiness"
 )
 
 // Config is the agent's configuration.
@@ -32,6 +34,7 @@ type Config struct {
 	DataDir            string         // DATA_DIR
 	ExportDir          string         // EXPORT_DIR
 	Thresholds         string         // READINESS_THRESHOLDS: file overriding readiness thresholds
+	MigrationPath      string         // MIGRATION_PATH: the path readiness assumes (readiness.Paths)
 	HealthAddr         string         // HEALTH_ADDR
 	MetricsAddr        string         // METRICS_ADDR
 	AdminToken         string         // ADMIN_TOKEN: bearer token of serve's state-changing endpoints (never logged)
@@ -61,6 +64,8 @@ func (c *Config) declare() *Set {
 	s.String(&c.DataDir, "DATA_DIR", "./data", "Local mode: directory of the embedded store (the discovery-data volume)")
 	s.String(&c.ExportDir, "EXPORT_DIR", "./exports", "Local mode: directory the exports are written to")
 	s.String(&c.Thresholds, "READINESS_THRESHOLDS", "", "JSON or YAML file overriding readiness thresholds (docs/EXPORTS.md)")
+	s.Func("MIGRATION_PATH", readiness.DefaultPath, "How projects will move, which decides the size limits readiness judges by: `mirror` (git push --mirror + git lfs push), `ghes` (gl-exporter + ghe-migrator to GitHub Enterprise Server) or `gei` (GitHub Enterprise Importer, which does not list GitLab as a source); see docs/EXPORTS.md",
+		func(v string) error { _, err := readiness.PathFor(v); c.MigrationPath = v; return err })
 	s.String(&c.HealthAddr, "HEALTH_ADDR", ":8080", "Service mode: /health, /health/ready, /health/live, POST /runs")
 	s.String(&c.MetricsAddr, "METRICS_ADDR", ":9090", "Service mode: Prometheus /metrics")
 	s.String(&c.AdminToken, "ADMIN_TOKEN", "", "Service mode: bearer token (16 characters or more, e.g. `openssl rand -hex 32`) that `POST /runs`, `POST /dead-letters/redrive` and `DELETE /dead-letters` require; unset = they answer loopback clients only ([docs/RUNBOOK.md](docs/RUNBOOK.md#trust-model)); never logged")

@@ -6,6 +6,7 @@
 package engine
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -67,7 +68,7 @@ type Engine struct {
 // New checks the configuration a GitLab-calling process needs and loads what it names
 // (the readiness thresholds).
 func New(cfg config.Config, b Backends, opts Options) (*Engine, error) {
-	th, err := readiness.LoadThresholds(cfg.Thresholds)
+	th, err := readiness.Load(cmp.Or(cfg.MigrationPath, readiness.DefaultPath), cfg.Thresholds)
 	if err != nil {
 		return nil, fmt.Errorf("READINESS_THRESHOLDS: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"container/heap"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gl2gh/discovery-agent/internal/inventory"
@@ -21,12 +22,28 @@ const (
 // Size class key for projects whose statistics are unknown.
 const unknownSizeClass = "unknown"
 
+// Tier key for projects whose stored verdict predates tiers.
+const unknownTier = "unknown"
+
+// newByTier counts every verdict tier from zero, so summary.json lists them all.
+func newByTier() map[string]int {
+	m := map[string]int{readiness.TierNone: 0}
+	for _, t := range readiness.Tiers {
+		if t != readiness.TierInfo { // info never is a verdict
+			m[t] = 0
+		}
+	}
+	return m
+}
+
 // aggregate is what Write keeps in memory while projects stream past: counters, the
 // report's bounded project lists, and one small record per group for the roll-up.
 type aggregate struct {
 	groups, projects, withErrors  int
 	failedGroups                  int
 	byReadiness, byStatus, bySize map[string]int
+	byTier                        map[string]int // projects per verdict tier
+	paths                         map[string]bool
 	findings                      map[string]int // projects per finding code
 	exportSize, repoSize          int64
 	unknownSize                   int // projects whose statistics are unknown
@@ -64,6 +81,8 @@ func newAggregate() *aggregate {
 		byReadiness: map[string]int{inventory.Ready: 0, inventory.NeedsAttention: 0, inventory.Blocked: 0},
 		byStatus:    map[string]int{},
 		bySize:      map[string]int{},
+		byTier:      newByTier(),
+		paths:       map[string]bool{},
 		findings:    map[string]int{},
 		flagged:     newTopN(maxFlagged, flaggedLess),
 		largest:     newTopN(maxLargest, largestLess),
@@ -87,6 +106,10 @@ func (a *aggregate) addProject(p *inventory.Project) {
 	}
 	r := p.Readiness
 	a.byReadiness[r.Category]++
+	a.byTier[cmp.Or(r.Tier, unknownTier)]++
+	if r.Path != "" {
+		a.paths[r.Path] = true
+	}
 	a.byStatus[p.ScanStatus]++
 	sizeClass := cmp.Or(r.SizeClass, unknownSizeClass)
 	a.bySize[sizeClass]++
@@ -195,6 +218,8 @@ func (a *aggregate) summary(run inventory.Run, apiCalls int64, now time.Time) in
 		FailedGroups:   a.failedGroups,
 		FailedProjects: a.byStatus[inventory.StatusError] + a.byStatus[inventory.StatusForbidden],
 		ByReadiness:    maps.Clone(a.byReadiness),
+		ByTier:         maps.Clone(a.byTier),
+		MigrationPath:  strings.Join(slices.Sorted(maps.Keys(a.paths)), ","),
 		ByStatus:       maps.Clone(a.byStatus),
 		BySizeClass:    maps.Clone(a.bySize),
 		Status:         status,
@@ -274,25 +299,20 @@ type findingCount struct {
 	Projects int
 }
 
-// topFindings returns the finding codes by descending number of projects.
+// topFindings returns the finding codes by tier, blockers first, then by descending
+// number of projects.
 func (a *aggregate) topFindings() []findingCount {
 	out := make([]findingCount, 0, len(a.findings))
 	for code, n := range a.findings {
 		r, ok := readiness.RuleFor(code)
 		if !ok {
-			r = readiness.Rule{Code: code, Severity: readiness.SeverityInfo, Title: code}
+			r = readiness.Rule{Code: code, Tier: readiness.TierInfo, Title: code}
 		}
 		out = append(out, findingCount{Rule: r, Projects: n})
 	}
-	sevRank := map[string]int{readiness.SeverityBlocker: 0, readiness.SeverityWarning: 1}
 	slices.SortFunc(out, func(x, y findingCount) int {
-		rank := func(s string) int {
-			if r, ok := sevRank[s]; ok {
-				return r
-			}
-			return 2
-		}
-		return cmp.Or(cmp.Compare(y.Projects, x.Projects), cmp.Compare(rank(x.Severity), rank(y.Severity)), cmp.Compare(x.Code, y.Code))
+		return cmp.Or(cmp.Compare(readiness.TierRank(x.Tier), readiness.TierRank(y.Tier)),
+			cmp.Compare(y.Projects, x.Projects), cmp.Compare(x.Code, y.Code))
 	})
 	return out
 }

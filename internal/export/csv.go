@@ -118,6 +118,16 @@ var projectColumns = withFacts([]column[inventory.Project]{
 		}
 		return strconv.FormatInt(p.Statistics.ExportSize(), 10)
 	}),
+	countColumn("environments"), // appended by withFacts before the columns below
+	text("tier", func(p *inventory.Project) string { return p.Readiness.Tier }),
+	value("effort_hours", func(p *inventory.Project) string {
+		if p.Readiness.Effort == "" { // a stored verdict from before effort estimates
+			return ""
+		}
+		return strconv.FormatInt(p.Readiness.EffortHours, 10)
+	}),
+	text("effort", func(p *inventory.Project) string { return p.Readiness.Effort }),
+	text("migration_path", func(p *inventory.Project) string { return p.Readiness.Path }),
 })
 
 // projectsHeader is projects.csv's header row.

@@ -15,6 +15,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -88,10 +89,19 @@ func project(id int64, path string, repoSize int64) inventory.Project {
 		ScanStatus: inventory.StatusComplete,
 		Errors:     []inventory.ScanError{},
 	}
-	r := readiness.Assess(p, readiness.DefaultThresholds())
+	r := readiness.Assess(p, gei)
 	p.Readiness = &r
 	return p
 }
+
+// gei is the thresholds of the path with size blockers: a 41 GiB project is blocked.
+var gei = func() readiness.Thresholds {
+	t, err := readiness.PathThresholds(readiness.PathGEI)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}()
 
 func newSource(runID string, projects ...inventory.Project) *memSource {
 	return &memSource{
@@ -173,7 +183,7 @@ func TestProjectsCSVValues(t *testing.T) {
 		PackageTypes: []string{"maven", "npm"}, RegistryInUse: true, WikiEnabled: true}
 	tricky.Counts.LowerBounds = []string{"pipelines"}
 	tricky.Statistics.RepositorySize = 41 << 30
-	r := readiness.Assess(tricky, readiness.DefaultThresholds())
+	r := readiness.Assess(tricky, gei)
 	tricky.Readiness = &r
 
 	unknown := inventory.Project{ID: 2, PathWithNamespace: "acme/unknown", GroupID: 10, ScanStatus: inventory.StatusForbidden,
@@ -205,6 +215,10 @@ func TestProjectsCSVValues(t *testing.T) {
 		"lower_bound_counts":    "pipelines",
 		"size_class":            "XL",
 		"findings":              findingCodes(r.Findings, ""),
+		"tier":                  "blocker",
+		"effort_hours":          strconv.FormatInt(r.EffortHours, 10),
+		"effort":                "XL",
+		"migration_path":        "gei",
 	}
 	for k, v := range want {
 		if rows[0][k] != v {
@@ -415,7 +429,7 @@ var externalRef = regexp.MustCompile(`(?i)(src|href|xlink:href|action)\s*=\s*["'
 func TestReport(t *testing.T) {
 	evil := project(1, "acme/<script>alert(1)</script>", 41<<30)
 	evil.Name = "<script>alert(1)</script>"
-	r := readiness.Assess(evil, readiness.DefaultThresholds())
+	r := readiness.Assess(evil, gei)
 	evil.Readiness = &r
 	src := newSource("r1", evil, project(2, "acme/plain", 1<<20))
 	src.groups["r1"][0].FullPath = `acme"><img src=x>`
@@ -437,10 +451,30 @@ func TestReport(t *testing.T) {
 		"repo_too_large",                        // top findings
 		"Flagged projects",
 		"1234", // API calls
+		"Readiness by tier",
+		"Migration path: <strong>gei</strong> (GitHub Enterprise Importer)",
 	} {
 		if !strings.Contains(html, want) {
 			t.Errorf("report does not contain %q", want)
 		}
+	}
+}
+
+// TestFindingsBlockersFirst: the report's findings table lists blockers first, then
+// data, CI, settings and info, by number of projects within a tier.
+func TestFindingsBlockersFirst(t *testing.T) {
+	a := newAggregate()
+	for code, n := range map[string]int{"default_branch_protected": 90, "webhooks": 50, "gitlab_ci": 40, "lfs": 10,
+		"repo_too_large": 1, "export_too_large": 2, "packages": 20, "retired_rule": 99} {
+		a.findings[code] = n
+	}
+	var got []string
+	for _, f := range a.topFindings() {
+		got = append(got, f.Code)
+	}
+	want := []string{"export_too_large", "repo_too_large", "packages", "lfs", "gitlab_ci", "webhooks", "retired_rule", "default_branch_protected"}
+	if !slices.Equal(got, want) {
+		t.Errorf("findings order %v, want %v", got, want)
 	}
 }
 
@@ -565,9 +599,13 @@ func TestSummary(t *testing.T) {
 		StartedAt: t0, FinishedAt: t1, Groups: 2, Projects: 3, APICalls: 1234, Errors: 1,
 		// The partial project's only finding is info (incomplete_scan): it stays ready.
 		ByReadiness: map[string]int{inventory.Ready: 2, inventory.NeedsAttention: 0, inventory.Blocked: 1},
-		ByStatus:    map[string]int{inventory.StatusComplete: 2, inventory.StatusPartial: 1},
-		BySizeClass: map[string]int{"S": 1, "XL": 1, "unknown": 1},
-		Status:      inventory.RunSucceeded,
+		ByTier: map[string]int{readiness.TierBlocker: 1, readiness.TierData: 0, readiness.TierCI: 0,
+			readiness.TierSettings: 0, readiness.TierNone: 2},
+		// Stored verdicts assumed gei; Write assessed the partial one on the default path.
+		MigrationPath: "gei,mirror",
+		ByStatus:      map[string]int{inventory.StatusComplete: 2, inventory.StatusPartial: 1},
+		BySizeClass:   map[string]int{"S": 1, "XL": 1, "unknown": 1},
+		Status:        inventory.RunSucceeded,
 	}
 	if !reflect.DeepEqual(sum, want) {
 		t.Errorf("summary\n got %+v\nwant %+v", sum, want)
@@ -719,7 +757,7 @@ func benchProjects(runID string, n int) []inventory.Project {
 		if runID == "prev" && i%10 == 0 {
 			p.Statistics.RepositorySize /= 2
 		}
-		r := readiness.Assess(p, readiness.DefaultThresholds())
+		r := readiness.Assess(p, gei)
 		p.Readiness = &r
 		out = append(out, p)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,8 @@ type reportData struct {
 	UnknownSize     int
 
 	Readiness chart
+	Tiers     chart // projects by verdict tier
+	Path      readiness.Path
 	Sizes     chart
 	Statuses  chart
 
@@ -51,6 +54,15 @@ type reportData struct {
 	Largest      []projectItem
 	Groups       []*groupAgg
 	GroupsTotal  int
+}
+
+// tierLabels name the verdict tiers in the report's chart.
+var tierLabels = map[string]string{
+	readiness.TierBlocker:  "blocker",
+	readiness.TierData:     "data to move",
+	readiness.TierCI:       "CI to convert",
+	readiness.TierSettings: "settings",
+	readiness.TierNone:     "nothing to do",
 }
 
 type findingRow struct {
@@ -132,6 +144,15 @@ func (w *writer) report(now time.Time) reportData {
 		{Label: "needs attention", Count: s.ByReadiness[inventory.NeedsAttention], Class: "attention"},
 		{Label: "blocked", Count: s.ByReadiness[inventory.Blocked], Class: "blocked"},
 	})
+	tierBars := make([]bar, 0, len(readiness.Tiers)+1)
+	for _, t := range append(slices.Clone(readiness.Tiers[:len(readiness.Tiers)-1]), readiness.TierNone) {
+		tierBars = append(tierBars, bar{Label: tierLabels[t], Count: s.ByTier[t], Class: "tier-" + t})
+	}
+	if n := s.ByTier[unknownTier]; n > 0 {
+		tierBars = append(tierBars, bar{Label: "unknown", Count: n, Class: "unknown"})
+	}
+	d.Tiers = newChart(s.Projects, tierBars)
+	d.Path, _ = readiness.PathFor(s.MigrationPath) // several paths: none named
 	sizeBars := []bar{
 		{Label: readiness.SizeS, Count: s.BySizeClass[readiness.SizeS], Class: "size"},
 		{Label: readiness.SizeM, Count: s.BySizeClass[readiness.SizeM], Class: "size"},

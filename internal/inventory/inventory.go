@@ -144,16 +144,23 @@ type ScanError struct {
 type Finding struct {
 	Code        string `json:"code"`
 	Severity    string `json:"severity"` // blocker, warning, info
+	Tier        string `json:"tier"`     // blocker, data, ci, settings, info
 	Message     string `json:"message"`
 	Remediation string `json:"remediation"`
 }
 
 // Readiness is the migration-readiness verdict for one project.
 type Readiness struct {
-	Category  string    `json:"category"` // ready, needs_attention, blocked
-	Score     int       `json:"score"`    // complexity 0-100
-	SizeClass string    `json:"size_class"`
-	Findings  []Finding `json:"findings"`
+	Category  string `json:"category"` // ready, needs_attention, blocked
+	Tier      string `json:"tier"`     // worst finding tier: blocker, data, ci, settings; none
+	Score     int    `json:"score"`    // complexity 0-100
+	SizeClass string `json:"size_class"`
+	// EffortHours is the estimated migration effort, Effort its class S/M/L/XL.
+	EffortHours int64  `json:"effort_hours"`
+	Effort      string `json:"effort"`
+	// Path is the migration path (MIGRATION_PATH) the verdict assumes.
+	Path     string    `json:"migration_path"`
+	Findings []Finding `json:"findings"`
 }
 
 // Project is the full profile of one project.
@@ -196,9 +203,13 @@ type Summary struct {
 	FailedGroups   int            `json:"failed_groups"`
 	FailedProjects int            `json:"failed_projects"`
 	ByReadiness    map[string]int `json:"by_readiness"`
-	ByStatus       map[string]int `json:"by_scan_status"`
-	BySizeClass    map[string]int `json:"by_size_class"`
-	Status         string         `json:"status"`
+	// ByTier counts projects by verdict tier; MigrationPath is the path the verdicts
+	// assume (paths joined with "," if stored verdicts disagree).
+	ByTier        map[string]int `json:"by_tier"`
+	MigrationPath string         `json:"migration_path"`
+	ByStatus      map[string]int `json:"by_scan_status"`
+	BySizeClass   map[string]int `json:"by_size_class"`
+	Status        string         `json:"status"`
 }
 
 // Failed says a group or project was not scanned: an error, or a 403 on itself.

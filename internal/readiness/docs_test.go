@@ -26,7 +26,7 @@ func readinessDoc(t *testing.T) string {
 }
 
 var (
-	// A row of the rule table: | `code` | severity | matches when |
+	// A row of the rule table: | `code` | tier | matches when |
 	ruleRow = regexp.MustCompile("(?m)^\\| `([^`]+)` \\|([^|]*)\\|(.*)\\|\\s*$")
 	// A code or threshold key: lower-case words joined by underscores.
 	snakeName = regexp.MustCompile("`([a-z]+(?:_[a-z]+)+)`")
@@ -36,7 +36,7 @@ var (
 )
 
 // TestRulesDocumented: the rule table in docs/EXPORTS.md has a row for every rule,
-// with its severity, and no row for a code that is not a rule; the names it cites are
+// with its tier, and no row for a code that is not a rule; the names it cites are
 // codes or threshold keys.
 func TestRulesDocumented(t *testing.T) {
 	rows := ruleRow.FindAllStringSubmatch(readinessDoc(t), -1)
@@ -46,15 +46,18 @@ func TestRulesDocumented(t *testing.T) {
 	}
 	documented := map[string]bool{}
 	for _, row := range rows {
-		code, severity, matches := row[1], strings.TrimSpace(row[2]), row[3]
+		code, tier, matches := row[1], strings.TrimSpace(row[2]), row[3]
+		if _, err := PathFor(code); err == nil {
+			continue // a row of the migration path table
+		}
 		documented[code] = true
 		r, ok := RuleFor(code)
 		if !ok {
 			t.Errorf("docs/EXPORTS.md documents %s, which is not a rule", code)
 			continue
 		}
-		if severity != r.Severity {
-			t.Errorf("docs/EXPORTS.md gives %s severity %s, the rule %s", code, severity, r.Severity)
+		if tier != r.Tier {
+			t.Errorf("docs/EXPORTS.md gives %s tier %s, the rule %s", code, tier, r.Tier)
 		}
 		for _, m := range snakeName.FindAllStringSubmatch(matches, -1) {
 			if _, isRule := RuleFor(m[1]); !isRule && !keys[m[1]] {
@@ -103,5 +106,34 @@ func TestThresholdsDocumented(t *testing.T) {
 	}
 	if got != DefaultThresholds() {
 		t.Errorf("docs/EXPORTS.md thresholds example gives\n%+v\nthe defaults are\n%+v", got, DefaultThresholds())
+	}
+}
+
+// TestPathsDocumented: the migration path table in docs/EXPORTS.md has a row per path
+// and the thresholds its limits set, as PathThresholds gives them.
+func TestPathsDocumented(t *testing.T) {
+	doc := readinessDoc(t)
+	if !strings.Contains(doc, EnvPath) {
+		t.Errorf("docs/EXPORTS.md does not document %s", EnvPath)
+	}
+	for _, p := range Paths {
+		row := regexp.MustCompile("(?m)^\\| `" + p.Name + "`[^|]*\\|(.*)\\|\\s*$").FindStringSubmatch(doc)
+		if row == nil {
+			t.Errorf("docs/EXPORTS.md has no row for migration path %s", p.Name)
+			continue
+		}
+		th, err := PathThresholds(p.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range []Bytes{th.MaxRepositorySize, th.MaxExportSize, th.LargeRepositorySize} {
+			want := "none"
+			if b > 0 {
+				want = strings.ReplaceAll(b.String(), " ", "")
+			}
+			if !strings.Contains(row[1], want) {
+				t.Errorf("docs/EXPORTS.md row of path %s does not give %s", p.Name, want)
+			}
+		}
 	}
 }

@@ -1,10 +1,15 @@
 // Package readiness judges how ready a GitLab project is to move to GitHub. The rules,
-// one list of values (Rules), produce findings (blocker, warning or info, each with a
-// code, a message and remediation); the findings give the project its category:
+// one list of values (Rules), produce findings, each with a code, a tier (blocker,
+// data, ci, settings or info: the kind of work, see Tiers), a message and remediation.
+// The worst tier is the project's verdict tier; its category follows:
 //
-//	blocked          at least one blocker
-//	needs_attention  at least one warning, no blocker
+//	blocked          a blocker
+//	needs_attention  a data, ci or settings finding, no blocker
 //	ready            neither (info findings do not count)
+//
+// The thresholds assume a migration path (MIGRATION_PATH, see Paths), whose limits
+// decide the size blockers; each verdict names it. Each project gets an effort
+// estimate in hours and an effort class from overridable weights (see Effort).
 //
 // Unknown values (a nil count, nil statistics) never trigger a rule.
 //
@@ -40,20 +45,26 @@ func Assess(p inventory.Project, t Thresholds) inventory.Readiness {
 		if msg, ok := r.Check(p, t); ok {
 			findings = append(findings, inventory.Finding{
 				Code:        r.Code,
-				Severity:    r.Severity,
+				Severity:    r.Severity(),
+				Tier:        r.Tier,
 				Message:     msg,
 				Remediation: r.Remediation,
 			})
 		}
 	}
 	slices.SortStableFunc(findings, func(x, y inventory.Finding) int {
-		return cmp.Or(cmp.Compare(severityRank(x.Severity), severityRank(y.Severity)), strings.Compare(x.Code, y.Code))
+		return cmp.Or(cmp.Compare(TierRank(x.Tier), TierRank(y.Tier)), strings.Compare(x.Code, y.Code))
 	})
+	hours := Effort(p, findings, t)
 	return inventory.Readiness{
-		Category:  Category(findings),
-		Score:     Score(p, findings),
-		SizeClass: SizeClass(p.Statistics, t),
-		Findings:  findings,
+		Category:    Category(findings),
+		Tier:        VerdictTier(findings),
+		Score:       Score(p, findings),
+		SizeClass:   SizeClass(p.Statistics, t),
+		EffortHours: hours,
+		Effort:      EffortClass(hours, t),
+		Path:        t.Path,
+		Findings:    findings,
 	}
 }
 
@@ -62,17 +73,6 @@ func known(n *int64) (int64, bool) {
 		return 0, false
 	}
 	return *n, true
-}
-
-func severityRank(s string) int {
-	switch s {
-	case SeverityBlocker:
-		return 0
-	case SeverityWarning:
-		return 1
-	default:
-		return 2
-	}
 }
 
 // Category is blocked with any blocker, needs_attention with any warning, else ready.

@@ -1,6 +1,7 @@
 package readiness
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"testing"
@@ -36,7 +37,10 @@ func codes(fs []inventory.Finding) []string {
 }
 
 func TestAssessRules(t *testing.T) {
-	def := DefaultThresholds()
+	def, err := PathThresholds(PathGEI) // the path with every size blocker
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		mod      func(p *inventory.Project)
@@ -91,7 +95,8 @@ func TestAssessRules(t *testing.T) {
 
 		{"one webhook", func(p *inventory.Project) { p.Counts.Webhooks = ptr(1) }, []string{"webhooks"}, inventory.NeedsAttention},
 		{"one ci variable", func(p *inventory.Project) { p.Counts.CIVariables = ptr(1) }, []string{"ci_variables"}, inventory.NeedsAttention},
-		{"one protected branch", func(p *inventory.Project) { p.Counts.ProtectedBranches = ptr(1) }, []string{"protected_branches"}, inventory.NeedsAttention},
+		{"one protected branch: the default branch", func(p *inventory.Project) { p.Counts.ProtectedBranches = ptr(1) }, []string{"default_branch_protected"}, inventory.Ready},
+		{"two protected branches", func(p *inventory.Project) { p.Counts.ProtectedBranches = ptr(2) }, []string{"protected_branches"}, inventory.NeedsAttention},
 		{"internal visibility", func(p *inventory.Project) { p.Visibility = "internal" }, []string{"internal_visibility"}, inventory.NeedsAttention},
 		{"public visibility", func(p *inventory.Project) { p.Visibility = "public" }, []string{}, inventory.Ready},
 
@@ -145,9 +150,16 @@ func TestAssessRules(t *testing.T) {
 			if got.Score < 0 || got.Score > 100 {
 				t.Errorf("score %d out of range", got.Score)
 			}
+			// The category follows the verdict tier.
+			if want := map[string]string{TierBlocker: inventory.Blocked, TierNone: inventory.Ready}[got.Tier]; got.Category != cmp.Or(want, inventory.NeedsAttention) {
+				t.Errorf("tier %s with category %s", got.Tier, got.Category)
+			}
+			if got.Path != PathGEI || got.Effort == "" || got.EffortHours < def.EffortBaseHours {
+				t.Errorf("path %q, effort %q (%d h)", got.Path, got.Effort, got.EffortHours)
+			}
 			for _, f := range got.Findings {
 				r, ok := RuleFor(f.Code)
-				if !ok || f.Severity != r.Severity || f.Remediation != r.Remediation || f.Message == "" {
+				if !ok || f.Severity != r.Severity() || f.Tier != r.Tier || f.Remediation != r.Remediation || f.Message == "" {
 					t.Errorf("finding %+v does not match its rule %+v", f, r)
 				}
 			}
@@ -173,21 +185,25 @@ func TestAssessNilStatisticsDoNotPanic(t *testing.T) {
 	if got.SizeClass != "" {
 		t.Errorf("size class with unknown statistics = %q, want empty", got.SizeClass)
 	}
-	if want := []string{"container_registry", "gitlab_ci", "lfs"}; !slices.Equal(codes(got.Findings), want) {
+	if want := []string{"container_registry", "lfs", "gitlab_ci"}; !slices.Equal(codes(got.Findings), want) { // data before ci
 		t.Errorf("codes = %v, want %v", codes(got.Findings), want)
 	}
 }
 
 func TestAssessMessages(t *testing.T) {
+	gei, err := PathThresholds(PathGEI)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := clean()
 	p.Statistics.RepositorySize = int64(45 * GiB)
 	p.Counts.MergeRequests = ptr(10000)
 	p.Counts.LowerBounds = []string{"merge_requests"}
 	p.Features.HasCI = true
 	p.Features.CI = &inventory.CI{Jobs: 12, Stages: 4, Includes: 2, Complexity: 57}
-	got := Assess(p, DefaultThresholds())
+	got := Assess(p, gei)
 	want := map[string]string{
-		"repo_too_large":      "45 GiB",
+		"repo_too_large":      "40 GiB limit of the gei path",
 		"gitlab_ci":           "complexity 57/100",
 		"many_merge_requests": "at least 10000 merge requests",
 		"lower_bound_counts":  "merge_requests",

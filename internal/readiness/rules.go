@@ -19,7 +19,7 @@ const (
 // A Rule is one finding code: what it means, what to do about it and when it matches.
 type Rule struct {
 	Code        string
-	Severity    string
+	Tier        string // TierBlocker, TierData, TierCI, TierSettings or TierInfo
 	Title       string
 	Remediation string
 	// Check reports whether the rule matches the project under the thresholds, and
@@ -28,25 +28,28 @@ type Rule struct {
 	Check func(p inventory.Project, t Thresholds) (message string, ok bool)
 }
 
+// Severity is the rule's severity, derived from its tier: blocker, warning or info.
+func (r Rule) Severity() string { return severityOf(r.Tier) }
+
 // Rules are every rule Assess applies. docs/EXPORTS.md documents each (a test checks).
 var Rules = []Rule{
-	{Code: "repo_too_large", Severity: SeverityBlocker, Title: "Repository over the importer's size limit",
+	{Code: "repo_too_large", Tier: TierBlocker, Title: "Repository over the importer's size limit",
 		Remediation: "Shrink the repository below the limit before migrating: remove large files from history (git filter-repo), move binaries to LFS or release assets, or split the repository.",
 		Check: withStatistics(func(st *inventory.Statistics, t Thresholds) (string, bool) {
-			if st.RepositorySize <= int64(t.MaxRepositorySize) {
+			if !over(st.RepositorySize, t.MaxRepositorySize) {
 				return "", false
 			}
-			return found("Repository is %s, over the GitHub importer's %s limit.", Bytes(st.RepositorySize), t.MaxRepositorySize)
+			return found("Repository is %s, over the %s limit of the %s path.", Bytes(st.RepositorySize), t.MaxRepositorySize, t.Path)
 		})},
-	{Code: "export_too_large", Severity: SeverityBlocker, Title: "Export over the importer's size limit",
+	{Code: "export_too_large", Tier: TierBlocker, Title: "Export over the importer's size limit",
 		Remediation: "Shrink what the export carries: move LFS objects separately, trim the wiki, uploads and snippets, or migrate the Git history alone and carry the rest over by other means.",
 		Check: withStatistics(func(st *inventory.Statistics, t Thresholds) (string, bool) {
-			if st.ExportSize() <= int64(t.MaxExportSize) {
+			if !over(st.ExportSize(), t.MaxExportSize) {
 				return "", false
 			}
-			return found("Estimated export (repository, wiki, LFS, snippets, uploads) is %s, over the %s limit.", Bytes(st.ExportSize()), t.MaxExportSize)
+			return found("Estimated export (repository, wiki, LFS, snippets, uploads) is %s, over the %s limit of the %s path.", Bytes(st.ExportSize()), t.MaxExportSize, t.Path)
 		})},
-	{Code: "gitlab_ci", Severity: SeverityWarning, Title: "GitLab CI/CD to convert",
+	{Code: "gitlab_ci", Tier: TierCI, Title: "GitLab CI/CD to convert",
 		Remediation: "Convert .gitlab-ci.yml to GitHub Actions workflows (GitHub Actions Importer can audit and dry-run the conversion); pipelines, schedules and their history are not migrated.",
 		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
 			switch ci := p.Features.CI; {
@@ -61,7 +64,7 @@ var Rules = []Rule{
 					ci.Jobs, ci.Stages, ci.Includes, ci.Complexity)
 			}
 		}},
-	{Code: "lfs", Severity: SeverityWarning, Title: "LFS objects to re-push",
+	{Code: "lfs", Tier: TierData, Title: "LFS objects to re-push",
 		Remediation: "The importer does not migrate LFS objects: after the migration run `git lfs fetch --all` against GitLab and `git lfs push --all` to GitHub.",
 		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
 			if st := p.Statistics; st != nil && st.LFSObjectsSize > 0 {
@@ -69,12 +72,12 @@ var Rules = []Rule{
 			}
 			return foundIf(p.Features.UsesLFS, "LFS objects to re-push.")
 		}},
-	{Code: "submodules", Severity: SeverityWarning, Title: "Submodules to repoint",
+	{Code: "submodules", Tier: TierSettings, Title: "Submodules to repoint",
 		Remediation: "Migrate the submodule repositories in the same or an earlier wave and update the URLs in .gitmodules to their GitHub locations.",
 		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
 			return foundIf(p.Features.HasSubmodules, "Repository has submodules.")
 		}},
-	{Code: "container_registry", Severity: SeverityWarning, Title: "Container images to copy",
+	{Code: "container_registry", Tier: TierData, Title: "Container images to copy",
 		Remediation: "Container images are not migrated: copy them to GitHub Container Registry (e.g. with skopeo or crane) and update image references in workflows and deployments.",
 		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
 			if st := p.Statistics; st != nil && st.ContainerRegistrySize > 0 {
@@ -82,7 +85,7 @@ var Rules = []Rule{
 			}
 			return foundIf(p.Features.RegistryInUse, "Container registry in use.")
 		}},
-	{Code: "packages", Severity: SeverityWarning, Title: "Packages to republish",
+	{Code: "packages", Tier: TierData, Title: "Packages to republish",
 		Remediation: "Packages are not migrated: republish them to GitHub Packages (or another registry) and update consumers' registry configuration.",
 		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
 			if types := p.Features.PackageTypes; len(types) > 0 {
@@ -93,50 +96,63 @@ var Rules = []Rule{
 			}
 			return "", false
 		}},
-	{Code: "webhooks", Severity: SeverityWarning, Title: "Webhooks to recreate",
+	{Code: "webhooks", Tier: TierSettings, Title: "Webhooks to recreate",
 		Remediation: "Webhooks are not migrated: recreate them on the GitHub repository or organization (or replace them with a GitHub App) with new secrets.",
 		Check:       anyOf(func(c inventory.Counts) *int64 { return c.Webhooks }, "%d webhooks.")},
-	{Code: "ci_variables", Severity: SeverityWarning, Title: "CI/CD variables to recreate",
+	{Code: "ci_variables", Tier: TierSettings, Title: "CI/CD variables to recreate",
 		Remediation: "CI/CD variables are not migrated: recreate them as GitHub Actions secrets and variables at repository, environment or organization level.",
 		Check:       anyOf(func(c inventory.Counts) *int64 { return c.CIVariables }, "%d CI/CD variables.")},
-	{Code: "internal_visibility", Severity: SeverityWarning, Title: "Internal visibility has no direct equivalent",
+	{Code: "internal_visibility", Tier: TierSettings, Title: "Internal visibility has no direct equivalent",
 		Remediation: "GitHub has internal visibility only in enterprise-owned organizations: decide between private and internal before migrating.",
 		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
 			return foundIf(p.Visibility == "internal", "Project visibility is internal.")
 		}},
-	{Code: "protected_branches", Severity: SeverityWarning, Title: "Protected branches to recreate",
+	{Code: "protected_branches", Tier: TierSettings, Title: "Protected branches to recreate",
 		Remediation: "Recreate branch protection as GitHub rulesets or branch protection rules; GitLab approval and push rules are not migrated.",
-		Check:       anyOf(func(c inventory.Counts) *int64 { return c.ProtectedBranches }, "%d protected branches.")},
-	{Code: "many_merge_requests", Severity: SeverityWarning, Title: "Many merge requests",
+		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
+			// One protected branch is taken to be the default branch, which GitLab
+			// protects in every new project: default_branch_protected says so.
+			if n, ok := known(p.Counts.ProtectedBranches); ok && n > 1 {
+				return found("%d protected branches.", n)
+			}
+			return "", false
+		}},
+	{Code: "default_branch_protected", Tier: TierInfo, Title: "Only the default branch is protected",
+		Remediation: "One protected branch is taken to be the default branch (GitLab protects it in every new project): protect it on GitHub with one ruleset for the default branch, across the organization if you like.",
+		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
+			n, ok := known(p.Counts.ProtectedBranches)
+			return foundIf(ok && n == 1, "One protected branch, taken to be the default branch.")
+		}},
+	{Code: "many_merge_requests", Tier: TierData, Title: "Many merge requests",
 		Remediation: "Migration time grows with the number of merge requests: give this project its own slot or a quiet window, and time it in a dry run.",
 		Check: countOver("merge requests", "merge_requests",
 			func(c inventory.Counts) *int64 { return c.MergeRequests }, func(t Thresholds) int64 { return t.ManyMergeRequests })},
-	{Code: "many_issues", Severity: SeverityWarning, Title: "Many issues",
+	{Code: "many_issues", Tier: TierData, Title: "Many issues",
 		Remediation: "Many issues lengthen the migration: time it in a dry run and plan the window accordingly, or close and archive stale issues first.",
 		Check: countOver("issues", "issues",
 			func(c inventory.Counts) *int64 { return c.Issues }, func(t Thresholds) int64 { return t.ManyIssues })},
-	{Code: "many_pipelines", Severity: SeverityWarning, Title: "Many pipelines",
+	{Code: "many_pipelines", Tier: TierData, Title: "Many pipelines",
 		Remediation: "Pipeline history is not migrated: export what must be kept (audit, release evidence) before GitLab is switched off.",
 		Check: countOver("pipelines", "pipelines",
 			func(c inventory.Counts) *int64 { return c.Pipelines }, func(t Thresholds) int64 { return t.ManyPipelines })},
-	{Code: "many_branches", Severity: SeverityWarning, Title: "Many branches",
+	{Code: "many_branches", Tier: TierData, Title: "Many branches",
 		Remediation: "Delete merged and stale branches before migrating: every ref is migrated and slows the import.",
 		Check: countOver("branches", "branches",
 			func(c inventory.Counts) *int64 { return c.Branches }, func(t Thresholds) int64 { return t.ManyBranches })},
-	{Code: "many_tags", Severity: SeverityWarning, Title: "Many tags",
+	{Code: "many_tags", Tier: TierData, Title: "Many tags",
 		Remediation: "Prune obsolete tags before migrating: every ref is migrated and slows the import.",
 		Check: countOver("tags", "tags",
 			func(c inventory.Counts) *int64 { return c.Tags }, func(t Thresholds) int64 { return t.ManyTags })},
-	{Code: "large_repo", Severity: SeverityWarning, Title: "Large repository",
+	{Code: "large_repo", Tier: TierData, Title: "Large repository",
 		Remediation: "Check for files over 100 MiB (GitHub rejects them) and pushes over 2 GiB; consider LFS or a history clean-up, and time the migration in a dry run.",
 		Check: withStatistics(func(st *inventory.Statistics, t Thresholds) (string, bool) {
 			// A repository too large to import is already a blocker; saying it is large too is noise.
-			if st.RepositorySize <= int64(t.LargeRepositorySize) || st.RepositorySize > int64(t.MaxRepositorySize) {
+			if st.RepositorySize <= int64(t.LargeRepositorySize) || over(st.RepositorySize, t.MaxRepositorySize) {
 				return "", false
 			}
 			return found("Repository is %s, over %s.", Bytes(st.RepositorySize), t.LargeRepositorySize)
 		})},
-	{Code: "large_storage", Severity: SeverityWarning, Title: "Large project storage",
+	{Code: "large_storage", Tier: TierData, Title: "Large project storage",
 		Remediation: "Much of the storage (job artifacts, packages, registry, LFS) does not move with the importer: decide what to carry over, archive or drop, and plan where it goes on GitHub.",
 		Check: withStatistics(func(st *inventory.Statistics, t Thresholds) (string, bool) {
 			if st.StorageSize <= int64(t.LargeStorageSize) {
@@ -144,7 +160,7 @@ var Rules = []Rule{
 			}
 			return found("Project storage is %s, over %s.", Bytes(st.StorageSize), t.LargeStorageSize)
 		})},
-	{Code: "large_registry", Severity: SeverityWarning, Title: "Large container registry",
+	{Code: "large_registry", Tier: TierData, Title: "Large container registry",
 		Remediation: "Copying the images takes long and costs transfer: prune old tags first, then copy them to GitHub Container Registry (skopeo, crane) ahead of the cut-over.",
 		Check: withStatistics(func(st *inventory.Statistics, t Thresholds) (string, bool) {
 			if st.ContainerRegistrySize <= int64(t.LargeRegistrySize) {
@@ -152,7 +168,7 @@ var Rules = []Rule{
 			}
 			return found("Container registry is %s, over %s.", Bytes(st.ContainerRegistrySize), t.LargeRegistrySize)
 		})},
-	{Code: "many_commits", Severity: SeverityWarning, Title: "Long history",
+	{Code: "many_commits", Tier: TierData, Title: "Long history",
 		Remediation: "A long history makes the Git import slow: time it in a dry run and give the project its own slot.",
 		Check: withStatistics(func(st *inventory.Statistics, t Thresholds) (string, bool) {
 			if st.CommitCount <= t.ManyCommits {
@@ -160,22 +176,22 @@ var Rules = []Rule{
 			}
 			return found("%d commits, over %d.", st.CommitCount, t.ManyCommits)
 		})},
-	{Code: "ci_invalid", Severity: SeverityInfo, Title: "CI file could not be parsed",
+	{Code: "ci_invalid", Tier: TierInfo, Title: "CI file could not be parsed",
 		Remediation: "The .gitlab-ci.yml is not valid YAML or not a mapping: its conversion effort is unknown, so review it by hand.",
 		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
 			return foundIf(p.Features.CI != nil && p.Features.CI.Invalid, "The .gitlab-ci.yml could not be parsed.")
 		}},
-	{Code: "archived", Severity: SeverityInfo, Title: "Archived project",
+	{Code: "archived", Tier: TierInfo, Title: "Archived project",
 		Remediation: "Decide whether to migrate it (and archive it on GitHub) or leave it behind.",
 		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
 			return foundIf(p.Archived, "Project is archived.")
 		}},
-	{Code: "empty_repo", Severity: SeverityInfo, Title: "Empty repository",
+	{Code: "empty_repo", Tier: TierInfo, Title: "Empty repository",
 		Remediation: "Nothing to import: create the GitHub repository directly or skip the project.",
 		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
 			return foundIf(p.EmptyRepo, "Repository is empty.")
 		}},
-	{Code: "lower_bound_counts", Severity: SeverityInfo, Title: "Counts are lower bounds",
+	{Code: "lower_bound_counts", Tier: TierInfo, Title: "Counts are lower bounds",
 		Remediation: "GitLab stops counting at 10,000: the real numbers are higher. Check them in GitLab if they matter for planning.",
 		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
 			if lb := p.Counts.LowerBounds; len(lb) > 0 {
@@ -183,7 +199,7 @@ var Rules = []Rule{
 			}
 			return "", false
 		}},
-	{Code: "incomplete_scan", Severity: SeverityInfo, Title: "Scan incomplete",
+	{Code: "incomplete_scan", Tier: TierInfo, Title: "Scan incomplete",
 		Remediation: "Some profiling steps failed, so rules needing that data were not evaluated: fix the token's access (403) or re-run discovery.",
 		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
 			if (p.ScanStatus == "" || p.ScanStatus == inventory.StatusComplete) && len(p.Errors) == 0 {
@@ -204,6 +220,12 @@ func RuleFor(code string) (Rule, bool) {
 		return Rule{}, false
 	}
 	return Rules[i], true
+}
+
+// over reports whether size is over a blocker limit; a limit of 0 is none (the path
+// documents no maximum).
+func over(size int64, limit Bytes) bool {
+	return limit > 0 && size > int64(limit)
 }
 
 // found is a Check's result for a match.

@@ -2,10 +2,11 @@ package readiness
 
 import (
 	"regexp"
+	"slices"
 	"testing"
 )
 
-// TestRulesWellFormed: every rule has a unique code, a known severity, a title,
+// TestRulesWellFormed: every rule has a unique code, a known tier, a title,
 // a remediation and a check.
 func TestRulesWellFormed(t *testing.T) {
 	code := regexp.MustCompile(`^[a-z]+(_[a-z]+)*$`)
@@ -18,10 +19,8 @@ func TestRulesWellFormed(t *testing.T) {
 			t.Errorf("rule %s listed twice", r.Code)
 		}
 		seen[r.Code] = true
-		switch r.Severity {
-		case SeverityBlocker, SeverityWarning, SeverityInfo:
-		default:
-			t.Errorf("rule %s: unknown severity %q", r.Code, r.Severity)
+		if !slices.Contains(Tiers, r.Tier) {
+			t.Errorf("rule %s: unknown tier %q", r.Code, r.Tier)
 		}
 		if r.Title == "" || r.Remediation == "" || r.Check == nil {
 			t.Errorf("rule %s: title, remediation and check are required", r.Code)
@@ -31,11 +30,22 @@ func TestRulesWellFormed(t *testing.T) {
 
 func TestRuleFor(t *testing.T) {
 	for _, r := range Rules {
-		if got, ok := RuleFor(r.Code); !ok || got.Code != r.Code || got.Severity != r.Severity {
+		if got, ok := RuleFor(r.Code); !ok || got.Code != r.Code || got.Tier != r.Tier {
 			t.Errorf("RuleFor(%q) = %+v, %v", r.Code, got, ok)
 		}
 	}
 	if r, ok := RuleFor("no_such_rule"); ok {
 		t.Errorf("RuleFor(no_such_rule) = %+v, true", r)
+	}
+}
+
+func TestRuleSeverity(t *testing.T) {
+	for tier, want := range map[string]string{
+		TierBlocker: SeverityBlocker, TierData: SeverityWarning, TierCI: SeverityWarning,
+		TierSettings: SeverityWarning, TierInfo: SeverityInfo,
+	} {
+		if got := (Rule{Tier: tier}).Severity(); got != want {
+			t.Errorf("tier %s: severity %s, want %s", tier, got, want)
+		}
 	}
 }

@@ -18,7 +18,7 @@ import (
 // EnvThresholds names the environment variable that points at a thresholds file.
 const EnvThresholds = "READINESS_THRESHOLDS"
 
-// MaxThresholdsSize bounds a thresholds file: fourteen keys fit in a few hundred
+// MaxThresholdsSize bounds a thresholds file: two dozen keys fit in a few hundred
 // bytes, so a larger file is a wrong path (a log, a device), refused before it is
 // read whole.
 const MaxThresholdsSize = 1 << 20
@@ -29,11 +29,15 @@ const MaxThresholdsSize = 1 << 20
 // Every field is declared once in thresholds below, with its key in a thresholds file
 // and its default; a test fails for a field without a declaration.
 type Thresholds struct {
+	// Path is the migration path the thresholds assume (MIGRATION_PATH, see Paths):
+	// its limits set the defaults of the size limits. It is not a file key.
+	Path string
+
 	// MaxRepositorySize: a larger Git repository blocks the migration (GitHub
-	// Enterprise Importer's Git source limit).
+	// Enterprise Importer's Git source limit); 0 means the path has none.
 	MaxRepositorySize Bytes
 	// MaxExportSize: a larger export (repository + wiki + LFS + snippets + uploads)
-	// blocks the migration (GitLab's export archive limit).
+	// blocks the migration (GitLab's export archive limit); 0 means the path has none.
 	MaxExportSize Bytes
 	// LargeRepositorySize: a larger repository needs attention.
 	LargeRepositorySize Bytes
@@ -56,6 +60,20 @@ type Thresholds struct {
 	SizeM  Bytes
 	SizeL  Bytes
 	SizeXL Bytes
+
+	// Effort weights, see Effort: hours per project, per finding of each tier, one
+	// more hour per EffortCIJobsPerHour CI jobs and per EffortSizePerHour of export
+	// (0 turns a size term off); effort class boundaries in hours.
+	EffortBaseHours     int64
+	EffortBlockerHours  int64
+	EffortDataHours     int64
+	EffortCIHours       int64
+	EffortSettingsHours int64
+	EffortCIJobsPerHour int64
+	EffortSizePerHour   Bytes
+	EffortM             int64
+	EffortL             int64
+	EffortXL            int64
 }
 
 // A threshold declares one field of Thresholds: its key in a thresholds file, its
@@ -96,19 +114,43 @@ var thresholds = []threshold{
 	declare("size_m", 100*MiB, func(t *Thresholds) *Bytes { return &t.SizeM }),
 	declare("size_l", 1*GiB, func(t *Thresholds) *Bytes { return &t.SizeL }),
 	declare("size_xl", 10*GiB, func(t *Thresholds) *Bytes { return &t.SizeXL }),
+	declare("effort_base_hours", 1, func(t *Thresholds) *int64 { return &t.EffortBaseHours }),
+	declare("effort_blocker_hours", 16, func(t *Thresholds) *int64 { return &t.EffortBlockerHours }),
+	declare("effort_data_hours", 2, func(t *Thresholds) *int64 { return &t.EffortDataHours }),
+	declare("effort_ci_hours", 4, func(t *Thresholds) *int64 { return &t.EffortCIHours }),
+	declare("effort_settings_hours", 1, func(t *Thresholds) *int64 { return &t.EffortSettingsHours }),
+	declare("effort_ci_jobs_per_hour", 5, func(t *Thresholds) *int64 { return &t.EffortCIJobsPerHour }),
+	declare("effort_size_per_hour", 10*GiB, func(t *Thresholds) *Bytes { return &t.EffortSizePerHour }),
+	declare("effort_m", 4, func(t *Thresholds) *int64 { return &t.EffortM }),
+	declare("effort_l", 16, func(t *Thresholds) *int64 { return &t.EffortL }),
+	declare("effort_xl", 40, func(t *Thresholds) *int64 { return &t.EffortXL }),
 }
 
-var defaults = func() Thresholds {
-	var t Thresholds
+// pathDefaults returns the declared defaults with the path's limits over them.
+func pathDefaults(p Path) Thresholds {
+	t := Thresholds{Path: p.Name}
 	for _, d := range thresholds {
 		d.setDefault(&t)
 	}
+	p.defaults(&t)
 	return t
-}()
+}
 
-// DefaultThresholds returns the GitHub importer's limits and the thresholds GitLab
-// Professional Services flag in their migration evaluations.
-func DefaultThresholds() Thresholds { return defaults }
+// DefaultThresholds returns the defaults of DefaultPath: its limits and the thresholds
+// GitLab Professional Services flag in their migration evaluations.
+func DefaultThresholds() Thresholds {
+	p, _ := PathFor(DefaultPath)
+	return pathDefaults(p)
+}
+
+// PathThresholds returns the defaults of a migration path.
+func PathThresholds(path string) (Thresholds, error) {
+	p, err := PathFor(path)
+	if err != nil {
+		return Thresholds{}, err
+	}
+	return pathDefaults(p), nil
+}
 
 // Validate reports a threshold that is negative or size classes out of order.
 func (t Thresholds) Validate() error {
@@ -122,16 +164,30 @@ func (t Thresholds) Validate() error {
 		errs = append(errs, fmt.Errorf("size classes out of order: size_m %d <= size_l %d <= size_xl %d required",
 			t.SizeM, t.SizeL, t.SizeXL))
 	}
+	if t.EffortM > t.EffortL || t.EffortL > t.EffortXL {
+		errs = append(errs, fmt.Errorf("effort classes out of order: effort_m %d <= effort_l %d <= effort_xl %d required",
+			t.EffortM, t.EffortL, t.EffortXL))
+	}
+	if _, err := PathFor(t.Path); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
-// LoadThresholds returns the defaults overridden by a JSON (.json) or YAML (any other
-// extension) file; an empty path means no file, the defaults. Keys that are absent keep
-// their default; unknown keys are an error so that a typo does not silently keep a
-// default.
-func LoadThresholds(path string) (Thresholds, error) {
+// LoadThresholds is Load on DefaultPath.
+func LoadThresholds(path string) (Thresholds, error) { return Load(DefaultPath, path) }
+
+// Load returns the migration path's defaults overridden by a JSON (.json) or YAML (any
+// other extension) file; an empty path means no file, the defaults. Keys that are
+// absent keep their default; unknown keys are an error so that a typo does not
+// silently keep a default.
+func Load(migrationPath, path string) (Thresholds, error) {
+	t, err := PathThresholds(migrationPath)
+	if err != nil {
+		return Thresholds{}, fmt.Errorf("%s: %w", EnvPath, err)
+	}
 	if path == "" {
-		return DefaultThresholds(), nil
+		return t, nil
 	}
 	data, err := readFile(path, MaxThresholdsSize)
 	if err != nil {
@@ -146,7 +202,6 @@ func LoadThresholds(path string) (Thresholds, error) {
 	if err != nil {
 		return Thresholds{}, fmt.Errorf("readiness thresholds %s: %w", path, err)
 	}
-	t := DefaultThresholds()
 	if err := t.set(values); err != nil {
 		return Thresholds{}, fmt.Errorf("readiness thresholds %s: %w", path, err)
 	}

@@ -30,6 +30,9 @@ func TestThresholdsDeclared(t *testing.T) {
 	}
 	v := reflect.ValueOf(&th).Elem()
 	for i := range v.NumField() {
+		if v.Type().Field(i).Name == "Path" {
+			continue // MIGRATION_PATH's, declared in Paths; not a file key
+		}
 		if _, ok := declared[v.Field(i).Addr().Pointer()]; !ok {
 			t.Errorf("Thresholds.%s has no declaration in thresholds", v.Type().Field(i).Name)
 		}
