@@ -47,6 +47,19 @@ func TestParse(t *testing.T) {
 			}
 			return nil
 		}, ""},
+		{"MIGRATION_PATH defaults to mirror", map[string]string{}, func(c Config) error {
+			if c.MigrationPath != "mirror" {
+				return fmt.Errorf("migration path %q", c.MigrationPath)
+			}
+			return nil
+		}, ""},
+		{"MIGRATION_PATH gei", map[string]string{"MIGRATION_PATH": " gei "}, func(c Config) error {
+			if c.MigrationPath != "gei" {
+				return fmt.Errorf("migration path %q", c.MigrationPath)
+			}
+			return nil
+		}, ""},
+		{"unknown MIGRATION_PATH", map[string]string{"MIGRATION_PATH": "github-importer"}, nil, `MIGRATION_PATH="github-importer": unknown migration path`},
 		{"bad endpoint limit", map[string]string{"RATE_LIMIT_ENDPOINTS": "groups=fast"}, nil, "RATE_LIMIT_ENDPOINTS"},
 		{"bad numbers are named", map[string]string{"MAX_API_CALLS": "lots", "CONCURRENT_REQUESTS": "-1"}, nil, "MAX_API_CALLS"},
 		{"zero concurrency", map[string]string{"CONCURRENT_REQUESTS": "0"}, nil, `CONCURRENT_REQUESTS="0": want an integer of at least 1`},

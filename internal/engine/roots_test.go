@@ -31,7 +31,7 @@ func TestRootsAgree(t *testing.T) {
 		"ROOT_GROUPS": "a,b/c", "INCLUDE_PERSONAL_PROJECTS": "true",
 		"RATE_LIMIT_RPM": "900", "RATE_LIMIT_ENDPOINTS": "groups/:id/projects=300,projects/:id=200",
 		"MAX_API_CALLS": "5000", "MAX_PER_PROJECT_CALLS": "77", "CONCURRENT_REQUESTS": "3",
-		"REQUEST_TIMEOUT": "7s", "CACHE_TTL": "24h", "READINESS_THRESHOLDS": th,
+		"REQUEST_TIMEOUT": "7s", "CACHE_TTL": "24h", "READINESS_THRESHOLDS": th, "MIGRATION_PATH": "gei",
 		"DATA_DIR": filepath.Join(dir, "data"), "EXPORT_DIR": filepath.Join(dir, "exports"),
 		// The Lambda variables (an emulator endpoint lets GITLAB_TOKEN stand).
 		"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "STORE_TABLE": "store", "BUDGET_TABLE": "budget",
@@ -42,7 +42,10 @@ func TestRootsAgree(t *testing.T) {
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
-	wantTh := readiness.DefaultThresholds()
+	wantTh, err := readiness.PathThresholds(readiness.PathGEI) // the file overrides the path's defaults
+	if err != nil {
+		t.Fatal(err)
+	}
 	wantTh.ManyIssues = 123
 	want := engine.Effective{
 		CacheTTL: 24 * time.Hour, EndpointRPM: map[string]int{"groups/:id/projects": 300, "projects/:id": 200},
