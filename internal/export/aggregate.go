@@ -5,6 +5,7 @@ import (
 	"container/heap"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,6 +64,8 @@ type projectItem struct {
 	SizeClass  string
 	ExportSize int64 // -1 when unknown
 	Findings   string
+	Tier       string
+	Effort     string // class and hours, e.g. "M (8 h)"; empty for a verdict stored without one
 }
 
 type groupAgg struct {
@@ -129,13 +132,13 @@ func (a *aggregate) addProject(p *inventory.Project) {
 	}
 	item := func() projectItem {
 		return projectItem{
-			ID: p.ID, Path: p.PathWithNamespace, Category: r.Category, Score: r.Score,
+			ID: p.ID, Path: p.PathWithNamespace, Category: r.Category, Score: r.Score, Tier: r.Tier, Effort: effortLabel(r),
 			SizeClass: r.SizeClass, ExportSize: exportSize, Findings: findingCodes(r.Findings, ""),
 		}
 	}
 	// Build the item only when it makes the cut: most projects do not.
 	if r.Category == inventory.Blocked || r.Category == inventory.NeedsAttention {
-		if probe := (projectItem{ID: p.ID, Category: r.Category, Score: r.Score}); a.flagged.wants(probe) {
+		if probe := (projectItem{ID: p.ID, Category: r.Category, Tier: r.Tier, Score: r.Score}); a.flagged.wants(probe) {
 			a.flagged.offer(item())
 		}
 	}
@@ -229,13 +232,23 @@ func (a *aggregate) summary(run inventory.Run, apiCalls int64, now time.Time) in
 var categoryRank = map[string]int{inventory.Blocked: 2, inventory.NeedsAttention: 1}
 
 // flaggedLess orders flagged projects from least to most urgent: needs_attention
-// before blocked, lower score first, higher ID first (so that ties keep low IDs).
+// before blocked, then by tier (settings before ci before data), lower score first,
+// higher ID first (so that ties keep low IDs).
 func flaggedLess(x, y projectItem) bool {
 	return cmp.Or(
 		cmp.Compare(categoryRank[x.Category], categoryRank[y.Category]),
+		cmp.Compare(readiness.TierRank(y.Tier), readiness.TierRank(x.Tier)),
 		cmp.Compare(x.Score, y.Score),
 		cmp.Compare(y.ID, x.ID),
 	) < 0
+}
+
+// effortLabel is a verdict's effort for the report, e.g. "M (8 h)".
+func effortLabel(r *inventory.Readiness) string {
+	if r.Effort == "" {
+		return ""
+	}
+	return r.Effort + " (" + strconv.FormatInt(r.EffortHours, 10) + " h)"
 }
 
 func largestLess(x, y projectItem) bool {

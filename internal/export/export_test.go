@@ -804,3 +804,25 @@ func BenchmarkWrite(b *testing.B) {
 	b.ReportMetric(float64(sink.bytes)/n, "bytes/project")
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/n, "µs/project")
 }
+
+// TestFlaggedByTier: among needs_attention projects the report lists data before CI
+// before settings, whatever the score; blocked projects come first.
+func TestFlaggedByTier(t *testing.T) {
+	top := newTopN(10, flaggedLess)
+	for _, it := range []projectItem{
+		{ID: 1, Category: inventory.NeedsAttention, Tier: readiness.TierSettings, Score: 90},
+		{ID: 2, Category: inventory.NeedsAttention, Tier: readiness.TierCI, Score: 50},
+		{ID: 3, Category: inventory.NeedsAttention, Tier: readiness.TierData, Score: 10},
+		{ID: 4, Category: inventory.Blocked, Tier: readiness.TierBlocker, Score: 1},
+		{ID: 5, Category: inventory.NeedsAttention, Tier: readiness.TierCI, Score: 70},
+	} {
+		top.offer(it)
+	}
+	var got []int64
+	for _, it := range top.sorted() {
+		got = append(got, it.ID)
+	}
+	if want := []int64{4, 3, 5, 2, 1}; !slices.Equal(got, want) {
+		t.Errorf("flagged order %v, want %v", got, want)
+	}
+}
