@@ -48,6 +48,7 @@ func FuzzLoadThresholds(f *testing.F) {
 		"", "many_tags: 3\n", "size_m: 1GiB\nsize_l: 2GiB\nsize_xl: 3 GB\n", "<<: {many_tags: 3}\n",
 		`{"max_export_size": "1.5TiB", "many_tags": 10}`, "many_issues: -1\n", "- 1\n", "a: &a [*a]\n",
 		"max_repository_size: 99999999999 TiB\n", `{"size_m": 1e400}`, "many_tags: !!binary AAAA\n",
+		"effort_m: 50\n", `{"effort_size_per_hour": "1GiB", "effort_ci_jobs_per_hour": 0}`, "max_export_size: 0\n",
 	} {
 		f.Add([]byte(s))
 	}
