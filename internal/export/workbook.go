@@ -223,7 +223,6 @@ func (b *workbook) finish(sum inventory.Summary, out io.Writer) error {
 			return err
 		}
 	}
-	b.f.SetActiveSheet(0)
 	if _, err := b.f.WriteTo(out); err != nil {
 		return fmt.Errorf("workbook: %w", err)
 	}
