@@ -104,6 +104,12 @@ func (b *workbook) newSheet(name string, head []string) (*sheet, error) {
 
 // stream opens name's StreamWriter and writes its frozen, bold header row.
 func (b *workbook) stream(name string, head []string) (*sheet, error) {
+	// A stream's dimension would be written before its rows, as "A1": readers that
+	// trust it (openpyxl's read-only mode) would see one cell. Without one, they read
+	// the rows.
+	if err := b.f.SetSheetDimension(name, ""); err != nil {
+		return nil, err
+	}
 	sw, err := b.f.NewStreamWriter(name)
 	if err != nil {
 		return nil, err

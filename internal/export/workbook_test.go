@@ -170,6 +170,11 @@ for ws in wb.worksheets:
         for c in row:
             if c.data_type == "f":
                 bad.append("%s!%s is a formula: %r" % (ws.title, c.coordinate, c.value))
+ro = openpyxl.load_workbook(sys.argv[1], read_only=True)
+for name, want in [("projects", 4), ("groups", 2), ("findings", 3)]:
+    n = sum(1 for _ in ro[name].iter_rows(values_only=True))
+    if n != want:
+        bad.append("read-only %s: %d rows, want %d" % (name, n, want))
 p = wb["projects"]
 head = [c.value for c in p[1]]
 r = {h: p.cell(row=3, column=i + 1).value for i, h in enumerate(head)}
