@@ -124,6 +124,10 @@ func (b *workbook) stream(name string, head []string) (*sheet, error) {
 	s := &sheet{name: name, sw: sw, cols: len(head), vals: make([]any, len(head))}
 	for i, h := range head {
 		s.vals[i] = excelize.Cell{StyleID: bold, Value: h}
+		// Wide enough for the header and its filter button; text wraps no further.
+		if err := sw.SetColWidth(i+1, i+1, float64(min(max(len(h)+4, 10), 40))); err != nil {
+			return nil, err
+		}
 	}
 	return s, s.write()
 }

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -236,4 +237,44 @@ func BenchmarkWorkbook(b *testing.B) {
 	runtime.ReadMemStats(&after)
 	b.ReportMetric(float64(size)/n, "xlsx-bytes/project")
 	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/n, "alloc-bytes/project")
+}
+
+// FuzzWorkbookText: whatever GitLab names a project, the workbook stores the name as
+// a text cell that reads back as the CSV's text before its formula prefix, and never
+// as a formula.
+func FuzzWorkbookText(f *testing.F) {
+	for _, s := range []string{"=1+1", "+cmd|' /C calc'!A0", "-5", "@SUM(A1)", "\tx", " lead", "trail\r\n",
+		"a\u202eb", "\x00\x1b", "\xff\xfe", "<b>&amp;</b>", "]]>", "\uffff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		b, err := newWorkbook()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.close()
+		p := project(1, "acme/a", 1)
+		p.Name = name
+		normalize(&p)
+		if err := b.addProject(&p); err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := b.finish(inventory.Summary{RunID: "r1"}, &buf); err != nil {
+			t.Fatal(err)
+		}
+		r, err := excelize.OpenReader(&buf)
+		if err != nil {
+			t.Fatalf("reading the workbook back: %v", err)
+		}
+		defer r.Close()
+		cell, _ := excelize.CoordinatesToCellName(slices.Index(projectsHeader, "name")+1, 2)
+		got, err := r.GetCellValue(sheetProjects, cell)
+		if want := stripUnsafe(name); err != nil || got != want {
+			t.Errorf("name %q reads back as %q (%v), want %q", name, got, err, want)
+		}
+		if fm, err := r.GetCellFormula(sheetProjects, cell); err != nil || fm != "" {
+			t.Errorf("name %q is stored with formula %q (%v)", name, fm, err)
+		}
+	})
 }
