@@ -67,6 +67,7 @@ type prevProject struct {
 	path          string
 	category      string
 	repo, storage int64 // -1 when unknown
+	failed        bool  // not scanned (inventory.Failed): its path and verdict say nothing
 }
 
 // diffEntry is one element of a diff.json list; each kind fills the fields it names
@@ -92,7 +93,7 @@ func newDiffer(ctx context.Context, src Source, dir string, prev inventory.Run) 
 		}
 		normalize(&p)
 		d.prev[p.ID] = prevProject{path: p.PathWithNamespace, category: d.category(p.Readiness.Category),
-			repo: repoSize(&p), storage: storageSize(&p)}
+			repo: repoSize(&p), storage: storageSize(&p), failed: inventory.Failed(p.ScanStatus)}
 		return nil
 	})
 	if err != nil {
@@ -150,14 +151,16 @@ func (d *differ) current(p *inventory.Project) error {
 		return d.lists[kindAdded].add(e)
 	}
 	delete(d.prev, p.ID) // what remains at the end was removed
-	if old.path != p.PathWithNamespace {
+	// A project one of the runs could not scan has no path or verdict to compare.
+	compared := !old.failed && !inventory.Failed(p.ScanStatus)
+	if compared && old.path != p.PathWithNamespace {
 		moved := e
 		moved.PreviousPath = old.path
 		if err := d.lists[kindMoved].add(moved); err != nil {
 			return err
 		}
 	}
-	if old.category != p.Readiness.Category {
+	if compared && old.category != p.Readiness.Category {
 		changed := e
 		changed.PreviousReadiness, changed.Readiness = old.category, p.Readiness.Category
 		if err := d.lists[kindReadiness].add(changed); err != nil {

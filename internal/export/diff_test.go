@@ -116,6 +116,11 @@ func TestDiffKinds(t *testing.T) {
 			}
 		},
 	}, {
+		name: "a project one run could not scan: no move, no readiness change",
+		prev: []inventory.Project{project(1, "acme/a", 1), {ID: 2, ScanStatus: inventory.StatusForbidden}},
+		cur:  []inventory.Project{{ID: 1, ScanStatus: inventory.StatusForbidden}, project(2, "acme/b", 1)},
+		want: map[string][]int64{},
+	}, {
 		name: "nothing changed: every list empty",
 		prev: []inventory.Project{project(1, "acme/a", 1)},
 		cur:  []inventory.Project{project(1, "acme/a", 1)},
