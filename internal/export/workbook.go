@@ -169,8 +169,8 @@ func (b *workbook) typed(s string, text bool) any {
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 		return n
 	}
-	if v, err := strconv.ParseBool(s); err == nil && (s == "true" || s == "false") {
-		return v
+	if s == "true" || s == "false" {
+		return s == "true"
 	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return excelize.Cell{StyleID: b.dateStyle, Value: t.UTC()}
