@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # make demo: a full local discovery against the simulator, exports left in ./exports.
+# The data is kept between runs: a second `make demo` changes DEMO_CHANGE of the
+# projects in the simulator first (new commits, pipelines, merge requests: one day of
+# work per earlier run), so its diff.json and report show what changed since the last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -7,9 +10,13 @@ BIN=${BIN:-bin}
 ADDR=${SIM_ADDR:-127.0.0.1:8929}
 NGROUPS=${DEMO_GROUPS:-40}
 PROJECTS=${DEMO_PROJECTS:-3000}
+CHANGE=${DEMO_CHANGE:-0.05}
 STATE=.local/demo
 mkdir -p "$STATE"
-rm -rf "$STATE/data"
+# Earlier demo runs over this data; each replays one simulator change (the simulator
+# starts afresh every time).
+runs=$(cat "$STATE/runs" 2>/dev/null || echo 0)
+if [ ! -d "$STATE/data" ]; then runs=0; fi
 
 "$BIN/gitlab-sim" --addr "$ADDR" --seed 1 --groups "$NGROUPS" --projects "$PROJECTS" \
   --rate-limit-rpm 120000 >"$STATE/gitlab-sim.log" 2>&1 &
@@ -26,16 +33,30 @@ if [ -z "$ready" ]; then
   echo "gitlab-sim did not start:" >&2; cat "$STATE/gitlab-sim.log" >&2; exit 1
 fi
 echo "simulator: http://$ADDR ($NGROUPS groups, $PROJECTS projects; log $STATE/gitlab-sim.log)"
+for seed in $(seq 1 "$runs"); do
+  curl -fsS -X POST -d "{\"share\":$CHANGE,\"seed\":$seed}" "http://$ADDR/-/sim/change" -o "$STATE/sim-change.json"
+done
+if [ "$runs" -gt 0 ]; then
+  echo "run $((runs + 1)) over $STATE/data: changed $CHANGE of the projects in the simulator ($runs day(s) of work; $STATE/sim-change.json)"
+fi
 
 export GITLAB_URL="http://$ADDR" GITLAB_TOKEN=sim-token DATA_DIR="$STATE/data" EXPORT_DIR=./exports
 export RATE_LIMIT_RPM=${RATE_LIMIT_RPM:-100000} CONCURRENT_REQUESTS=${CONCURRENT_REQUESTS:-16}
 if ! "$BIN/discovery-agent" scan 2>"$STATE/scan.log"; then
   echo "scan failed; last log lines:" >&2; tail -5 "$STATE/scan.log" >&2; exit 1
 fi
+echo $((runs + 1)) >"$STATE/runs"
 
 echo
 echo "summary (exports/latest/summary.json):"
 cat exports/latest/summary.json
 echo
 curl -fsS "http://$ADDR/-/sim/stats" -o "$STATE/sim-stats.json" && echo "simulator stats: $STATE/sim-stats.json"
-echo "scan log: $STATE/scan.log; report: exports/latest/report.html"
+echo "scan log: $STATE/scan.log; report: exports/latest/report.html; workbook: exports/latest/inventory.xlsx"
+run_id=$(sed -n 's/^ *"run_id": "\(.*\)",$/\1/p' exports/latest/summary.json)
+if [ -f "exports/runs/$run_id/diff.json" ]; then
+  echo "since the last run (exports/latest/diff.json):"
+  sed -n '/"counts"/{s/.*"counts":\({[^}]*}\).*/  \1/p;q}' exports/latest/diff.json
+else
+  echo "first run over $STATE/data: run make demo again to see what changes (rm -rf $STATE/data starts over)"
+fi

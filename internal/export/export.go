@@ -1,10 +1,11 @@
 // Package export writes a discovery run's exports: projects.csv, projects.jsonl,
-// groups.csv, summary.json, report.html and, when there is a previous run, diff.json.
+// groups.csv, summary.json, report.html, inventory.xlsx and, when there is a
+// previous run, diff.json.
 // docs/EXPORTS.md is the contract for their content.
 //
 // Write streams: projects go to temporary files as the Source yields them, and only
-// aggregates, a bounded selection of projects for the report and, for the diff, a map
-// of project ID to repository size stay in memory.
+// aggregates, a bounded selection of projects for the report and, for the diff, a
+// small record per previous project stay in memory.
 package export
 
 import (
@@ -39,6 +40,7 @@ const (
 	SummaryJSON   = "summary.json"
 	ReportHTML    = "report.html"
 	DiffJSON      = "diff.json"
+	InventoryXLSX = "inventory.xlsx"
 
 	// LatestPrefix is where the newest run's files are copied.
 	LatestPrefix = "latest/"
@@ -51,6 +53,7 @@ var contentTypes = map[string]string{
 	SummaryJSON:   "application/json",
 	ReportHTML:    "text/html; charset=utf-8",
 	DiffJSON:      "application/json",
+	InventoryXLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
 
 // RunPrefix is where a run's files are stored: "runs/<run-id>/".
@@ -115,6 +118,7 @@ type writer struct {
 	prev    *inventory.Run
 	agg     *aggregate
 	diff    *differ
+	book    *workbook
 	summary inventory.Summary
 }
 
@@ -130,6 +134,12 @@ func (w *writer) write(ctx context.Context, src Source) ([]string, error) {
 		defer d.close()
 		w.diff = d
 	}
+	book, err := newWorkbook()
+	if err != nil {
+		return nil, err
+	}
+	defer book.close() // removes its temporary files; the workbook is written by then
+	w.book = book
 	if err := w.writeGroups(ctx, src); err != nil {
 		return nil, err
 	}
@@ -142,17 +152,22 @@ func (w *writer) write(ctx context.Context, src Source) ([]string, error) {
 	}
 	w.summary = w.agg.summary(w.run, calls, time.Now())
 
-	files := []string{ProjectsCSV, ProjectsJSONL, GroupsCSV, ReportHTML}
+	files := []string{ProjectsCSV, ProjectsJSONL, GroupsCSV, InventoryXLSX, ReportHTML}
+	if err := createFile(filepath.Join(w.dir, InventoryXLSX), func(out io.Writer) error {
+		return w.book.finish(w.summary, out)
+	}); err != nil {
+		return nil, fmt.Errorf("workbook: %w", err)
+	}
+	if w.diff != nil { // before the report, which shows it
+		if err := w.diff.finish(w.run.ID, filepath.Join(w.dir, DiffJSON)); err != nil {
+			return nil, fmt.Errorf("diff: %w", err)
+		}
+		files = append(files, DiffJSON)
+	}
 	if err := createFile(filepath.Join(w.dir, ReportHTML), func(out io.Writer) error {
 		return writeReport(out, w.report(time.Now()))
 	}); err != nil {
 		return nil, fmt.Errorf("report: %w", err)
-	}
-	if w.diff != nil {
-		if err := w.diff.finish(ctx, src, w.run.ID, filepath.Join(w.dir, DiffJSON)); err != nil {
-			return nil, fmt.Errorf("diff: %w", err)
-		}
-		files = append(files, DiffJSON)
 	}
 	if err := createFile(filepath.Join(w.dir, SummaryJSON), func(out io.Writer) error {
 		enc := json.NewEncoder(out)
@@ -176,6 +191,9 @@ func (w *writer) writeGroups(ctx context.Context, src Source) error {
 				return err
 			}
 			w.agg.addGroup(g)
+			if err := w.book.addGroup(&g); err != nil {
+				return err
+			}
 			return cw.Write(row(cells, groupColumns, &g))
 		})
 		if err != nil {
@@ -207,6 +225,9 @@ func (w *writer) writeProjects(ctx context.Context, src Source) error {
 					return fmt.Errorf("project %d: %w", p.ID, err)
 				}
 				w.agg.addProject(&p)
+				if err := w.book.addProject(&p); err != nil {
+					return err
+				}
 				if w.diff != nil {
 					return w.diff.current(&p)
 				}

@@ -322,7 +322,7 @@ func TestLayout(t *testing.T) {
 			}
 			var want []string
 			for _, prefix := range []string{"latest/", "runs/r2/"} {
-				for _, n := range []string{"groups.csv", "projects.csv", "projects.jsonl", "report.html", "summary.json"} {
+				for _, n := range []string{"groups.csv", "inventory.xlsx", "projects.csv", "projects.jsonl", "report.html", "summary.json"} {
 					want = append(want, prefix+n)
 				}
 				if tt.wantDiff {
@@ -475,86 +475,6 @@ func TestFindingsBlockersFirst(t *testing.T) {
 	want := []string{"export_too_large", "repo_too_large", "packages", "lfs", "gitlab_ci", "webhooks", "retired_rule", "default_branch_protected"}
 	if !slices.Equal(got, want) {
 		t.Errorf("findings order %v, want %v", got, want)
-	}
-}
-
-func TestDiff(t *testing.T) {
-	const mib = 1 << 20
-	prevRun, run := testRun("r1"), testRun("r2")
-	src := newSource("r2",
-		project(2, "acme/small-growth", 1000*mib+50*mib), // +5%, +50 MiB: not grown
-		project(3, "acme/pct-growth", 11*mib+1),          // just over +10%: grown
-		project(4, "acme/abs-growth", 2000*mib+101*mib),  // +5%, but +101 MiB: grown
-		project(5, "acme/new", 1),
-		inventory.Project{ID: 6, PathWithNamespace: "acme/now-unknown", ScanStatus: inventory.StatusForbidden},
-		project(7, "acme/shrunk", 1),
-	)
-	src.projects["r1"] = []inventory.Project{
-		project(1, "acme/gone", 5),
-		project(2, "acme/small-growth", 1000*mib),
-		project(3, "acme/pct-growth", 10*mib),
-		project(4, "acme/abs-growth", 2000*mib),
-		project(6, "acme/now-unknown", 1),
-		project(7, "acme/shrunk", 100*mib),
-	}
-	dir, _ := writeDir(t, src, run, &prevRun)
-
-	var got struct {
-		RunID    string         `json:"run_id"`
-		Previous string         `json:"previous_run_id"`
-		Counts   map[string]int `json:"counts"`
-		Added    []diffEntry    `json:"added"`
-		Removed  []diffEntry    `json:"removed"`
-		Grown    []diffEntry    `json:"grown"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(readFile(t, filepath.Join(dir, "runs/r2/diff.json"))))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&got); err != nil {
-		t.Fatal(err)
-	}
-	ids := func(es []diffEntry) []int64 {
-		out := []int64{}
-		for _, e := range es {
-			out = append(out, e.ID)
-		}
-		return out
-	}
-	if got.RunID != "r2" || got.Previous != "r1" {
-		t.Errorf("run ids %q, %q", got.RunID, got.Previous)
-	}
-	for _, c := range []struct {
-		name string
-		got  []diffEntry
-		want []int64
-	}{{"added", got.Added, []int64{5}}, {"removed", got.Removed, []int64{1}}, {"grown", got.Grown, []int64{3, 4}}} {
-		if !slices.Equal(ids(c.got), c.want) {
-			t.Errorf("%s = %v, want %v", c.name, ids(c.got), c.want)
-		}
-		if got.Counts[c.name] != len(c.want) {
-			t.Errorf("counts[%s] = %d, want %d", c.name, got.Counts[c.name], len(c.want))
-		}
-	}
-	if len(got.Removed) == 1 && (got.Removed[0].Path != "acme/gone" || got.Removed[0].Size == nil || *got.Removed[0].Size != 5) {
-		t.Errorf("removed entry %+v, want acme/gone of 5 bytes", got.Removed[0])
-	}
-	if len(got.Grown) == 2 && (*got.Grown[0].PreviousSize != 10*mib || *got.Grown[0].Size != 11*mib+1) {
-		t.Errorf("grown entry %+v", got.Grown[0])
-	}
-}
-
-func TestDiffEmptyLists(t *testing.T) {
-	prev := testRun("r1")
-	src := newSource("r2", project(1, "acme/a", 1))
-	src.projects["r1"] = []inventory.Project{project(1, "acme/a", 1)}
-	dir, _ := writeDir(t, src, testRun("r2"), &prev)
-	var m map[string]any
-	if err := json.Unmarshal(readFile(t, filepath.Join(dir, "latest/diff.json")), &m); err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range []string{"added", "removed", "grown"} {
-		if l, ok := m[k].([]any); !ok || len(l) != 0 {
-			t.Errorf("%s = %#v, want []", k, m[k])
-		}
 	}
 }
 

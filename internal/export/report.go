@@ -24,6 +24,12 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 		}
 		return readiness.Bytes(n).String()
 	},
+	"deref": func(n *int64) int64 {
+		if n == nil {
+			return -1
+		}
+		return *n
+	},
 	"codes": func(s string) string { return strings.ReplaceAll(s, ";", ", ") },
 	"label": func(s string) string { return strings.ReplaceAll(s, "_", " ") },
 }).Parse(reportSource))
@@ -54,6 +60,22 @@ type reportData struct {
 	Largest      []projectItem
 	Groups       []*groupAgg
 	GroupsTotal  int
+
+	Changes *changes // nil without a previous run
+}
+
+// changes is the report's "Since last run" section: diff.json's counts and the first
+// entries of each list.
+type changes struct {
+	PreviousRunID string
+	Listed        int // entries shown per kind at most
+	Kinds         []changeKind
+}
+
+type changeKind struct {
+	Key, Title string
+	Count      int
+	Entries    []diffEntry
 }
 
 // tierLabels name the verdict tiers in the report's chart.
@@ -183,6 +205,9 @@ func (w *writer) report(now time.Time) reportData {
 	d.Largest = a.largest.sorted()
 	d.Groups = a.rollUp(maxGroups)
 	d.GroupsTotal = len(a.groupByID)
+	if w.diff != nil {
+		d.Changes = w.diff.changes()
+	}
 	return d
 }
 
@@ -199,4 +224,13 @@ func writeReport(w io.Writer, d reportData) error {
 		return fmt.Errorf("write report: %w", err)
 	}
 	return nil
+}
+
+// changes summarizes a finished diff for the report.
+func (d *differ) changes() *changes {
+	c := &changes{PreviousRunID: d.prevID, Listed: maxChangesListed}
+	for k, f := range d.lists {
+		c.Kinds = append(c.Kinds, changeKind{Key: changeKinds[k].key, Title: changeKinds[k].title, Count: f.n, Entries: f.first})
+	}
+	return c
 }
