@@ -118,7 +118,7 @@ func TestWorkbook(t *testing.T) {
 			}
 		}
 	}
-	msg, _ := f.GetCellValue(sheetFindings, "F2")
+	msg, _ := f.GetCellValue(sheetFindings, "G2")
 	if msg != "+cmd|' /C calc'!A0" {
 		t.Errorf("findings message %q, want the text as is", msg)
 	}
