@@ -81,8 +81,8 @@ func checkWorkload(t *testing.T, r rendering) {
 		t.Errorf("no Namespace %s", namespace)
 	}
 	d, c := agentContainer(t, r)
-	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
-		t.Errorf("replicas %v, want 1: the store has one writer", d.Spec.Replicas)
+	if n := d.Spec.Replicas; n == nil || *n != 1 {
+		t.Errorf("replicas is not 1: the store has one writer")
 	}
 	if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
 		t.Errorf("strategy %q, want Recreate: two pods must never open the bbolt file", d.Spec.Strategy.Type)
