@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strings"
 
 	"github.com/gl2gh/discovery-agent/internal/budget"
-	"github.com/gl2gh/discovery-agent/internal/ciconfig"
 	"github.com/gl2gh/discovery-agent/internal/facts"
 	"github.com/gl2gh/discovery-agent/internal/gitlab"
 	"github.com/gl2gh/discovery-agent/internal/inventory"
@@ -77,7 +75,6 @@ func identity(gp gitlab.Project) inventory.Project {
 		MREnabled:       gp.MROn(),
 		JobsEnabled:     gp.JobsOn(),
 		RegistryEnabled: gp.RegistryOn(),
-		PackageTypes:    []string{},
 	}
 	return p
 }
@@ -172,13 +169,11 @@ func (pr *profiler) run(ctx context.Context) error {
 	if err := pr.registryAndPackages(ctx, stats); err != nil {
 		return err
 	}
-	if !pr.gp.EmptyRepo {
-		if err := pr.files(ctx); err != nil {
-			return err
-		}
+	if err := pr.files(ctx); err != nil {
+		return err
 	}
 	if stats != nil && stats.LFSObjectsSize > 0 {
-		feat.UsesLFS = true
+		feat.UsesLFS = new(true) // whatever .gitattributes says, or when it is unknown
 	}
 	return nil
 }
@@ -234,75 +229,28 @@ func (pr *profiler) registryAndPackages(ctx context.Context, stats *inventory.St
 	c, id, feat := pr.w.GitLab, pr.gp.ID, &pr.p.Features
 	switch {
 	case stats != nil:
-		feat.RegistryInUse = stats.ContainerRegistrySize > 0
+		feat.RegistryInUse = new(stats.ContainerRegistrySize > 0)
 	case feat.RegistryEnabled:
 		n, _, err := c.Count(ctx, id, "registry/repositories", nil)
 		if err := pr.check(ctx, facts.Registry.Name, err); err != nil {
 			return err
 		}
-		feat.RegistryInUse = n > 0
+		if err == nil {
+			feat.RegistryInUse = new(n > 0)
+		}
+	default:
+		feat.RegistryInUse = new(false)
 	}
 	if !pr.gp.PackagesOn() || (stats != nil && stats.PackagesSize == 0) {
+		feat.PackageTypes = []string{}
 		return nil
 	}
 	types, err := c.PackageTypes(ctx, id)
 	if err := pr.check(ctx, facts.Packages.Name, err); err != nil {
 		return err
 	}
-	if types != nil {
-		feat.PackageTypes = types
-	}
-	return nil
-}
-
-// files looks for the files that shape a migration in one root tree listing, and reads
-// only those present.
-func (pr *profiler) files(ctx context.Context) error {
-	c, id, feat := pr.w.GitLab, pr.gp.ID, &pr.p.Features
-	ref := pr.gp.DefaultBranch
-	tree, err := c.Tree(ctx, id, "", ref)
-	if err := pr.check(ctx, facts.Tree.Name, err); err != nil {
-		return err
-	}
-	if err != nil {
-		return nil
-	}
-	has := map[string]string{}
-	for _, e := range tree {
-		has[e.Name] = e.Type
-	}
-	feat.HasSubmodules = has[".gitmodules"] == "blob"
-	feat.HasCodeowners = has["CODEOWNERS"] == "blob"
-	if !feat.HasCodeowners && has[".gitlab"] == "tree" {
-		sub, err := c.Tree(ctx, id, ".gitlab", ref)
-		if err := pr.check(ctx, facts.TreeGitlab.Name, err); err != nil {
-			return err
-		}
-		for _, e := range sub {
-			if e.Name == "CODEOWNERS" && e.Type == "blob" {
-				feat.HasCodeowners = true
-			}
-		}
-	}
-	if has[".gitlab-ci.yml"] == "blob" {
-		feat.HasCI = true
-		data, err := c.RawFile(ctx, id, ".gitlab-ci.yml", ref)
-		if err := pr.check(ctx, facts.CIFile.Name, err); err != nil {
-			return err
-		}
-		if err == nil {
-			ci := ciconfig.Parse(data)
-			feat.CI = &ci
-		}
-	}
-	if has[".gitattributes"] == "blob" {
-		data, err := c.RawFile(ctx, id, ".gitattributes", ref)
-		if err := pr.check(ctx, facts.AttributesFile.Name, err); err != nil {
-			return err
-		}
-		if err == nil && strings.Contains(string(data), "filter=lfs") {
-			feat.UsesLFS = true
-		}
+	if err == nil {
+		feat.PackageTypes = append([]string{}, types...)
 	}
 	return nil
 }

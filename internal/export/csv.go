@@ -89,11 +89,11 @@ var projectColumns = withFacts([]column[inventory.Project]{
 	countColumn("webhooks"),
 	countColumn("protected_branches"),
 	countColumn("ci_variables"),
-	value("has_ci", func(p *inventory.Project) string { return strconv.FormatBool(p.Features.HasCI) }),
+	flagColumn("has_ci"),
 	value("ci_jobs", ciCell(func(ci *inventory.CI) string { return strconv.Itoa(ci.Jobs) })),
-	value("uses_lfs", func(p *inventory.Project) string { return strconv.FormatBool(p.Features.UsesLFS) }),
-	value("has_submodules", func(p *inventory.Project) string { return strconv.FormatBool(p.Features.HasSubmodules) }),
-	value("has_codeowners", func(p *inventory.Project) string { return strconv.FormatBool(p.Features.HasCodeowners) }),
+	flagColumn("uses_lfs"),
+	flagColumn("has_submodules"),
+	flagColumn("has_codeowners"),
 	text("readiness", func(p *inventory.Project) string { return p.Readiness.Category }),
 	value("complexity_score", func(p *inventory.Project) string { return strconv.Itoa(p.Readiness.Score) }),
 	text("size_class", func(p *inventory.Project) string { return p.Readiness.SizeClass }),
@@ -107,7 +107,7 @@ var projectColumns = withFacts([]column[inventory.Project]{
 	statColumn("uploads_size_bytes"),
 	value("ci_complexity", ciCell(func(ci *inventory.CI) string { return strconv.Itoa(ci.Complexity) })),
 	text("ci_constructs", ciCell(func(ci *inventory.CI) string { return strings.Join(ci.Constructs, ";") })),
-	value("registry_in_use", func(p *inventory.Project) string { return strconv.FormatBool(p.Features.RegistryInUse) }),
+	flagColumn("registry_in_use"),
 	text("package_types", func(p *inventory.Project) string { return strings.Join(p.Features.PackageTypes, ";") }),
 	value("wiki_enabled", func(p *inventory.Project) string { return strconv.FormatBool(p.Features.WikiEnabled) }),
 	text("lower_bound_counts", func(p *inventory.Project) string { return strings.Join(p.Counts.LowerBounds, ";") }),
@@ -128,6 +128,8 @@ var projectColumns = withFacts([]column[inventory.Project]{
 	}),
 	text("effort", func(p *inventory.Project) string { return p.Readiness.Effort }),
 	text("migration_path", func(p *inventory.Project) string { return p.Readiness.Path }),
+	text("ci_config_path", func(p *inventory.Project) string { return p.Features.CIConfigPath }),
+	text("ci_config_external", func(p *inventory.Project) string { return p.Features.CIConfigExternal }),
 })
 
 // projectsHeader is projects.csv's header row.
@@ -141,6 +143,18 @@ func countColumn(name string) column[inventory.Project] {
 		}
 	}
 	panic("export: no declared count " + name)
+}
+
+// flagColumn is the column of the declared feature flag name: empty when unknown.
+func flagColumn(name string) column[inventory.Project] {
+	fl := facts.FlagNamed(name)
+	return value(name, func(p *inventory.Project) string {
+		b := *fl.Field(&p.Features)
+		if b == nil {
+			return ""
+		}
+		return strconv.FormatBool(*b)
+	})
 }
 
 // statColumn is the column of the declared statistics field: empty when unknown.

@@ -256,9 +256,6 @@ func normalize(p *inventory.Project) {
 	if p.Errors == nil {
 		p.Errors = []inventory.ScanError{}
 	}
-	if p.Features.PackageTypes == nil {
-		p.Features.PackageTypes = []string{}
-	}
 }
 
 // createFile creates path, lets fill write it through a buffer, and closes it,

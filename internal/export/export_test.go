@@ -179,15 +179,15 @@ func TestProjectsCSVValues(t *testing.T) {
 	tricky.CreatedAt = time.Date(2024, 1, 2, 3, 4, 5, 0, time.FixedZone("CEST", 2*3600))
 	tricky.Errors = []inventory.ScanError{{Step: "hooks", Status: 403, Message: "403 Forbidden"}, {Step: "statistics", Status: 0, Message: "budget spent"}}
 	tricky.ScanStatus = inventory.StatusPartial
-	tricky.Features = inventory.Features{HasCI: true, CI: &inventory.CI{Jobs: 4, Constructs: []string{"needs", "rules"}, Complexity: 20},
-		PackageTypes: []string{"maven", "npm"}, RegistryInUse: true, WikiEnabled: true}
+	tricky.Features = inventory.Features{HasCI: new(true), CI: &inventory.CI{Jobs: 4, Constructs: []string{"needs", "rules"}, Complexity: 20},
+		PackageTypes: []string{"maven", "npm"}, RegistryInUse: new(true), WikiEnabled: true}
 	tricky.Counts.LowerBounds = []string{"pipelines"}
 	tricky.Statistics.RepositorySize = 41 << 30
 	r := readiness.Assess(tricky, gei)
 	tricky.Readiness = &r
 
 	unknown := inventory.Project{ID: 2, PathWithNamespace: "acme/unknown", GroupID: 10, ScanStatus: inventory.StatusForbidden,
-		Features: inventory.Features{HasCI: true, CI: &inventory.CI{Invalid: true}}}
+		Features: inventory.Features{HasCI: new(true), CI: &inventory.CI{Invalid: true}}}
 
 	dir, _ := writeDir(t, newSource("r1", tricky, unknown), testRun("r1"), nil)
 	rows := readCSV(t, filepath.Join(dir, "runs/r1/projects.csv"))
@@ -662,8 +662,8 @@ func benchProjects(runID string, n int) []inventory.Project {
 		g := i%100 + 1
 		p := project(int64(i+1), fmt.Sprintf("acme/team-%02d/service-%05d", g-1, i), int64(i%5000)<<20)
 		p.GroupID = int64(g)
-		p.Features = inventory.Features{HasCI: i%2 == 0, WikiEnabled: true, PackageTypes: []string{}}
-		if p.Features.HasCI {
+		p.Features = inventory.Features{HasCI: new(i%2 == 0), WikiEnabled: true, PackageTypes: []string{}}
+		if *p.Features.HasCI {
 			p.Features.CI = &inventory.CI{Jobs: i % 30, Stages: 3, Constructs: []string{"needs", "rules"}, Complexity: i % 100}
 		}
 		if i%7 == 0 {

@@ -124,13 +124,42 @@ var (
 	Registry       = Step{"registry", "projects/:id/registry/repositories"}
 	Packages       = Step{"packages", "projects/:id/packages"}
 	Tree           = Step{"tree", "projects/:id/repository/tree"}
+	TreeDocs       = Step{"tree:docs", "projects/:id/repository/tree"}
 	TreeGitlab     = Step{"tree:.gitlab", "projects/:id/repository/tree"}
-	CIFile         = Step{"file:.gitlab-ci.yml", "projects/:id/repository/files/:path/raw"}
+	TreeCIConfig   = Step{"tree:ci_config_path", "projects/:id/repository/tree"}            // the directories of a custom ci_config_path
+	CIFile         = Step{"file:.gitlab-ci.yml", "projects/:id/repository/files/:path/raw"} // or the custom ci_config_path
 	AttributesFile = Step{"file:.gitattributes", "projects/:id/repository/files/:path/raw"}
 )
 
 // Steps lists the probing steps.
-var Steps = []Step{Statistics, Registry, Packages, Tree, TreeGitlab, CIFile, AttributesFile}
+var Steps = []Step{Statistics, Registry, Packages, Tree, TreeDocs, TreeGitlab, TreeCIConfig, CIFile, AttributesFile}
+
+// Flag is a yes/no feature a profile step finds out. nil is unknown: its step failed
+// or never ran, and it is exported empty (CSV) or null (JSONL), never false.
+type Flag struct {
+	Name  string // JSON field in inventory.Features and projects.csv column
+	Field func(*inventory.Features) **bool
+}
+
+// Flags are the feature flags a profile finds out.
+var Flags = []Flag{
+	{"has_ci", func(f *inventory.Features) **bool { return &f.HasCI }},
+	{"uses_lfs", func(f *inventory.Features) **bool { return &f.UsesLFS }},
+	{"has_submodules", func(f *inventory.Features) **bool { return &f.HasSubmodules }},
+	{"has_codeowners", func(f *inventory.Features) **bool { return &f.HasCodeowners }},
+	{"registry_in_use", func(f *inventory.Features) **bool { return &f.RegistryInUse }},
+}
+
+// FlagNamed returns the declared flag name; it panics on a name not declared, which
+// is a programming error a test catches.
+func FlagNamed(name string) Flag {
+	for _, f := range Flags {
+		if f.Name == name {
+			return f
+		}
+	}
+	panic("facts: no declared flag " + name)
+}
 
 // Endpoints lists, once each, the endpoint classes a profile reads.
 func Endpoints() []string {

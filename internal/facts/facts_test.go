@@ -121,7 +121,7 @@ func TestStepsOf(t *testing.T) {
 	want := map[string][]string{
 		"projects/:id":                     {"statistics"},
 		"projects/:id/merge_requests":      {"merge_requests", "open_merge_requests"},
-		"projects/:id/repository/tree":     {"tree", "tree:.gitlab"},
+		"projects/:id/repository/tree":     {"tree", "tree:docs", "tree:.gitlab", "tree:ci_config_path"},
 		"projects/:id/repository/branches": {"branches"},
 	}
 	for e, steps := range want {
@@ -136,6 +136,37 @@ func TestStepsOf(t *testing.T) {
 	for _, e := range eps {
 		if _, ok := m[e]; !ok {
 			t.Errorf("endpoint %q requested by no step", e)
+		}
+	}
+}
+
+// TestFlagsMatchInventory: each declared flag is the Features field its JSON name
+// says, every *bool of Features is declared, and a nil flag is JSON null.
+func TestFlagsMatchInventory(t *testing.T) {
+	var f inventory.Features
+	seen := map[string]bool{}
+	for _, fl := range Flags {
+		if seen[fl.Name] {
+			t.Errorf("flag %q declared twice", fl.Name)
+		}
+		seen[fl.Name] = true
+		if v, ok := jsonFields(t, f)[fl.Name]; !ok || v != nil {
+			t.Errorf("flag %q unknown: JSON holds %v (present %v), want null", fl.Name, v, ok)
+		}
+		*fl.Field(&f) = new(true)
+		if m := jsonFields(t, f); m[fl.Name] != true {
+			t.Errorf("flag %q: Field sets JSON %q to %v, want true", fl.Name, fl.Name, m[fl.Name])
+		}
+		if FlagNamed(fl.Name).Name != fl.Name {
+			t.Errorf("FlagNamed(%q) differs", fl.Name)
+		}
+	}
+	v := reflect.TypeOf(f)
+	for i := range v.NumField() {
+		sf := v.Field(i)
+		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+		if sf.Type == reflect.TypeOf((*bool)(nil)) && !seen[name] {
+			t.Errorf("Features.%s (%q) is a flag with no declaration", sf.Name, name)
 		}
 	}
 }

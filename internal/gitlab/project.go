@@ -30,6 +30,9 @@ type Project struct {
 	LastActivityAt    time.Time       `json:"last_activity_at"`
 	WebURL            string          `json:"web_url"`
 	OpenIssuesCount   int64           `json:"open_issues_count"`
+	// CIConfigPath is where the project's CI configuration is: "" for .gitlab-ci.yml,
+	// a repository path, "file.yml@group/project[:ref]" or a URL.
+	CIConfigPath string `json:"ci_config_path"`
 
 	// GitLab sends both the older *_enabled booleans and the *_access_level values;
 	// either may be missing depending on version.

@@ -367,7 +367,7 @@ func (s *Server) projectJSON(p *project, withStats, simple bool) apiProject {
 		CreatorID: int64(2 + p.id%int64(len(userNames))), ImportStatus: "none",
 		UpdatedAt: time.Unix(p.activity, 0).UTC(), CIDefaultGitDepth: 20, SharedWithGroups: []any{},
 		RequestAccessEnabled: true, MergeMethod: "merge", SquashOption: "default_off", RepositoryStorage: "default",
-		Mirror: p.has(fMirror),
+		Mirror: p.has(fMirror), CIConfigPath: in.ciConfigPath(p),
 	}
 	if p.owner >= 0 {
 		d.Owner = in.ownerJSON(&in.users[p.owner])

@@ -136,7 +136,7 @@ func checkGrown(t *testing.T, b, a inventory.Project, since time.Time) {
 		t.Errorf("project %d: merge requests %d (open %d), were %d (open %d)", a.ID,
 			*a.Counts.MergeRequests, *a.Counts.OpenMergeRequests, *b.Counts.MergeRequests, *b.Counts.OpenMergeRequests)
 	}
-	ci := a.Features.HasCI && a.Features.JobsEnabled
+	ci := inventory.Is(a.Features.HasCI) && a.Features.JobsEnabled
 	if grew := *a.Counts.Pipelines > *b.Counts.Pipelines; grew != ci && !slices.Contains(b.Counts.LowerBounds, "pipelines") {
 		t.Errorf("project %d: pipelines %d, were %d, with CI %v", a.ID, *a.Counts.Pipelines, *b.Counts.Pipelines, ci)
 	}

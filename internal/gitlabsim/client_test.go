@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"slices"
 	"strings"
 	"testing"
@@ -209,25 +210,43 @@ func scanProject(t *testing.T, ctx context.Context, cl *gitlab.Client, id int64)
 
 	f := &p.Features
 	root := listTree(t, ctx, cl, id, "")
-	if slices.Contains(root, ".gitlab-ci.yml") {
-		f.HasCI = true
-		raw, _, err := cl.RepositoryFiles.GetRawFile(id, ".gitlab-ci.yml", nil, gitlab.WithContext(ctx))
+	f.CIConfigPath = gp.CIConfigPath
+	ciFile := ".gitlab-ci.yml"
+	if gp.CIConfigPath != "" {
+		ciFile = gp.CIConfigPath
+	}
+	if _, target, ok := strings.Cut(gp.CIConfigPath, "@"); ok {
+		f.CIConfigExternal, _, _ = strings.Cut(target, ":")
+		f.HasCI = new(true)
+	} else {
+		dir, name := path.Split(ciFile)
+		f.HasCI = new(slices.Contains(listTree(t, ctx, cl, id, strings.TrimSuffix(dir, "/")), name))
+		if root == nil {
+			f.HasCI = new(false)
+		}
+	}
+	if f.CIConfigExternal == "" && *f.HasCI {
+		raw, _, err := cl.RepositoryFiles.GetRawFile(id, ciFile, nil, gitlab.WithContext(ctx))
 		must("ci file", err)
 		ci := summariseCI(t, string(raw))
 		f.CI = &ci
 	}
+	lfs := false
 	if slices.Contains(root, ".gitattributes") {
 		raw, _, err := cl.RepositoryFiles.GetRawFile(id, ".gitattributes", nil, gitlab.WithContext(ctx))
 		must("gitattributes", err)
-		f.UsesLFS = strings.Contains(string(raw), "filter=lfs")
+		lfs = strings.Contains(string(raw), "filter=lfs")
 	}
-	f.UsesLFS = f.UsesLFS || p.Statistics.LFSObjectsSize > 0
-	f.HasSubmodules = slices.Contains(root, ".gitmodules")
-	f.HasCodeowners = slices.Contains(root, "CODEOWNERS") || (slices.Contains(root, ".gitlab") && slices.Contains(listTree(t, ctx, cl, id, ".gitlab"), "CODEOWNERS"))
+	f.UsesLFS = new(lfs || p.Statistics.LFSObjectsSize > 0)
+	f.HasSubmodules = new(slices.Contains(root, ".gitmodules"))
+	f.HasCodeowners = new(slices.Contains(root, "CODEOWNERS") ||
+		(slices.Contains(root, "docs") && slices.Contains(listTree(t, ctx, cl, id, "docs"), "CODEOWNERS")) ||
+		(slices.Contains(root, ".gitlab") && slices.Contains(listTree(t, ctx, cl, id, ".gitlab"), "CODEOWNERS")))
+	f.RegistryInUse = new(false)
 	if gp.ContainerRegistryEnabled {
 		_, r, err := cl.ContainerRegistry.ListProjectRegistryRepositories(id, &gitlab.ListProjectRegistryRepositoriesOptions{ListOptions: one}, gitlab.WithContext(ctx))
 		must("registry", err)
-		f.RegistryInUse = r.TotalItems > 0
+		f.RegistryInUse = new(r.TotalItems > 0)
 	}
 	if gp.PackagesEnabled {
 		opt := &gitlab.ListProjectPackagesOptions{ListOptions: gitlab.ListOptions{PerPage: 100}}

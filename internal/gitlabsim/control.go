@@ -78,6 +78,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (s *Server) writeTruth(w io.Writer) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	fs := s.faults.Load()
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw)
 	write := func(str string) { _, _ = bw.WriteString(str) } // bufio keeps the first error for Flush
@@ -95,7 +96,7 @@ func (s *Server) writeTruth(w io.Writer) error {
 		if i > 0 {
 			write(",")
 		}
-		if err := enc.Encode(s.in.truthProject(&s.in.projects[i])); err != nil {
+		if err := enc.Encode(s.withFaults(fs, s.in.truthProject(&s.in.projects[i]), &s.in.projects[i])); err != nil {
 			return fmt.Errorf("encode project: %w", err)
 		}
 	}

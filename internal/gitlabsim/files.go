@@ -41,7 +41,9 @@ func (in *instance) blobs(p *project) (files, submodules []string) {
 	}
 	add(fLicense, "LICENSE")
 	add(fDockerfile, "Dockerfile")
-	add(fCI, ".gitlab-ci.yml")
+	if file, _ := in.ciFile(p); file != "" {
+		files = append(files, file)
+	}
 	add(fGitattributes, ".gitattributes")
 	add(fGitmodules, ".gitmodules")
 	add(fCodeownersRoot, "CODEOWNERS")
@@ -134,10 +136,11 @@ func (in *instance) file(p *project, name string) (string, bool) {
 	}
 	r := newRNG(in.seed, hashString(uint64(p.id), name), saltFiles)
 	pwn := in.pathWithNamespace(p)
-	switch name {
-	case ".gitlab-ci.yml":
+	if file, _ := in.ciFile(p); name == file {
 		ci, _ := in.ciConfig(p)
 		return ci, true
+	}
+	switch name {
 	case ".gitattributes":
 		if p.has(fLFSFilter) {
 			return "# Large binaries live in Git LFS.\n*.psd filter=lfs diff=lfs merge=lfs -text\n*.zip filter=lfs diff=lfs merge=lfs -text\nassets/** filter=lfs diff=lfs merge=lfs -text\n*.sh text eol=lf\n", true
@@ -170,4 +173,56 @@ func (in *instance) file(p *project, name string) (string, bool) {
 		return fmt.Sprintf("## Summary\n\n(%s)\n\n## Steps to reproduce\n\n/label ~needs-triage\n", path.Base(name)), true
 	}
 	return fmt.Sprintf("// %s\n// Part of %s.\n", name, pwn), true
+}
+
+// Custom CI configuration paths (GitLab's ci_config_path), decided from the seed and
+// the id so that the instance drawn from a seed stays the same: a share of the
+// projects with CI keep it at customCIFile, another share in another project.
+const (
+	customCIShare   = 0.03
+	externalCIShare = 0.02
+	customCIFile    = "ci/pipeline.yml"
+)
+
+// ciConfigPath is the project's ci_config_path: "" for .gitlab-ci.yml, customCIFile,
+// or ".gitlab-ci.yml@group/project" (half of them with a ":main" ref) naming another
+// project of the instance.
+func (in *instance) ciConfigPath(p *project) string {
+	if !p.has(fCI) || p.has(fEmpty) || len(in.projects) < 2 {
+		return ""
+	}
+	h := hash3(uint64(in.seed), uint64(p.id), saltCIConfigPath)
+	switch u := unit(h); {
+	case u < customCIShare:
+		return customCIFile
+	case u < customCIShare+externalCIShare:
+		k := int(mix(h) % uint64(len(in.projects)))
+		if in.projects[k].id == p.id {
+			k = (k + 1) % len(in.projects)
+		}
+		ref := ""
+		if h&1 == 1 {
+			ref = ":main"
+		}
+		return ".gitlab-ci.yml@" + in.pathWithNamespace(&in.projects[k]) + ref
+	}
+	return ""
+}
+
+// ciFile returns the repository path of the project's CI file, "" when it has none
+// in its repository, and the project path of a configuration kept in another one.
+func (in *instance) ciFile(p *project) (file, external string) {
+	if !p.has(fCI) || p.has(fEmpty) {
+		return "", ""
+	}
+	switch cp := in.ciConfigPath(p); {
+	case cp == "":
+		return ".gitlab-ci.yml", ""
+	case strings.Contains(cp, "@"):
+		_, target, _ := strings.Cut(cp, "@")
+		target, _, _ = strings.Cut(target, ":")
+		return "", target
+	default:
+		return cp, ""
+	}
 }

@@ -342,7 +342,8 @@ func TestTreeListsFiles(t *testing.T) {
 		has := func(name string) bool {
 			return slices.ContainsFunc(root, func(n treeNode) bool { return n.Name == name && n.Type == "blob" })
 		}
-		if has(".gitlab-ci.yml") != p.has(fCI) || has(".gitmodules") != p.has(fGitmodules) || has("CODEOWNERS") != p.has(fCodeownersRoot) {
+		ciFile, _ := s.in.ciFile(p)
+		if has(".gitlab-ci.yml") != (ciFile == ".gitlab-ci.yml") || has(".gitmodules") != p.has(fGitmodules) || has("CODEOWNERS") != p.has(fCodeownersRoot) {
 			t.Fatalf("project %d: root tree %v disagrees with the project's files", p.id, root)
 		}
 		if _, ok := s.in.tree(p, "no/such/dir", false); ok {
@@ -374,13 +375,13 @@ func TestSeed1CoversReadinessRules(t *testing.T) {
 		{"over 50,000 commits", 1, 10, func(p inventory.Project) bool { return p.Statistics.CommitCount > 50000 }},
 		{"a count past 10,000", 3, 10, func(p inventory.Project) bool { return len(p.Counts.LowerBounds) > 0 }},
 		{"packages", 40, 400, func(p inventory.Project) bool { return len(p.Features.PackageTypes) > 0 }},
-		{"registry in use", 40, 600, func(p inventory.Project) bool { return p.Features.RegistryInUse }},
+		{"registry in use", 40, 600, func(p inventory.Project) bool { return inventory.Is(p.Features.RegistryInUse) }},
 		{"internal visibility", 100, 1500, func(p inventory.Project) bool { return p.Visibility == "internal" }},
 		{"public visibility", 1, 500, func(p inventory.Project) bool { return p.Visibility == "public" }},
-		{"LFS", 50, 600, func(p inventory.Project) bool { return p.Features.UsesLFS }},
-		{"submodules", 20, 300, func(p inventory.Project) bool { return p.Features.HasSubmodules }},
-		{"CODEOWNERS", 100, 600, func(p inventory.Project) bool { return p.Features.HasCodeowners }},
-		{"CI", 800, 1800, func(p inventory.Project) bool { return p.Features.HasCI }},
+		{"LFS", 50, 600, func(p inventory.Project) bool { return inventory.Is(p.Features.UsesLFS) }},
+		{"submodules", 20, 300, func(p inventory.Project) bool { return inventory.Is(p.Features.HasSubmodules) }},
+		{"CODEOWNERS", 100, 600, func(p inventory.Project) bool { return inventory.Is(p.Features.HasCodeowners) }},
+		{"CI", 800, 1800, func(p inventory.Project) bool { return inventory.Is(p.Features.HasCI) }},
 		{"invalid CI", 1, 10, func(p inventory.Project) bool { return p.Features.CI != nil && p.Features.CI.Invalid }},
 		{"webhooks", 100, 1200, func(p inventory.Project) bool { return *p.Counts.Webhooks > 0 }},
 		{"CI variables", 300, 1500, func(p inventory.Project) bool { return *p.Counts.CIVariables > 0 }},
@@ -404,7 +405,7 @@ func TestSeed1CoversReadinessRules(t *testing.T) {
 	}
 	for _, p := range tr.Projects {
 		st := p.Statistics
-		if (st.LFSObjectsSize > 0 && !p.Features.UsesLFS) || (st.ContainerRegistrySize > 0) != p.Features.RegistryInUse ||
+		if (st.LFSObjectsSize > 0 && !inventory.Is(p.Features.UsesLFS)) || (st.ContainerRegistrySize > 0) != inventory.Is(p.Features.RegistryInUse) ||
 			(st.PackagesSize > 0) != (len(p.Features.PackageTypes) > 0) || (p.EmptyRepo && (st.RepositorySize != 0 || p.DefaultBranch != "")) {
 			t.Fatalf("project %d: inconsistent statistics and features: %+v %+v", p.ID, st, p.Features)
 		}

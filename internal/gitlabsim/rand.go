@@ -28,6 +28,7 @@ const (
 	saltUserWeight
 	saltEnvironments
 	saltChange
+	saltCIConfigPath
 )
 
 // mix is the splitmix64 finaliser: cheap and well distributed.

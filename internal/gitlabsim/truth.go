@@ -27,12 +27,13 @@ type TruthFaults struct {
 func (s *Server) Truth() Truth {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	fs := s.faults.Load()
 	t := Truth{Groups: make([]inventory.Group, len(s.in.groups)), Projects: make([]inventory.Project, len(s.in.projects))}
 	for i := range s.in.groups {
 		t.Groups[i] = s.in.truthGroup(&s.in.groups[i])
 	}
 	for i := range s.in.projects {
-		t.Projects[i] = s.in.truthProject(&s.in.projects[i])
+		t.Projects[i] = s.withFaults(fs, s.in.truthProject(&s.in.projects[i]), &s.in.projects[i])
 	}
 	t.Faults = s.truthFaults()
 	return t
@@ -117,20 +118,50 @@ func (in *instance) truthProject(p *project) inventory.Project {
 	slices.Sort(c.LowerBounds)
 
 	f := &t.Features
-	f.HasCI = p.has(fCI)
-	if f.HasCI {
+	file, external := in.ciFile(p)
+	f.HasCI = new(p.has(fCI))
+	f.CIConfigPath, f.CIConfigExternal = in.ciConfigPath(p), external
+	if file != "" {
 		_, ci := in.ciConfig(p)
 		f.CI = &ci
 	}
-	f.UsesLFS = p.has(fLFSFilter) || s[sLFS] > 0
-	f.HasSubmodules = p.has(fGitmodules)
-	f.HasCodeowners = p.has(fCodeownersRoot | fCodeownersGitlab)
+	f.UsesLFS = new(p.has(fLFSFilter) || s[sLFS] > 0)
+	f.HasSubmodules = new(p.has(fGitmodules))
+	f.HasCodeowners = new(p.has(fCodeownersRoot | fCodeownersGitlab | fCodeownersDocs))
 	f.WikiEnabled = p.has(fWiki)
-	f.RegistryInUse = p.count(cRegistryRepos) > 0
+	f.RegistryInUse = new(p.count(cRegistryRepos) > 0)
 	f.PackageTypes = p.packageTypeList()
 	f.IssuesEnabled = p.has(fIssues)
 	f.MREnabled = p.has(fMRs)
 	f.JobsEnabled = p.has(fJobs)
 	f.RegistryEnabled = p.has(fRegistry)
+	return t
+}
+
+// withFaults makes a project's truth what a scan under the faults in force can know:
+// the facts read from a repository endpoint that answers 403 are unknown (nil), never
+// false. Counts stay as they are: scancheck blanks those whose step failed.
+func (s *Server) withFaults(fs *faultState, t inventory.Project, p *project) inventory.Project {
+	if p.has(fEmpty) || s.projectDeleted(fs, p.id) {
+		return t // an empty repository is not probed: its answers are known
+	}
+	f := &t.Features
+	denied := func(c class) bool { return s.projectForbidden(fs, p.id, c) || s.projectForbidden(fs, p.id, clsProject) }
+	lfsKnown := t.Statistics != nil && t.Statistics.LFSObjectsSize > 0
+	switch {
+	case denied(clsTree):
+		f.HasSubmodules, f.HasCodeowners, f.CI = nil, nil, nil
+		if f.CIConfigExternal == "" {
+			f.HasCI = nil
+		}
+		if !lfsKnown {
+			f.UsesLFS = nil
+		}
+	case denied(clsFileRaw):
+		f.CI = nil
+		if p.has(fGitattributes) && !lfsKnown {
+			f.UsesLFS = nil
+		}
+	}
 	return t
 }

@@ -118,20 +118,32 @@ type CI struct {
 }
 
 // Features are what the project uses that a migration must carry over or replace.
+// A nil flag, and nil PackageTypes, are unknown: the step that finds them out failed
+// (403, 404, 5xx after retries, budget spent) or never ran. They are exported empty in
+// CSV and null in JSONL, never as false.
 type Features struct {
-	HasCI           bool     `json:"has_ci"`
-	CI              *CI      `json:"ci,omitempty"`
-	UsesLFS         bool     `json:"uses_lfs"`
-	HasSubmodules   bool     `json:"has_submodules"`
-	HasCodeowners   bool     `json:"has_codeowners"`
-	WikiEnabled     bool     `json:"wiki_enabled"`
-	RegistryInUse   bool     `json:"registry_in_use"`
-	PackageTypes    []string `json:"package_types"` // sorted, unique
-	IssuesEnabled   bool     `json:"issues_enabled"`
-	MREnabled       bool     `json:"merge_requests_enabled"`
-	JobsEnabled     bool     `json:"jobs_enabled"`
-	RegistryEnabled bool     `json:"container_registry_enabled"`
+	HasCI *bool `json:"has_ci"`
+	CI    *CI   `json:"ci,omitempty"`
+	// CIConfigPath is the project's ci_config_path as GitLab reports it; "" is the
+	// default .gitlab-ci.yml.
+	CIConfigPath string `json:"ci_config_path,omitempty"`
+	// CIConfigExternal is where a CI configuration kept outside the repository lives:
+	// the project path of "file.yml@group/project[:ref]", or the URL of a remote one.
+	CIConfigExternal string   `json:"ci_config_external,omitempty"`
+	UsesLFS          *bool    `json:"uses_lfs"`
+	HasSubmodules    *bool    `json:"has_submodules"`
+	HasCodeowners    *bool    `json:"has_codeowners"`
+	WikiEnabled      bool     `json:"wiki_enabled"`
+	RegistryInUse    *bool    `json:"registry_in_use"`
+	PackageTypes     []string `json:"package_types"` // sorted, unique
+	IssuesEnabled    bool     `json:"issues_enabled"`
+	MREnabled        bool     `json:"merge_requests_enabled"`
+	JobsEnabled      bool     `json:"jobs_enabled"`
+	RegistryEnabled  bool     `json:"container_registry_enabled"`
 }
+
+// Is reports whether a flag is known to be set: false when unset or unknown.
+func Is(flag *bool) bool { return flag != nil && *flag }
 
 // ScanError records one failed profiling step; the scan goes on without it.
 type ScanError struct {

@@ -11,7 +11,7 @@ import (
 // needs says, from the simulator's truth, which projects really need a rule's work:
 // a rule may flag more than half of an estate only for the projects its fact names.
 var needs = map[string]func(p inventory.Project) bool{
-	"gitlab_ci": func(p inventory.Project) bool { return p.Features.HasCI },
+	"gitlab_ci": func(p inventory.Project) bool { return inventory.Is(p.Features.HasCI) },
 	"ci_variables": func(p inventory.Project) bool {
 		return p.Counts.CIVariables != nil && *p.Counts.CIVariables > 0
 	},

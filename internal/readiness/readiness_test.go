@@ -23,7 +23,11 @@ func clean() inventory.Project {
 		Counts: inventory.Counts{
 			Branches: zero(), Tags: zero(), MergeRequests: zero(), OpenMergeRequests: zero(),
 			Issues: zero(), OpenIssues: zero(), Pipelines: zero(), Releases: zero(),
-			Webhooks: zero(), ProtectedBranches: zero(), CIVariables: zero(),
+			Webhooks: zero(), ProtectedBranches: zero(), CIVariables: zero(), Environments: zero(),
+		},
+		Features: inventory.Features{
+			HasCI: new(false), UsesLFS: new(false), HasSubmodules: new(false), HasCodeowners: new(false),
+			RegistryInUse: new(false), PackageTypes: []string{},
 		},
 	}
 }
@@ -75,19 +79,19 @@ func TestAssessRules(t *testing.T) {
 			[]string{"large_repo"}, inventory.NeedsAttention},
 
 		{"gitlab ci", func(p *inventory.Project) {
-			p.Features.HasCI = true
+			p.Features.HasCI = new(true)
 			p.Features.CI = &inventory.CI{Jobs: 3, Complexity: 20}
 		}, []string{"gitlab_ci"}, inventory.NeedsAttention},
-		{"gitlab ci not parsed", func(p *inventory.Project) { p.Features.HasCI = true }, []string{"gitlab_ci"}, inventory.NeedsAttention},
+		{"gitlab ci not parsed", func(p *inventory.Project) { p.Features.HasCI = new(true) }, []string{"gitlab_ci"}, inventory.NeedsAttention},
 		{"invalid ci", func(p *inventory.Project) {
-			p.Features.HasCI = true
+			p.Features.HasCI = new(true)
 			p.Features.CI = &inventory.CI{Invalid: true}
 		}, []string{"gitlab_ci", "ci_invalid"}, inventory.NeedsAttention},
 
-		{"lfs flag", func(p *inventory.Project) { p.Features.UsesLFS = true }, []string{"lfs"}, inventory.NeedsAttention},
+		{"lfs flag", func(p *inventory.Project) { p.Features.UsesLFS = new(true) }, []string{"lfs"}, inventory.NeedsAttention},
 		{"lfs bytes", func(p *inventory.Project) { p.Statistics.LFSObjectsSize = 1 }, []string{"lfs"}, inventory.NeedsAttention},
-		{"submodules", func(p *inventory.Project) { p.Features.HasSubmodules = true }, []string{"submodules"}, inventory.NeedsAttention},
-		{"registry flag", func(p *inventory.Project) { p.Features.RegistryInUse = true }, []string{"container_registry"}, inventory.NeedsAttention},
+		{"submodules", func(p *inventory.Project) { p.Features.HasSubmodules = new(true) }, []string{"submodules"}, inventory.NeedsAttention},
+		{"registry flag", func(p *inventory.Project) { p.Features.RegistryInUse = new(true) }, []string{"container_registry"}, inventory.NeedsAttention},
 		{"registry bytes", func(p *inventory.Project) { p.Statistics.ContainerRegistrySize = 1 }, []string{"container_registry"}, inventory.NeedsAttention},
 		{"registry enabled but empty", func(p *inventory.Project) { p.Features.RegistryEnabled = true }, []string{}, inventory.Ready},
 		{"package types", func(p *inventory.Project) { p.Features.PackageTypes = []string{"maven", "npm"} }, []string{"packages"}, inventory.NeedsAttention},
@@ -121,19 +125,29 @@ func TestAssessRules(t *testing.T) {
 			p.ScanStatus = inventory.StatusPartial
 			p.Errors = []inventory.ScanError{{Step: "hooks", Status: 403, Message: "403 Forbidden"}}
 			p.Counts.Webhooks = nil
-		}, []string{"incomplete_scan"}, inventory.Ready},
+		}, []string{"incomplete_scan", "unchecked"}, inventory.Ready},
 
-		{"unknown values never trigger a rule", func(p *inventory.Project) {
+		{"unknown values trigger no rule but unchecked", func(p *inventory.Project) {
 			*p = inventory.Project{ID: 1, ScanStatus: inventory.StatusComplete}
-		}, []string{}, inventory.Ready},
+		}, []string{"unchecked"}, inventory.Ready},
+		{"unknown CI is unchecked, not no CI", func(p *inventory.Project) { p.Features.HasCI = nil }, []string{"unchecked"}, inventory.Ready},
+		{"unknown webhooks are unchecked", func(p *inventory.Project) { p.Counts.Webhooks = nil }, []string{"unchecked"}, inventory.Ready},
+		{"statistics settle unknown LFS and registry", func(p *inventory.Project) {
+			p.Features.UsesLFS, p.Features.RegistryInUse = nil, nil
+			p.Statistics.LFSObjectsSize = 1
+		}, []string{"lfs"}, inventory.NeedsAttention},
+		{"external CI config", func(p *inventory.Project) {
+			p.Features.HasCI = new(true)
+			p.Features.CIConfigExternal = "platform/ci-templates"
+		}, []string{"gitlab_ci"}, inventory.NeedsAttention},
 
 		{"everything at once, blockers first then by code", func(p *inventory.Project) {
 			p.Statistics.RepositorySize = int64(41 * GiB)
 			p.Archived = true
 			p.Visibility = "internal"
 			p.Counts.Webhooks = ptr(2)
-			p.Features.HasCI = true
-			p.Features.HasSubmodules = true
+			p.Features.HasCI = new(true)
+			p.Features.HasSubmodules = new(true)
 		}, []string{"export_too_large", "repo_too_large", "gitlab_ci", "internal_visibility", "submodules", "webhooks", "archived"}, inventory.Blocked},
 	}
 	for _, tt := range tests {
@@ -180,12 +194,12 @@ func TestAssessRules(t *testing.T) {
 }
 
 func TestAssessNilStatisticsDoNotPanic(t *testing.T) {
-	p := inventory.Project{Features: inventory.Features{HasCI: true, UsesLFS: true, RegistryInUse: true}}
+	p := inventory.Project{Features: inventory.Features{HasCI: new(true), UsesLFS: new(true), RegistryInUse: new(true)}}
 	got := Assess(p, DefaultThresholds())
 	if got.SizeClass != "" {
 		t.Errorf("size class with unknown statistics = %q, want empty", got.SizeClass)
 	}
-	if want := []string{"container_registry", "lfs", "gitlab_ci"}; !slices.Equal(codes(got.Findings), want) { // data before ci
+	if want := []string{"container_registry", "lfs", "gitlab_ci", "unchecked"}; !slices.Equal(codes(got.Findings), want) { // data before ci, info last
 		t.Errorf("codes = %v, want %v", codes(got.Findings), want)
 	}
 }
@@ -199,7 +213,7 @@ func TestAssessMessages(t *testing.T) {
 	p.Statistics.RepositorySize = int64(45 * GiB)
 	p.Counts.MergeRequests = ptr(10000)
 	p.Counts.LowerBounds = []string{"merge_requests"}
-	p.Features.HasCI = true
+	p.Features.HasCI = new(true)
 	p.Features.CI = &inventory.CI{Jobs: 12, Stages: 4, Includes: 2, Complexity: 57}
 	got := Assess(p, gei)
 	want := map[string]string{
@@ -373,5 +387,41 @@ func TestBytesString(t *testing.T) {
 		if got := tt.in.String(); got != tt.want {
 			t.Errorf("Bytes(%d).String() = %q, want %q", int64(tt.in), got, tt.want)
 		}
+	}
+}
+
+// TestUncheckedNamesWhatIsUnknown: the unchecked finding names, as the exports do,
+// every unknown fact the rules read, and nothing that is known.
+func TestUncheckedNamesWhatIsUnknown(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(p *inventory.Project)
+		want string
+	}{
+		{"repository denied", func(p *inventory.Project) {
+			p.Features.HasCI, p.Features.HasSubmodules, p.Features.HasCodeowners, p.Features.UsesLFS = nil, nil, nil, nil
+		}, "Could not check: has_ci, uses_lfs, has_submodules, has_codeowners."},
+		{"statistics and packages", func(p *inventory.Project) {
+			p.Statistics, p.Features.PackageTypes = nil, nil
+		}, "Could not check: statistics, package_types."},
+		{"counts", func(p *inventory.Project) { p.Counts.Webhooks, p.Counts.Tags = nil, nil }, "Could not check: tags, webhooks."},
+		{"registry without statistics", func(p *inventory.Project) {
+			p.Statistics, p.Features.RegistryInUse = nil, nil
+		}, "Could not check: statistics, registry_in_use."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := clean()
+			tt.mod(&p)
+			var msg string
+			for _, f := range Assess(p, DefaultThresholds()).Findings {
+				if f.Code == "unchecked" {
+					msg = f.Message
+				}
+			}
+			if msg != tt.want {
+				t.Errorf("unchecked message %q, want %q", msg, tt.want)
+			}
+		})
 	}
 }

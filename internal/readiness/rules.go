@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gl2gh/discovery-agent/internal/facts"
 	"github.com/gl2gh/discovery-agent/internal/inventory"
 )
 
@@ -53,8 +54,10 @@ var Rules = []Rule{
 		Remediation: "Convert .gitlab-ci.yml to GitHub Actions workflows (GitHub Actions Importer can audit and dry-run the conversion); pipelines, schedules and their history are not migrated.",
 		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
 			switch ci := p.Features.CI; {
-			case !p.Features.HasCI:
+			case !inventory.Is(p.Features.HasCI): // no CI, or unknown (see unchecked)
 				return "", false
+			case ci == nil && p.Features.CIConfigExternal != "":
+				return found("GitLab CI/CD configuration to convert, kept in %s (complexity unknown).", p.Features.CIConfigExternal)
 			case ci == nil:
 				return found("GitLab CI/CD configuration to convert (complexity unknown).")
 			case ci.Invalid:
@@ -70,12 +73,12 @@ var Rules = []Rule{
 			if st := p.Statistics; st != nil && st.LFSObjectsSize > 0 {
 				return found("%s of LFS objects to re-push.", Bytes(st.LFSObjectsSize))
 			}
-			return foundIf(p.Features.UsesLFS, "LFS objects to re-push.")
+			return foundIf(inventory.Is(p.Features.UsesLFS), "LFS objects to re-push.")
 		}},
 	{Code: "submodules", Tier: TierSettings, Title: "Submodules to repoint",
 		Remediation: "Migrate the submodule repositories in the same or an earlier wave and update the URLs in .gitmodules to their GitHub locations.",
 		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
-			return foundIf(p.Features.HasSubmodules, "Repository has submodules.")
+			return foundIf(inventory.Is(p.Features.HasSubmodules), "Repository has submodules.")
 		}},
 	{Code: "container_registry", Tier: TierData, Title: "Container images to copy",
 		Remediation: "Container images are not migrated: copy them to GitHub Container Registry (e.g. with skopeo or crane) and update image references in workflows and deployments.",
@@ -83,7 +86,7 @@ var Rules = []Rule{
 			if st := p.Statistics; st != nil && st.ContainerRegistrySize > 0 {
 				return found("%s of container images in the registry.", Bytes(st.ContainerRegistrySize))
 			}
-			return foundIf(p.Features.RegistryInUse, "Container registry in use.")
+			return foundIf(inventory.Is(p.Features.RegistryInUse), "Container registry in use.")
 		}},
 	{Code: "packages", Tier: TierData, Title: "Packages to republish",
 		Remediation: "Packages are not migrated: republish them to GitHub Packages (or another registry) and update consumers' registry configuration.",
@@ -211,6 +214,45 @@ var Rules = []Rule{
 			}
 			return found("Scan status %s; failed steps: %s.", cmp.Or(p.ScanStatus, "unknown"), cmp.Or(strings.Join(steps, ", "), "none recorded"))
 		}},
+	{Code: "unchecked", Tier: TierInfo, Title: "Facts that could not be checked",
+		Remediation: "GitLab denied or failed the requests these facts come from, so the rules that read them were not judged: give the token access to the project's repository and settings (Reporter or higher) or re-run discovery, then read the verdict again.",
+		Check: func(p inventory.Project, _ Thresholds) (string, bool) {
+			names := unchecked(p)
+			if len(names) == 0 {
+				return "", false
+			}
+			return found("Could not check: %s.", strings.Join(names, ", "))
+		}},
+}
+
+// unchecked names, as the exports do, the facts the rules read that the scan left
+// unknown, except those statistics already settle.
+func unchecked(p inventory.Project) []string {
+	var out []string
+	st := p.Statistics
+	if st == nil {
+		out = append(out, "statistics")
+	}
+	for _, fl := range facts.Flags {
+		if *fl.Field(&p.Features) != nil {
+			continue
+		}
+		switch {
+		case fl.Name == "uses_lfs" && st != nil && st.LFSObjectsSize > 0,
+			fl.Name == "registry_in_use" && st != nil:
+			continue
+		}
+		out = append(out, fl.Name)
+	}
+	if p.Features.PackageTypes == nil && (st == nil || st.PackagesSize == 0) {
+		out = append(out, "package_types")
+	}
+	for _, c := range facts.Counts {
+		if *c.Field(&p.Counts) == nil {
+			out = append(out, c.Name)
+		}
+	}
+	return out
 }
 
 // RuleFor returns the rule of a finding code.

@@ -132,16 +132,14 @@ func diffProject(want, got inventory.Project, deleted bool, forbidden []string) 
 	case len(forbidden) == 0 && got.ScanStatus != inventory.StatusComplete:
 		out = append(out, fmt.Sprintf("scan_status %q, want complete", got.ScanStatus))
 	}
-	if everything {
-		return out // nothing else could be read
-	}
-	w, g := normalize(want, failed), normalize(got, failed)
+	w, g := expect(verdictless(want), failed, got), verdictless(got)
 	out = append(out, fieldDiffs(w, g)...)
 	return out
 }
 
-// normalize blanks what is not compared: the verdict, and facts whose step failed.
-func normalize(p inventory.Project, failed map[string]bool) inventory.Project {
+// verdictless blanks what is not compared: the verdict, the scan status and errors
+// (checked apart), and the CI complexity score.
+func verdictless(p inventory.Project) inventory.Project {
 	p.Readiness = nil
 	p.ScanStatus = ""
 	p.Errors = nil
@@ -150,6 +148,18 @@ func normalize(p inventory.Project, failed map[string]bool) inventory.Project {
 		ci.Complexity = 0
 		p.Features.CI = &ci
 	}
+	if len(p.Counts.LowerBounds) == 0 {
+		p.Counts.LowerBounds = nil
+	}
+	p.CreatedAt = p.CreatedAt.UTC()
+	p.LastActivityAt = p.LastActivityAt.UTC()
+	return p
+}
+
+// expect is what a scan whose steps in failed failed must report: the facts those
+// steps find out are unknown (nil), never false or 0. got settles the one fact two
+// steps find out (CODEOWNERS in docs/ or .gitlab/): found by the other, it is known.
+func expect(p inventory.Project, failed map[string]bool, got inventory.Project) inventory.Project {
 	c := &p.Counts
 	for _, f := range facts.Counts {
 		if failed[f.Name] {
@@ -163,30 +173,37 @@ func normalize(p inventory.Project, failed map[string]bool) inventory.Project {
 	if failed[facts.Statistics.Name] {
 		p.Statistics = nil
 	}
-	if failed[facts.Tree.Name] {
-		p.Features.HasCI, p.Features.CI, p.Features.HasSubmodules, p.Features.HasCodeowners = false, nil, false, false
-		p.Features.UsesLFS = p.Statistics != nil && p.Statistics.LFSObjectsSize > 0
+	f := &p.Features
+	lfs := func() *bool { // statistics settle LFS whatever the files say
+		if p.Statistics != nil && p.Statistics.LFSObjectsSize > 0 {
+			return new(true)
+		}
+		return nil
 	}
-	if failed[facts.TreeGitlab.Name] {
-		p.Features.HasCodeowners = false
+	if failed[facts.Tree.Name] {
+		f.CI, f.HasSubmodules, f.HasCodeowners, f.UsesLFS = nil, nil, nil, lfs()
+		if f.CIConfigExternal == "" {
+			f.HasCI = nil
+		}
+	}
+	if (failed[facts.TreeDocs.Name] || failed[facts.TreeGitlab.Name]) && got.Features.HasCodeowners == nil {
+		f.HasCodeowners = nil
+	}
+	if failed[facts.TreeCIConfig.Name] {
+		f.HasCI, f.CI = nil, nil
 	}
 	if failed[facts.CIFile.Name] {
-		p.Features.CI = nil
+		f.CI = nil
 	}
 	if failed[facts.AttributesFile.Name] {
-		p.Features.UsesLFS = p.Statistics != nil && p.Statistics.LFSObjectsSize > 0
+		f.UsesLFS = lfs()
 	}
 	if failed[facts.Packages.Name] {
-		p.Features.PackageTypes = nil
+		f.PackageTypes = nil
 	}
 	if failed[facts.Registry.Name] {
-		p.Features.RegistryInUse = false
+		f.RegistryInUse = nil
 	}
-	if len(p.Features.PackageTypes) == 0 {
-		p.Features.PackageTypes = nil
-	}
-	p.CreatedAt = p.CreatedAt.UTC()
-	p.LastActivityAt = p.LastActivityAt.UTC()
 	return p
 }
 
