@@ -180,7 +180,9 @@ func TestProjectsCSVValues(t *testing.T) {
 	tricky.Errors = []inventory.ScanError{{Step: "hooks", Status: 403, Message: "403 Forbidden"}, {Step: "statistics", Status: 0, Message: "budget spent"}}
 	tricky.ScanStatus = inventory.StatusPartial
 	tricky.Features = inventory.Features{HasCI: new(true), CI: &inventory.CI{Jobs: 4, Constructs: []string{"needs", "rules"}, Complexity: 20},
-		PackageTypes: []string{"maven", "npm"}, RegistryInUse: new(true), WikiEnabled: true}
+		PackageTypes: []string{"maven", "npm"}, RegistryInUse: new(true), WikiEnabled: true,
+		HasSubmodules: new(false), HasCodeowners: new(false), UsesLFS: new(false),
+		CIConfigPath: "ci.yml@platform/ci", CIConfigExternal: "platform/ci"}
 	tricky.Counts.LowerBounds = []string{"pipelines"}
 	tricky.Statistics.RepositorySize = 41 << 30
 	r := readiness.Assess(tricky, gei)
@@ -206,6 +208,11 @@ func TestProjectsCSVValues(t *testing.T) {
 		"ci_constructs":         "needs;rules",
 		"package_types":         "maven;npm",
 		"registry_in_use":       "true",
+		"has_submodules":        "false",
+		"has_codeowners":        "false",
+		"uses_lfs":              "false",
+		"ci_config_path":        "ci.yml@platform/ci",
+		"ci_config_external":    "platform/ci",
 		"repository_size_bytes": "44023414784",
 		"export_size_bytes":     "44023414784",
 		"readiness":             "blocked",
@@ -225,8 +232,8 @@ func TestProjectsCSVValues(t *testing.T) {
 			t.Errorf("row 1 %s = %q, want %q", k, rows[0][k], v)
 		}
 	}
-	// Unknown values are empty, never 0.
-	for _, k := range []string{"repository_size_bytes", "storage_size_bytes", "commit_count", "branches", "merge_requests",
+	// Unknown values are empty, never 0 or false.
+	for _, k := range []string{"has_submodules", "has_codeowners", "uses_lfs", "registry_in_use", "package_types", "repository_size_bytes", "storage_size_bytes", "commit_count", "branches", "merge_requests",
 		"webhooks", "ci_variables", "ci_jobs", "ci_complexity", "size_class", "created_at", "export_size_bytes"} {
 		if rows[1][k] != "" {
 			t.Errorf("row 2 %s = %q, want empty", k, rows[1][k])
@@ -294,6 +301,26 @@ func TestJSONLShape(t *testing.T) {
 	}
 	if m["statistics"] != nil {
 		t.Errorf("unknown statistics = %v, want null", m["statistics"])
+	}
+	// Unknown features are null, never false or []; a known none is false or [].
+	f, _ := m["features"].(map[string]any)
+	for _, k := range []string{"has_ci", "uses_lfs", "has_submodules", "has_codeowners", "registry_in_use", "package_types"} {
+		if v, ok := f[k]; !ok || v != nil {
+			t.Errorf("unknown features.%s = %#v (present %v), want null", k, v, ok)
+		}
+	}
+	for _, k := range []string{"ci_config_path", "ci_config_external"} {
+		if v, ok := f[k]; ok {
+			t.Errorf("features.%s = %#v, want it left out when empty", k, v)
+		}
+	}
+	known := inventory.Project{ID: 8, ScanStatus: inventory.StatusComplete, Features: inventory.Features{
+		HasCI: new(false), UsesLFS: new(false), HasSubmodules: new(false), HasCodeowners: new(false),
+		RegistryInUse: new(false), PackageTypes: []string{}}}
+	dir, _ = writeDir(t, newSource("r2", known), testRun("r2"), nil)
+	want := `"has_ci":false,"uses_lfs":false,"has_submodules":false,"has_codeowners":false,"wiki_enabled":false,"registry_in_use":false,"package_types":[]`
+	if b := readFile(t, filepath.Join(dir, "runs/r2/projects.jsonl")); !bytes.Contains(b, []byte(want)) {
+		t.Errorf("known-false features:\n%s\nwant them as\n%s", b, want)
 	}
 }
 

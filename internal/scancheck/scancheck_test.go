@@ -15,6 +15,8 @@ func truthProject() inventory.Project {
 		ID: 1, PathWithNamespace: "g/p", GroupID: 2, GroupFullPath: "g", ScanStatus: inventory.StatusComplete,
 		Errors: []inventory.ScanError{},
 		Counts: inventory.Counts{Branches: n(3), Releases: n(1), Webhooks: n(2), CIVariables: n(4)},
+		Features: inventory.Features{HasCI: new(true), CI: &inventory.CI{Jobs: 2}, HasSubmodules: new(false),
+			HasCodeowners: new(true), UsesLFS: new(false), RegistryInUse: new(false), PackageTypes: []string{}},
 	}
 }
 
@@ -36,6 +38,28 @@ func TestDiffProjects(t *testing.T) {
 		{"forbidden count not recorded", []string{"projects/:id/releases"},
 			func(p *inventory.Project) {}, "403 on projects/:id/releases not recorded"},
 		{"unexpected 403", nil, func(p *inventory.Project) { forbid(p, "webhooks"); p.Counts.Webhooks = nil }, "unexpected error"},
+		{"repository denied, facts unknown", []string{"projects/:id/repository/tree"}, func(p *inventory.Project) {
+			forbid(p, "tree")
+			p.Features.HasCI, p.Features.CI, p.Features.HasSubmodules, p.Features.HasCodeowners, p.Features.UsesLFS = nil, nil, nil, nil, nil
+		}, ""},
+		{"repository denied, reported as no submodules", []string{"projects/:id/repository/tree"}, func(p *inventory.Project) {
+			forbid(p, "tree")
+			p.Features.HasCI, p.Features.CI, p.Features.HasCodeowners, p.Features.UsesLFS = nil, nil, nil, nil
+		}, "has_submodules:false"},
+		{"repository denied, reported as no CI", []string{"projects/:id/repository/tree"}, func(p *inventory.Project) {
+			forbid(p, "tree")
+			p.Features.HasCI, p.Features.CI, p.Features.HasSubmodules, p.Features.HasCodeowners, p.Features.UsesLFS = new(false), nil, nil, nil, nil
+		}, "has_ci:false"},
+		{"CI file denied, CI known", []string{"projects/:id/repository/files/:path/raw"}, func(p *inventory.Project) {
+			forbid(p, "file:.gitlab-ci.yml")
+			p.Features.CI = nil
+		}, ""},
+		{"packages denied, reported as none", []string{"projects/:id/packages"}, func(p *inventory.Project) {
+			forbid(p, "packages")
+		}, "package_types:[]"},
+		{"known fact left unknown", nil, func(p *inventory.Project) { p.Features.HasCodeowners = nil }, "has_codeowners:<nil>"},
+		{"CODEOWNERS not found in docs/", nil, func(p *inventory.Project) { p.Features.HasCodeowners = new(false) }, "has_codeowners:false"},
+		{"external CI config not in the truth", nil, func(p *inventory.Project) { p.Features.CIConfigExternal = "platform/ci" }, "ci_config_external"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
