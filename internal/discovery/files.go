@@ -8,7 +8,6 @@ import (
 	"github.com/gl2gh/discovery-agent/internal/ciconfig"
 	"github.com/gl2gh/discovery-agent/internal/facts"
 	"github.com/gl2gh/discovery-agent/internal/gitlab"
-	"github.com/gl2gh/discovery-agent/internal/inventory"
 )
 
 // defaultCIConfig is the CI file GitLab reads when ci_config_path is empty.
@@ -181,15 +180,4 @@ func (pr *profiler) lfs(ctx context.Context, root map[string]string) error {
 		feat.UsesLFS = new(strings.Contains(string(data), "filter=lfs"))
 	}
 	return nil
-}
-
-// unknownFlags names the flags a profile left unknown; for tests and messages.
-func unknownFlags(f *inventory.Features) []string {
-	var out []string
-	for _, fl := range facts.Flags {
-		if *fl.Field(f) == nil {
-			out = append(out, fl.Name)
-		}
-	}
-	return out
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gl2gh/discovery-agent/internal/budget"
+	"github.com/gl2gh/discovery-agent/internal/facts"
 	"github.com/gl2gh/discovery-agent/internal/gitlab"
 	"github.com/gl2gh/discovery-agent/internal/inventory"
 )
@@ -201,4 +202,15 @@ func show(b *bool) string {
 		return "unknown"
 	}
 	return fmt.Sprint(*b)
+}
+
+// unknownFlags names the flags a profile left unknown.
+func unknownFlags(f *inventory.Features) []string {
+	var out []string
+	for _, fl := range facts.Flags {
+		if *fl.Field(f) == nil {
+			out = append(out, fl.Name)
+		}
+	}
+	return out
 }
