@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"cmp"
 	"context"
 	"path"
 	"strings"
@@ -44,7 +45,8 @@ func parseCIConfigPath(s string) ciConfig {
 		}
 		return ciConfig{external: s}
 	}
-	return ciConfig{path: strings.TrimPrefix(path.Clean("/"+s), "/")}
+	// Cleaned under the root, so it can name nothing above it; "." names no file.
+	return ciConfig{path: cmp.Or(strings.TrimPrefix(path.Clean("/"+s), "/"), ".")}
 }
 
 // entries maps a tree listing's names to their types (blob, tree, commit).

@@ -27,6 +27,8 @@ func TestParseCIConfigPath(t *testing.T) {
 		{"  ", ciConfig{path: ".gitlab-ci.yml"}},
 		{"ci/pipeline.yml", ciConfig{path: "ci/pipeline.yml"}},
 		{"/ci/./pipeline.yml", ciConfig{path: "ci/pipeline.yml"}},
+		{"../../etc/passwd", ciConfig{path: "etc/passwd"}},
+		{"/./..", ciConfig{path: "."}},
 		{".gitlab-ci.yml@platform/ci-templates", ciConfig{external: "platform/ci-templates"}},
 		{"ci/app.yml@group/sub/project:release-1", ciConfig{external: "group/sub/project"}},
 		{"file.yml@", ciConfig{external: "file.yml@"}},
@@ -213,4 +215,21 @@ func unknownFlags(f *inventory.Features) []string {
 		}
 	}
 	return out
+}
+
+// FuzzParseCIConfigPath: any ci_config_path is either a repository path inside the
+// repository (never absolute, never above the root) or an external location.
+func FuzzParseCIConfigPath(f *testing.F) {
+	for _, s := range []string{"", "ci/x.yml", "../../etc/passwd", "a@b/c:d", "https://h/x.yml", "@", "/./.."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c := parseCIConfigPath(s)
+		if (c.path == "") == (c.external == "") {
+			t.Fatalf("parseCIConfigPath(%q) = %+v: want exactly one of path and external", s, c)
+		}
+		if strings.HasPrefix(c.path, "/") || c.path == ".." || strings.HasPrefix(c.path, "../") {
+			t.Fatalf("parseCIConfigPath(%q) = %+v: path leaves the repository", s, c)
+		}
+	})
 }

@@ -8,8 +8,9 @@ import (
 	"github.com/gl2gh/discovery-agent/internal/inventory"
 )
 
-// Truth is the instance as a fault-free scan reports it, sorted by ID, and the
-// faults in force that a real scan will run into.
+// Truth is the instance as a fault-free scan reports it, sorted by ID, except that
+// what the project faults in force deny from the repository (403 on its tree or
+// files) is unknown (nil), as a scan must report it; and the faults themselves.
 type Truth struct {
 	Groups   []inventory.Group   `json:"groups"`
 	Projects []inventory.Project `json:"projects"`
