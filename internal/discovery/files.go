@@ -71,10 +71,10 @@ func (pr *profiler) files(ctx context.Context) error {
 		feat.HasCI = new(true)
 	}
 	if pr.gp.EmptyRepo {
-		no := func() *bool { return new(false) }
-		feat.HasSubmodules, feat.HasCodeowners, feat.UsesLFS = no(), no(), no()
-		if feat.HasCI == nil {
-			feat.HasCI = no()
+		for _, f := range []**bool{&feat.HasSubmodules, &feat.HasCodeowners, &feat.UsesLFS, &feat.HasCI} {
+			if *f == nil {
+				*f = new(false)
+			}
 		}
 		return nil
 	}
@@ -167,9 +167,12 @@ func (pr *profiler) ciFile(ctx context.Context, file string, root map[string]str
 	return nil
 }
 
-// lfs reads .gitattributes for an LFS filter; statistics may still say yes after it.
+// lfs reads .gitattributes for an LFS filter, unless statistics already said yes.
 func (pr *profiler) lfs(ctx context.Context, root map[string]string) error {
 	feat := &pr.p.Features
+	if feat.UsesLFS != nil {
+		return nil
+	}
 	if root[".gitattributes"] != "blob" {
 		feat.UsesLFS = new(false)
 		return nil

@@ -233,3 +233,26 @@ func FuzzParseCIConfigPath(f *testing.F) {
 		}
 	})
 }
+
+// TestLFSBytesSkipAttributes: when statistics show LFS bytes, .gitattributes is not
+// read (a denied one records no error) and LFS stays known.
+func TestLFSBytesSkipAttributes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	repo := &fakeRepo{trees: map[string][]string{"": {".gitattributes"}}, denied: []string{".gitattributes"}}
+	ts := httptest.NewServer(repo)
+	defer ts.Close()
+	gl, err := gitlab.New(ts.URL, "t", gitlab.Options{Limiter: budget.NewMemory(budget.Config{}), MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gp := gitlab.Project{ID: 1, DefaultBranch: "main"}
+	pr := &profiler{w: &Worker{GitLab: gl}, gp: gp, p: identity(gp)}
+	pr.p.Features.UsesLFS = new(true) // as run sets it from LFS bytes
+	if err := pr.files(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !inventory.Is(pr.p.Features.UsesLFS) || len(pr.p.Errors) != 0 || slices.Contains(repo.calls, "file:.gitattributes") {
+		t.Errorf("uses_lfs %s, errors %v, calls %v: want true, none, no .gitattributes read", show(pr.p.Features.UsesLFS), pr.p.Errors, repo.calls)
+	}
+}

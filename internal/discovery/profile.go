@@ -169,13 +169,10 @@ func (pr *profiler) run(ctx context.Context) error {
 	if err := pr.registryAndPackages(ctx, stats); err != nil {
 		return err
 	}
-	if err := pr.files(ctx); err != nil {
-		return err
-	}
 	if stats != nil && stats.LFSObjectsSize > 0 {
-		feat.UsesLFS = new(true) // whatever .gitattributes says, or when it is unknown
+		feat.UsesLFS = new(true) // LFS bytes settle it: .gitattributes is not read
 	}
-	return nil
+	return pr.files(ctx)
 }
 
 // counts fills the declared counts (facts.Counts) in order: each from X-Total of its
