@@ -85,7 +85,9 @@ func project(id int64, path string, repoSize int64) inventory.Project {
 		Statistics:        &inventory.Statistics{RepositorySize: repoSize, StorageSize: repoSize, CommitCount: 42},
 		Counts: inventory.Counts{Branches: ptr(3), Tags: ptr(1), MergeRequests: ptr(20), OpenMergeRequests: ptr(2),
 			Issues: ptr(5), OpenIssues: ptr(1), Pipelines: ptr(100), Releases: ptr(0), Webhooks: ptr(0),
-			ProtectedBranches: ptr(0), CIVariables: ptr(0)},
+			ProtectedBranches: ptr(0), CIVariables: ptr(0), Environments: ptr(0)},
+		Features: inventory.Features{HasCI: new(false), UsesLFS: new(false), HasSubmodules: new(false),
+			HasCodeowners: new(false), RegistryInUse: new(false), PackageTypes: []string{}},
 		ScanStatus: inventory.StatusComplete,
 		Errors:     []inventory.ScanError{},
 	}
