@@ -128,6 +128,7 @@ var projectColumns = withFacts([]column[inventory.Project]{
 	}),
 	text("effort", func(p *inventory.Project) string { return p.Readiness.Effort }),
 	text("migration_path", func(p *inventory.Project) string { return p.Readiness.Path }),
+	value("last_profiled_at", func(p *inventory.Project) string { return timestamp(p.LastProfiledAt) }),
 })
 
 // projectsHeader is projects.csv's header row.

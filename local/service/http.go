@@ -88,8 +88,8 @@ func (s *Service) health(w http.ResponseWriter, r *http.Request) {
 	}
 	if run, ok, err := s.Backend.ActiveRun(r.Context()); err == nil && ok {
 		snap := s.Backend.Snapshot()
-		body["run"] = map[string]any{"run_id": run.ID, "status": run.Status, "started_at": run.StartedAt,
-			"groups_done": snap.Groups, "projects_done": snap.Projects, "api_calls": snap.APICalls}
+		body["run"] = map[string]any{"run_id": run.ID, "status": run.Status, "started_at": run.StartedAt, "full": run.Full,
+			"groups_done": snap.Groups, "projects_done": snap.Projects, "projects_in_scope": run.ProjectsInScope, "api_calls": snap.APICalls}
 	}
 	writeJSON(w, http.StatusOK, body)
 }
