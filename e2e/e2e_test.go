@@ -126,6 +126,32 @@ func BenchmarkLambdaRun(b *testing.B) {
 	b.ReportMetric(float64(worker.Milliseconds())/float64(projects), "worker-ms/project")
 }
 
+// BenchmarkLambdaIncremental runs a 2,000-project estate three times through the
+// functions, as the schedule would: first, again unchanged, and after the simulator
+// changed 10% of the projects; it reports each run's GitLab requests per project.
+// go test -run '^$' -bench LambdaIncremental ./e2e/
+func BenchmarkLambdaIncremental(b *testing.B) {
+	h := start(b, Options{Seed: 1, Groups: 40, Projects: 2000, Workers: 2, BatchSize: 4,
+		Visibility: 40 * time.Second, WorkerTimeout: 30 * time.Second})
+	ctx := context.Background()
+	for b.Loop() {
+		var per [3]float64
+		for i := range per {
+			if i == 2 {
+				h.Simulator().Change(0.1, int64(b.N))
+			}
+			rep, err := h.Run(ctx)
+			if err != nil || len(rep.Diffs) > 0 {
+				b.Fatalf("run %d: %v %v", i, err, rep.Diffs)
+			}
+			per[i] = float64(rep.APICalls) / float64(rep.Projects)
+		}
+		b.ReportMetric(per[0], "first-calls/project")
+		b.ReportMetric(per[1], "unchanged-calls/project")
+		b.ReportMetric(per[2], "10%-changed-calls/project")
+	}
+}
+
 // TestLambdaHonoursSettings checks that documented settings take effect in Lambda:
 // runs are incremental by default, so a second run of the unchanged estate carries
 // every project over (at most 5% of the first run's GitLab requests) and, after the

@@ -79,11 +79,14 @@ func (e Estimate) Duration() time.Duration {
 // come on top).
 func (e Estimate) ListingCalls() int64 { return (e.Projects + gitlab.PerPage - 1) / gitlab.PerPage }
 
-// LogAttrs are the estimate's fields for a log line.
+// LogAttrs are the estimate's fields for a log line; the duration only when known.
 func (e Estimate) LogAttrs() []any {
-	return []any{"projects_in_scope", e.Projects, "rate_limit_announced", e.RateLimit,
-		"expected_calls_full", e.Calls(), "expected_duration_full", e.Duration().String(),
-		"calls_per_project", strconv.FormatFloat(e.CallsPerProject, 'f', 2, 64)}
+	attrs := []any{"projects_in_scope", e.Projects, "rate_limit_announced", e.RateLimit,
+		"expected_calls_full", e.Calls(), "calls_per_project", strconv.FormatFloat(e.CallsPerProject, 'f', 2, 64)}
+	if d := e.Duration(); d > 0 {
+		attrs = append(attrs, "expected_duration_full", d.String())
+	}
+	return attrs
 }
 
 // String describes the estimate for a person (scan --dry-run).

@@ -27,7 +27,7 @@ func TestEstimate(t *testing.T) {
 		rateLimit   int
 	}{
 		{"every top-level group", gitlabsim.Options{Seed: 1, Groups: 12, Projects: 400, RateLimitRPM: 3000}, false, false, 12, 3000},
-		{"root groups by path", gitlabsim.Options{Seed: 2, Groups: 12, Projects: 400}, true, false, 1, 0},
+		{"root groups by path", gitlabsim.Options{Seed: 2, Groups: 12, Projects: 400}, true, false, 2, 0}, // look-up, count
 		{"personal projects with every group", gitlabsim.Options{Seed: 3, Groups: 6, Projects: 100, Users: 4, PersonalProjects: 20}, false, true, 2, 0},
 		{"over GitLab's count cap", gitlabsim.Options{Seed: 4, Groups: 1, Projects: 10_250}, false, false, 2 + 103, 0},
 	}

@@ -119,3 +119,11 @@ func announced(h http.Header) int {
 	}
 	return n
 }
+
+// DescendantGroups lists every group below a group, subgroups of subgroups included,
+// in ID order: one request per PerPage groups, where walking the tree level by level
+// costs one per group.
+func (c *Client) DescendantGroups(ctx context.Context, groupID int64) ([]Group, error) {
+	q := url.Values{"order_by": {"id"}, "sort": {"asc"}}
+	return listAll[Group](ctx, c, "groups/"+strconv.FormatInt(groupID, 10)+"/descendant_groups", q, 0)
+}

@@ -88,7 +88,20 @@ func TestIncrementalRuns(t *testing.T) {
 	first, full := scan(ctx, "first")
 	profiled("first", first, all)
 
+	descendants := e.sim.Stats().ByClass["groups/:id/descendant_groups"]
 	second, listing := scan(ctx, "unchanged")
+	// The walk of the groups costs a request per root, not one per group.
+	roots := int64(0)
+	for _, g := range e.sim.Truth().Groups {
+		if g.ParentID == 0 {
+			roots++
+		}
+	}
+	st := e.sim.Stats()
+	if d := st.ByClass["groups/:id/descendant_groups"] - descendants; d != roots || st.ByClass["groups/:id/subgroups"] != 0 {
+		t.Errorf("unchanged run: %d descendant listings for %d roots, %d subgroup listings in all; want one per root and none",
+			d, roots, st.ByClass["groups/:id/subgroups"])
+	}
 	profiled("unchanged", second, nil)
 	if at := e.profiledAt(t, second); len(at) != 1 || len(at[clk.now().UTC().Add(-24*time.Hour)]) != int(n) {
 		t.Errorf("unchanged run: projects carry %d profile times, want the first run's for all", len(at))
