@@ -104,6 +104,7 @@ func TestLambdaEndToEnd(t *testing.T) {
 // GitLab requests, DynamoDB writes and worker time per project (the inputs of
 // docs/DEPLOY.md's cost figures). go test -run '^$' -bench LambdaRun ./e2e/
 func BenchmarkLambdaRun(b *testing.B) {
+	b.Setenv("FULL_SCAN_EVERY", "0") // every run a full one: incremental runs have their own figures
 	h := start(b, Options{Seed: 5, Groups: 30, Projects: 500, Workers: 2, BatchSize: 1,
 		Visibility: 40 * time.Second, WorkerTimeout: 30 * time.Second})
 	ctx := context.Background()
@@ -125,13 +126,40 @@ func BenchmarkLambdaRun(b *testing.B) {
 	b.ReportMetric(float64(worker.Milliseconds())/float64(projects), "worker-ms/project")
 }
 
+// BenchmarkLambdaIncremental runs a 2,000-project estate three times through the
+// functions, as the schedule would: first, again unchanged, and after the simulator
+// changed 10% of the projects; it reports each run's GitLab requests per project.
+// go test -run '^$' -bench LambdaIncremental ./e2e/
+func BenchmarkLambdaIncremental(b *testing.B) {
+	h := start(b, Options{Seed: 1, Groups: 40, Projects: 2000, Workers: 2, BatchSize: 4,
+		Visibility: 40 * time.Second, WorkerTimeout: 30 * time.Second})
+	ctx := context.Background()
+	for b.Loop() {
+		var per [3]float64
+		for i := range per {
+			if i == 2 {
+				h.Simulator().Change(0.1, int64(b.N))
+			}
+			rep, err := h.Run(ctx)
+			if err != nil || len(rep.Diffs) > 0 {
+				b.Fatalf("run %d: %v %v", i, err, rep.Diffs)
+			}
+			per[i] = float64(rep.APICalls) / float64(rep.Projects)
+		}
+		b.ReportMetric(per[0], "first-calls/project")
+		b.ReportMetric(per[1], "unchanged-calls/project")
+		b.ReportMetric(per[2], "10%-changed-calls/project")
+	}
+}
+
 // TestLambdaHonoursSettings checks that documented settings take effect in Lambda:
-// with CACHE_TTL a second run reuses the unchanged projects (at most 5% of the first
-// run's GitLab requests), and RATE_LIMIT_ENDPOINTS holds an endpoint class to its limit
-// across both worker environments, counted at the simulator.
+// runs are incremental by default, so a second run of the unchanged estate carries
+// every project over (at most 5% of the first run's GitLab requests) and, after the
+// simulator changes 10% of the projects, a third profiles only those (the exports
+// still equal the truth); and RATE_LIMIT_ENDPOINTS holds an endpoint class to its
+// limit across both worker environments, counted at the simulator.
 func TestLambdaHonoursSettings(t *testing.T) {
 	const class, limit = "projects/:id/hooks", 50 // one request per project: 60 > 50
-	t.Setenv("CACHE_TTL", "24h")
 	t.Setenv("RATE_LIMIT_ENDPOINTS", class+"="+strconv.Itoa(limit))
 	// A page of a group waits on the class's limit (1.2 s a project): the worker needs
 	// a timeout longer than the harness's default 8 s, as in production (15 min).
@@ -154,5 +182,18 @@ func TestLambdaHonoursSettings(t *testing.T) {
 		100*float64(second.APICalls)/float64(first.APICalls))
 	if second.APICalls*20 > first.APICalls {
 		t.Errorf("second run made %d GitLab requests, want at most 5%% of the first's %d", second.APICalls, first.APICalls)
+	}
+
+	ch := h.Simulator().Change(0.1, 1)
+	third, err := h.Run(ctx)
+	if err != nil || len(third.Diffs) > 0 {
+		t.Fatalf("run after changing %d projects: %v %v\n%s", len(ch.Changed), err, third.Diffs, third.Summary())
+	}
+	// The changed projects cost a full profile each; the others, the listing.
+	perProject := float64(first.APICalls-second.APICalls) / float64(first.Projects)
+	want := float64(second.APICalls) + perProject*float64(len(ch.Changed))
+	t.Logf("after changing %d projects: %d GitLab requests, about %.0f expected", len(ch.Changed), third.APICalls, want)
+	if got := float64(third.APICalls); got < 0.75*want || got > 1.25*want {
+		t.Errorf("after changing %d projects the run made %d GitLab requests, want about %.0f", len(ch.Changed), third.APICalls, want)
 	}
 }

@@ -269,7 +269,7 @@ func (h *Harness) resources(ctx context.Context) (map[string]string, error) {
 
 // harnessOwned are the variables the harness sets from what it started; every other
 // documented setting in its own environment reaches the functions as template.yaml's
-// parameters would (CACHE_TTL=24h make e2e-aws).
+// parameters would (FULL_SCAN_EVERY=0 make e2e-aws).
 var harnessOwned = map[string]bool{
 	"GITLAB_URL": true, "GITLAB_TOKEN": true, "GITLAB_TOKEN_SECRET_ARN": true, "ROOT_GROUPS": true,
 	"AWS_ENDPOINT_URL": true, "STORE_TABLE": true, "BUDGET_TABLE": true, "SCAN_QUEUE_URL": true,

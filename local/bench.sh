@@ -12,7 +12,7 @@ raw="$out/go-bench.txt"
 bench() { # package, benchtime, [pattern]
   go test -run '^$' -bench "${3:-.}" -benchmem -benchtime "$2" "$1" | tee -a "$raw"
 }
-bench ./local/runner/ 3x BenchmarkScan
+bench ./local/runner/ 3x 'BenchmarkScan|BenchmarkIncremental'
 bench ./internal/dynamostore/ 3x
 bench ./internal/filestore/ 2000x
 bench ./internal/budget/ 1s

@@ -30,7 +30,7 @@ type Config struct {
 	MaxPerProjectCalls int            // MAX_PER_PROJECT_CALLS
 	Concurrency        int            // CONCURRENT_REQUESTS
 	RequestTimeout     time.Duration  // REQUEST_TIMEOUT
-	CacheTTL           time.Duration  // CACHE_TTL
+	FullScanEvery      time.Duration  // FULL_SCAN_EVERY: a project is profiled again at least this often
 	DataDir            string         // DATA_DIR
 	ExportDir          string         // EXPORT_DIR
 	Thresholds         string         // READINESS_THRESHOLDS: file overriding readiness thresholds
@@ -60,7 +60,7 @@ func (c *Config) declare() *Set {
 	s.Int(&c.MaxPerProjectCalls, "MAX_PER_PROJECT_CALLS", 200, 0, "API calls one project's profile may use")
 	s.Int(&c.Concurrency, "CONCURRENT_REQUESTS", 8, 1, "In-flight API requests per process")
 	s.Duration(&c.RequestTimeout, "REQUEST_TIMEOUT", 30*time.Second, "Timeout of one API request attempt")
-	s.Duration(&c.CacheTTL, "CACHE_TTL", 0, "Reuse a project's profile from the previous successful run when its last_activity_at is unchanged and that run is younger than this (e.g. 24h); 0 = off")
+	s.Duration(&c.FullScanEvery, "FULL_SCAN_EVERY", 7*24*time.Hour, "Runs are incremental: a project whose `last_activity_at` is unchanged since the previous successful run keeps its profile without profiling calls until that profile is this old (`168h` = 7 days; settings and storage change without activity); 0 = profile every project every run. `scan --full` forces a full run ([docs/RUNBOOK.md](docs/RUNBOOK.md#incremental-runs)). Replaces `CACHE_TTL`")
 	s.String(&c.DataDir, "DATA_DIR", "./data", "Local mode: directory of the embedded store (the discovery-data volume)")
 	s.String(&c.ExportDir, "EXPORT_DIR", "./exports", "Local mode: directory the exports are written to")
 	s.String(&c.Thresholds, "READINESS_THRESHOLDS", "", "JSON or YAML file overriding readiness thresholds (docs/EXPORTS.md)")

@@ -29,18 +29,25 @@ func TestParse(t *testing.T) {
 			}
 			return nil
 		}, ""},
-		{"CACHE_TTL in seconds as the runbook writes it", map[string]string{"CACHE_TTL": "3600"}, func(c Config) error {
-			if c.CacheTTL != time.Hour {
-				return fmt.Errorf("ttl %v", c.CacheTTL)
+		{"FULL_SCAN_EVERY defaults to 7 days", nil, func(c Config) error {
+			if c.FullScanEvery != 7*24*time.Hour {
+				return fmt.Errorf("full scan every %v", c.FullScanEvery)
 			}
 			return nil
 		}, ""},
-		{"CACHE_TTL as a duration", map[string]string{"CACHE_TTL": "24h"}, func(c Config) error {
-			if c.CacheTTL != 24*time.Hour {
-				return fmt.Errorf("ttl %v", c.CacheTTL)
+		{"FULL_SCAN_EVERY in seconds", map[string]string{"FULL_SCAN_EVERY": "3600"}, func(c Config) error {
+			if c.FullScanEvery != time.Hour {
+				return fmt.Errorf("full scan every %v", c.FullScanEvery)
 			}
 			return nil
 		}, ""},
+		{"FULL_SCAN_EVERY 0 turns incremental runs off", map[string]string{"FULL_SCAN_EVERY": "0"}, func(c Config) error {
+			if c.FullScanEvery != 0 {
+				return fmt.Errorf("full scan every %v", c.FullScanEvery)
+			}
+			return nil
+		}, ""},
+		{"bad FULL_SCAN_EVERY", map[string]string{"FULL_SCAN_EVERY": "weekly"}, nil, "FULL_SCAN_EVERY"},
 		{"per-endpoint limits", map[string]string{"RATE_LIMIT_ENDPOINTS": "groups/:id/projects=600, projects/:id=400"}, func(c Config) error {
 			if c.EndpointRPM["groups/:id/projects"] != 600 || c.EndpointRPM["projects/:id"] != 400 || len(c.EndpointRPM) != 2 {
 				return fmt.Errorf("endpoint limits %v", c.EndpointRPM)

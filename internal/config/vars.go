@@ -104,7 +104,7 @@ func (s *Set) Bool(p *bool, name string, def bool, help string) {
 }
 
 // Duration declares a duration variable stored in *p. It takes Go durations ("90s",
-// "24h") or plain seconds ("3600", as the runbook writes CACHE_TTL).
+// "24h") or plain seconds ("3600").
 func (s *Set) Duration(p *time.Duration, name string, def time.Duration, help string) {
 	*p = def
 	s.Func(name, formatDuration(def), help, func(v string) error {

@@ -51,8 +51,8 @@ type Store interface {
 	PutGroup(ctx context.Context, runID string, g inventory.Group) error
 	PutProject(ctx context.Context, runID string, p inventory.Project) error
 	// GetProject returns one project record of a run; ok is false when there is none.
-	// CACHE_TTL reads the previous run's profiles, and a redelivered page skips the
-	// projects it stored already.
+	// Incremental runs read the previous run's profiles, and a redelivered page skips
+	// the projects it stored already.
 	GetProject(ctx context.Context, runID string, id int64) (p inventory.Project, ok bool, err error)
 	// AddAPICalls adds n to the run's API call counter; APICalls reads it.
 	AddAPICalls(ctx context.Context, runID string, n int64) error

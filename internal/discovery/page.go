@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/gl2gh/discovery-agent/internal/facts"
 	"github.com/gl2gh/discovery-agent/internal/gitlab"
 	"github.com/gl2gh/discovery-agent/internal/inventory"
 	"github.com/gl2gh/discovery-agent/internal/readiness"
@@ -51,7 +52,7 @@ func (w *Worker) profileOne(ctx context.Context, runID string, gp gitlab.Project
 			return nil
 		}
 	}
-	p, ok, err := w.cached(ctx, runID, gp)
+	p, ok, err := w.carryOver(ctx, runID, gp)
 	if err != nil {
 		return fmt.Errorf("profile project %d: %w", gp.ID, err)
 	}
@@ -59,6 +60,7 @@ func (w *Worker) profileOne(ctx context.Context, runID string, gp gitlab.Project
 		if p, err = w.profile(ctx, gp); err != nil {
 			return fmt.Errorf("profile project %d: %w", gp.ID, err)
 		}
+		p.LastProfiledAt = w.now()
 	}
 	if err := w.Store.PutProject(ctx, runID, p); err != nil {
 		return fmt.Errorf("record project %d: %w", gp.ID, err)
@@ -69,46 +71,102 @@ func (w *Worker) profileOne(ctx context.Context, runID string, gp gitlab.Project
 	return nil
 }
 
-// cached returns the previous run's profile of an unchanged project, refreshed with
-// what the listing says now (identity, statistics), when CACHE_TTL allows it.
-func (w *Worker) cached(ctx context.Context, runID string, gp gitlab.Project) (inventory.Project, bool, error) {
-	if w.CacheTTL <= 0 || gp.Validate() != nil {
+func (w *Worker) now() time.Time {
+	now := time.Now
+	if w.Now != nil {
+		now = w.Now
+	}
+	return now().UTC().Truncate(time.Second)
+}
+
+// base is what a run's projects may be carried over from.
+type base struct {
+	full bool           // the run profiles every project
+	prev *inventory.Run // the previous successful run; nil when there is none
+}
+
+// base returns the run's base, read once per run and process.
+func (w *Worker) base(ctx context.Context, runID string) (*base, error) {
+	if v, ok := w.bases.Load(runID); ok {
+		return v.(*base), nil
+	}
+	b := &base{full: w.FullScanEvery <= 0}
+	if !b.full {
+		run, err := w.Store.GetRun(ctx, runID)
+		if err != nil {
+			return nil, fmt.Errorf("run %s: %w", runID, err)
+		}
+		b.full = run.Full
+	}
+	if !b.full {
+		prev, ok, err := w.Store.PreviousRun(ctx, runID)
+		if err != nil {
+			return nil, fmt.Errorf("previous run: %w", err)
+		}
+		if ok {
+			b.prev = &prev
+		}
+	}
+	w.bases.Store(runID, b)
+	return b, nil
+}
+
+// carryOver returns the previous successful run's profile of a project that has not
+// changed since, refreshed with what the listing says now (identity, statistics,
+// listed counts), and ok false when the project is to be profiled: the run is full,
+// the project is new, changed, or its last profile was incomplete or is
+// FULL_SCAN_EVERY old.
+func (w *Worker) carryOver(ctx context.Context, runID string, gp gitlab.Project) (inventory.Project, bool, error) {
+	if gp.Validate() != nil {
 		return inventory.Project{}, false, nil
 	}
-	prev, err := w.previousRun(ctx, runID)
-	if err != nil || prev == nil {
+	b, err := w.base(ctx, runID)
+	if err != nil || b.full || b.prev == nil {
 		return inventory.Project{}, false, err
 	}
-	old, ok, err := w.Store.GetProject(ctx, prev.ID, gp.ID)
+	old, ok, err := w.Store.GetProject(ctx, b.prev.ID, gp.ID)
 	if err != nil || !ok {
 		return inventory.Project{}, false, err
 	}
-	if old.ScanStatus != inventory.StatusComplete || !old.LastActivityAt.Equal(gp.LastActivityAt.UTC()) {
-		return inventory.Project{}, false, nil
-	}
 	p := identity(gp)
 	if p.Statistics == nil {
-		p.Statistics = old.Statistics
+		p.Statistics = old.Statistics // this GitLab lists none; the profile read the detail
+	}
+	if !unchanged(old, p) || w.now().Sub(old.LastProfiledAt) >= w.FullScanEvery {
+		return inventory.Project{}, false, nil
 	}
 	p.Counts, p.Features = old.Counts, old.Features
+	for _, f := range facts.Counts {
+		if f.Listed() && (f.Skip == nil || !f.Skip(&p)) {
+			n := listedCount(gp, f.Name)
+			*f.Field(&p.Counts) = &n
+		}
+	}
 	p.ScanStatus = inventory.StatusComplete
+	p.LastProfiledAt = old.LastProfiledAt
 	r := readiness.Assess(p, w.Thresholds)
 	p.Readiness = &r
 	return p, true, nil
 }
 
-func (w *Worker) previousRun(ctx context.Context, runID string) (*inventory.Run, error) {
-	if v, ok := w.prevRuns.Load(runID); ok {
-		return v.(*inventory.Run), nil
+// unchanged reports whether a complete profile, old, still describes the project as
+// listed now, cur: no activity since, and nothing changed that decides which
+// profiling steps run or what they find without a request.
+func unchanged(old, cur inventory.Project) bool {
+	if old.ScanStatus != inventory.StatusComplete || old.LastProfiledAt.IsZero() ||
+		!old.LastActivityAt.Equal(cur.LastActivityAt) ||
+		old.EmptyRepo != cur.EmptyRepo || old.DefaultBranch != cur.DefaultBranch {
+		return false
 	}
-	prev, ok, err := w.Store.PreviousRun(ctx, runID)
-	if err != nil {
-		return nil, fmt.Errorf("previous run: %w", err)
+	of, cf := old.Features, cur.Features
+	if of.WikiEnabled != cf.WikiEnabled || of.IssuesEnabled != cf.IssuesEnabled || of.MREnabled != cf.MREnabled ||
+		of.JobsEnabled != cf.JobsEnabled || of.RegistryEnabled != cf.RegistryEnabled {
+		return false
 	}
-	var usable *inventory.Run
-	if ok && time.Since(prev.FinishedAt) < w.CacheTTL {
-		usable = &prev
+	was, is := old.Statistics, cur.Statistics
+	if (was == nil) != (is == nil) {
+		return false
 	}
-	w.prevRuns.Store(runID, usable)
-	return usable, nil
+	return was == nil || (was.PackagesSize == 0) == (is.PackagesSize == 0) &&
+		(was.ContainerRegistrySize > 0) == (is.ContainerRegistrySize > 0) && (was.LFSObjectsSize > 0) == (is.LFSObjectsSize > 0)
 }

@@ -59,14 +59,15 @@ func (w *Worker) scanGroup(ctx context.Context, m work.Message, log *slog.Logger
 		return w.complete(ctx, m.RunID, key, log) // crashed after the group was recorded
 	}
 
-	if max(m.Page, 1) == 1 {
-		// Listed again on redelivery even past page 1: a crash between counting and
-		// sending a subgroup message must not lose it.
-		subs, err := w.GitLab.Subgroups(ctx, g.ID)
+	if max(m.Page, 1) == 1 && !m.Listed {
+		// A root lists every descendant at once, a request per 100 groups rather than
+		// one per group, and queues them all. Listed again on redelivery even past
+		// page 1: a crash between counting and sending a message must not lose it.
+		subs, err := w.GitLab.DescendantGroups(ctx, g.ID)
 		if err != nil {
 			return w.groupUnreachable(ctx, m, g, err, log)
 		}
-		g.Subgroups = len(subs)
+		g.Subgroups = children(subs)[g.ID]
 		if err := w.enqueueSubgroups(ctx, m.RunID, subs); err != nil {
 			return fmt.Errorf("scan group %d: %w", g.ID, err)
 		}
@@ -210,14 +211,25 @@ func (w *Worker) groupUnreachable(ctx context.Context, m work.Message, g invento
 	return w.complete(ctx, m.RunID, m.Key(), log)
 }
 
+// children counts the direct subgroups of each group among groups, by parent ID.
+func children(groups []gitlab.Group) map[int64]int {
+	n := map[int64]int{}
+	for _, g := range groups {
+		n[g.ParentID]++
+	}
+	return n
+}
+
 func (w *Worker) enqueueSubgroups(ctx context.Context, runID string, subs []gitlab.Group) error {
 	if len(subs) == 0 {
 		return nil
 	}
 	msgs := make([]work.Message, len(subs))
 	keys := make([]string, len(subs))
+	n := children(subs)
 	for i, s := range subs {
-		msgs[i] = work.Message{Kind: work.KindGroup, RunID: runID, GroupID: s.ID, GroupPath: s.FullPath, ParentID: s.ParentID}
+		msgs[i] = work.Message{Kind: work.KindGroup, RunID: runID, GroupID: s.ID, GroupPath: s.FullPath, ParentID: s.ParentID,
+			Subgroups: n[s.ID], Listed: true}
 		keys[i] = msgs[i].Key()
 	}
 	// Count before sending: the pending count may then be too high for a moment, never

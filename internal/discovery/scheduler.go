@@ -27,8 +27,26 @@ type Scheduler struct {
 	RootGroups []string // paths or numeric IDs; empty = every top-level group
 	// IncludePersonal adds the projects of personal (user) namespaces to the run.
 	IncludePersonal bool
-	Log             *slog.Logger
-	Now             func() time.Time // default time.Now
+	// RPM is RATE_LIMIT_RPM, the ceiling an estimate's duration assumes; 0 = none.
+	RPM int
+	Log *slog.Logger
+	Now func() time.Time // default time.Now
+}
+
+type fullKey struct{}
+
+// WithFull marks the runs started under ctx as full: every project is profiled again
+// instead of being carried over from the previous run. It is a context value so that
+// every way of starting a run (scan --full, POST /runs, the Lambda scheduler's
+// payload) reaches Start through the layers between without a parameter each.
+func WithFull(ctx context.Context) context.Context {
+	return context.WithValue(ctx, fullKey{}, true)
+}
+
+// IsFull reports whether ctx asks for a full run (WithFull).
+func IsFull(ctx context.Context) bool {
+	full, _ := ctx.Value(fullKey{}).(bool)
+	return full
 }
 
 // Start begins a run. When a run is already active it starts nothing and returns that
@@ -54,6 +72,13 @@ func (s *Scheduler) Start(ctx context.Context) (run inventory.Run, started bool,
 	if err != nil {
 		return inventory.Run{}, false, fmt.Errorf("start run: %w", err)
 	}
+	// Counted before the run exists, so that its record holds the total; a count that
+	// fails leaves the total unknown and the run goes on.
+	est, err := s.estimate(ctx, msgs)
+	if err != nil {
+		log.Warn("could not count the projects in scope; the progress line shows no total", "err", err)
+		est.Projects = 0
+	}
 	if s.IncludePersonal {
 		msgs = append(msgs, work.Message{Kind: work.KindPersonal})
 	}
@@ -66,7 +91,8 @@ func (s *Scheduler) Start(ctx context.Context) (run inventory.Run, started bool,
 		return inventory.Run{}, false, fmt.Errorf("start run: %w", ErrSeesNothing)
 	}
 	run = inventory.Run{ID: NewRunID(now()), GitLabURL: s.GitLabURL, RootGroups: roots, Status: inventory.RunRunning, StartedAt: now().UTC(),
-		Scope: &inventory.Scope{RootGroups: slices.Clone(s.RootGroups), IncludePersonal: s.IncludePersonal}}
+		Scope: &inventory.Scope{RootGroups: slices.Clone(s.RootGroups), IncludePersonal: s.IncludePersonal},
+		Full:  IsFull(ctx), ProjectsInScope: est.Projects}
 	if err := s.Store.CreateRun(ctx, run); errors.Is(err, ErrRunActive) {
 		active, _, aerr := s.Store.ActiveRun(ctx)
 		log.Info("a run is already active; not starting another", "run_id", active.ID)
@@ -90,7 +116,7 @@ func (s *Scheduler) Start(ctx context.Context) (run inventory.Run, started bool,
 	if err := s.Queue.Send(ctx, msgs...); err != nil {
 		return run, true, s.abandon(ctx, run, fmt.Errorf("start run %s: queue roots: %w", run.ID, err))
 	}
-	log.Info("run started", "root_groups", len(msgs))
+	log.Info("run started", append([]any{"root_groups", len(msgs), "full", run.Full}, est.LogAttrs()...)...)
 	return run, true, nil
 }
 

@@ -38,12 +38,15 @@ type Worker struct {
 	DeadlineMargin time.Duration
 	// OnRunFinished is called after a run's exports are written (metrics, notices).
 	OnRunFinished func(inventory.Run, inventory.Summary)
-	// CacheTTL (CACHE_TTL) reuses a project's profile from the previous successful run
-	// when that run finished less than CacheTTL ago, the project's last_activity_at is
-	// unchanged and its profile was complete. 0 = off.
-	CacheTTL time.Duration
+	// FullScanEvery (FULL_SCAN_EVERY) makes runs incremental: a project unchanged since
+	// the previous successful run keeps that run's complete profile, without profiling
+	// calls, until the profile is FullScanEvery old. 0 = every run profiles every
+	// project; a run marked Full does too.
+	FullScanEvery time.Duration
+	// Now is the clock of last_profiled_at and of a profile's age; default time.Now.
+	Now func() time.Time
 
-	prevRuns sync.Map // run ID -> *inventory.Run (nil: no usable previous run)
+	bases sync.Map // run ID -> *base: the run and the previous run it carries over from
 }
 
 func (w *Worker) log() *slog.Logger {

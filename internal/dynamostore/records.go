@@ -89,7 +89,7 @@ func stream[T any](ctx context.Context, s *Store, runID, prefix string, fn func(
 	return nil
 }
 
-// GetProject returns one project of a run (CACHE_TTL reuses profiles of the previous run).
+// GetProject returns one project of a run (incremental runs carry over profiles of the previous run).
 func (s *Store) GetProject(ctx context.Context, runID string, id int64) (inventory.Project, bool, error) {
 	item, err := s.get(ctx, runPK(runID), idSK(skProject, id), attrData)
 	if err != nil {

@@ -117,7 +117,7 @@ func (e *Engine) Worker(gl *gitlab.Client) *discovery.Worker {
 		Thresholds:         e.thresholds,
 		MaxPerProjectCalls: e.cfg.MaxPerProjectCalls,
 		Concurrency:        e.cfg.Concurrency,
-		CacheTTL:           e.cfg.CacheTTL,
+		FullScanEvery:      e.cfg.FullScanEvery,
 		DeadlineMargin:     e.opts.DeadlineMargin,
 		OnRunFinished:      e.opts.OnRunFinished,
 	}
@@ -135,13 +135,14 @@ func (e *Engine) Scheduler(gl *gitlab.Client) *discovery.Scheduler {
 	return &discovery.Scheduler{
 		Store: e.b.Store, Queue: e.b.Queue, GitLab: gl, Log: e.b.Log,
 		GitLabURL: e.cfg.GitLabURL, RootGroups: e.cfg.RootGroups, IncludePersonal: e.cfg.IncludePersonal,
+		RPM: e.cfg.RateLimitRPM,
 	}
 }
 
 // Effective is what a built worker and client really use: the settings test compares
 // it across the composition roots.
 type Effective struct {
-	CacheTTL           time.Duration
+	FullScanEvery      time.Duration
 	EndpointRPM        map[string]int
 	MaxPerProjectCalls int
 	Concurrency        int // projects profiled at once
@@ -157,7 +158,7 @@ type Effective struct {
 func Describe(w *discovery.Worker, s *discovery.Scheduler, gl *gitlab.Client) Effective {
 	cs := gl.Settings()
 	eff := Effective{
-		CacheTTL: w.CacheTTL, MaxPerProjectCalls: w.MaxPerProjectCalls, Concurrency: w.Concurrency,
+		FullScanEvery: w.FullScanEvery, MaxPerProjectCalls: w.MaxPerProjectCalls, Concurrency: w.Concurrency,
 		DeadlineMargin: w.DeadlineMargin, Thresholds: w.Thresholds,
 		RequestConcurrency: cs.Concurrency, RequestTimeout: cs.Timeout,
 		RootGroups: s.RootGroups, IncludePersonal: s.IncludePersonal,
@@ -175,7 +176,7 @@ func Describe(w *discovery.Worker, s *discovery.Scheduler, gl *gitlab.Client) Ef
 
 // Equal reports whether two descriptions match.
 func (a Effective) Equal(b Effective) bool {
-	return a.CacheTTL == b.CacheTTL && maps.Equal(a.EndpointRPM, b.EndpointRPM) &&
+	return a.FullScanEvery == b.FullScanEvery && maps.Equal(a.EndpointRPM, b.EndpointRPM) &&
 		a.MaxPerProjectCalls == b.MaxPerProjectCalls && a.Concurrency == b.Concurrency &&
 		a.RequestConcurrency == b.RequestConcurrency && a.RequestTimeout == b.RequestTimeout &&
 		a.DeadlineMargin == b.DeadlineMargin && a.Thresholds == b.Thresholds &&

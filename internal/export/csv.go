@@ -130,6 +130,7 @@ var projectColumns = withFacts([]column[inventory.Project]{
 	text("migration_path", func(p *inventory.Project) string { return p.Readiness.Path }),
 	text("ci_config_path", func(p *inventory.Project) string { return p.Features.CIConfigPath }),
 	text("ci_config_external", func(p *inventory.Project) string { return p.Features.CIConfigExternal }),
+	value("last_profiled_at", func(p *inventory.Project) string { return timestamp(p.LastProfiledAt) }),
 })
 
 // projectsHeader is projects.csv's header row.

@@ -115,7 +115,7 @@ func stream[T any](ctx context.Context, db *bolt.DB, bucket []byte, runID string
 	}
 }
 
-// GetProject returns one project of a run (CACHE_TTL reuses profiles of the previous run).
+// GetProject returns one project of a run (incremental runs carry over profiles of the previous run).
 func (s *Store) GetProject(ctx context.Context, runID string, id int64) (inventory.Project, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return inventory.Project{}, false, err

@@ -47,6 +47,12 @@ type Run struct {
 	// status error or forbidden): non-zero means it completed with errors.
 	FailedGroups   int `json:"failed_groups,omitempty"`
 	FailedProjects int `json:"failed_projects,omitempty"`
+	// Full is a run that profiles every project again (scan --full, {"full":true});
+	// other runs carry unchanged projects over from the previous successful run.
+	Full bool `json:"full,omitempty"`
+	// ProjectsInScope is what the scheduler counted when the run started (the
+	// progress line's total); 0 when unknown.
+	ProjectsInScope int64 `json:"projects_in_scope,omitempty"`
 }
 
 // Scope is the configuration that decides what a run covers.
@@ -197,6 +203,9 @@ type Project struct {
 	Readiness         *Readiness  `json:"readiness,omitempty"`
 	ScanStatus        string      `json:"scan_status"`
 	Errors            []ScanError `json:"errors"`
+	// LastProfiledAt is when GitLab was last asked for the project's profile: this
+	// run, or an earlier one whose profile an unchanged project carries over.
+	LastProfiledAt time.Time `json:"last_profiled_at,omitzero"`
 }
 
 // Summary is the run-level roll-up written to summary.json.

@@ -32,9 +32,11 @@ type Result struct {
 }
 
 // trigger is the part of the scheduler's payload it reads; EventBridge Scheduler sends
-// the Input the template gives it, a person whatever they like.
+// the Input the template gives it, a person whatever they like. {"full":true} starts a
+// full run: every project profiled again, none carried over.
 type trigger struct {
 	Trigger string `json:"trigger"`
+	Full    bool   `json:"full"`
 }
 
 // Schedule starts a run: it is the scheduler function's handler, invoked by the
@@ -48,7 +50,10 @@ func (a *App) Schedule(ctx context.Context, payload json.RawMessage) (Result, er
 		return Result{}, fmt.Errorf("configuration: %w", err)
 	}
 	var t trigger
-	_ = json.Unmarshal(payload, &t) // any payload starts a run; the trigger is only logged
+	_ = json.Unmarshal(payload, &t) // any payload starts a run; only "full" changes it
+	if t.Full {
+		ctx = discovery.WithFull(ctx)
+	}
 	rc, err := a.client("")
 	if err != nil {
 		return Result{}, err
@@ -56,7 +61,7 @@ func (a *App) Schedule(ctx context.Context, payload json.RawMessage) (Result, er
 	limiter = rc.limiter
 	s := *rc.scheduler
 	s.Log = log
-	log.Info("schedule", "trigger", t.Trigger)
+	log.Info("schedule", "trigger", t.Trigger, "full", discovery.IsFull(ctx))
 	run, started, err := s.Start(ctx)
 	if err != nil {
 		return Result{RunID: run.ID, Started: started, Status: run.Status}, err
@@ -66,8 +71,12 @@ func (a *App) Schedule(ctx context.Context, payload json.RawMessage) (Result, er
 			Message: fmt.Sprintf("run %s is already %s; not starting another", run.ID, run.Status)}, nil
 	}
 	a.emf.RunStarted(run.ID)
+	kind := "run"
+	if run.Full {
+		kind = "full run"
+	}
 	return Result{RunID: run.ID, Started: true, Status: run.Status,
-		Message: fmt.Sprintf("run %s started over %d root groups", run.ID, len(run.RootGroups))}, nil
+		Message: fmt.Sprintf("%s %s started over %d root groups, %d projects in scope", kind, run.ID, len(run.RootGroups), run.ProjectsInScope)}, nil
 }
 
 // Work is the worker function's handler for the scan queue's SQS event source

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gl2gh/discovery-agent/internal/facts"
 	"github.com/gl2gh/discovery-agent/internal/gitlabsim"
@@ -142,6 +143,7 @@ func diffProject(want, got inventory.Project, deleted bool, forbidden []string) 
 func verdictless(p inventory.Project) inventory.Project {
 	p.Readiness = nil
 	p.ScanStatus = ""
+	p.LastProfiledAt = time.Time{} // when, not what: the truth has no such fact
 	p.Errors = nil
 	if p.Features.CI != nil {
 		ci := *p.Features.CI

@@ -46,8 +46,11 @@ type Message struct {
 	// continuation message (a group too big for one invocation) starts past 1.
 	Page int `json:"page,omitempty"`
 	// Subgroups carries the group's direct subgroup count to continuation messages,
-	// which do not list subgroups again.
+	// which do not list subgroups again, and to descendants queued by their root.
 	Subgroups int `json:"subgroups,omitempty"`
+	// Listed: the root above listed every descendant group and queued them all, this
+	// group's subgroups included; it lists none.
+	Listed bool `json:"listed,omitempty"`
 	// After is the project ID a personal-projects message continues after.
 	After int64 `json:"after,omitempty"`
 }

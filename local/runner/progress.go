@@ -16,6 +16,7 @@ type Progress struct {
 
 	runID     atomic.Value // string
 	started   atomic.Int64 // unix nanos
+	total     atomic.Int64 // projects in scope, 0 unknown
 	groups    atomic.Int64
 	projects  atomic.Int64
 	errors    atomic.Int64
@@ -25,8 +26,9 @@ type Progress struct {
 	limiter   atomic.Pointer[budget.Memory]
 }
 
-func (p *Progress) start(runID string, c *gitlab.Client, l *budget.Memory) {
+func (p *Progress) start(runID string, total int64, c *gitlab.Client, l *budget.Memory) {
 	p.runID.Store(runID)
+	p.total.Store(total)
 	p.groups.Store(0)
 	p.projects.Store(0)
 	p.errors.Store(0)
@@ -90,6 +92,7 @@ type Snapshot struct {
 	Elapsed       time.Duration
 	Groups        int64
 	Projects      int64
+	Total         int64 // projects in scope, counted when the run started; 0 unknown
 	Errors        int64
 	APICalls      int64
 	RateRemaining int64 // -1 unknown
@@ -100,7 +103,7 @@ type Snapshot struct {
 // Snapshot returns the counters now.
 func (p *Progress) Snapshot() Snapshot {
 	s := Snapshot{
-		Groups: p.groups.Load(), Projects: p.projects.Load(), Errors: p.errors.Load(),
+		Groups: p.groups.Load(), Projects: p.projects.Load(), Total: p.total.Load(), Errors: p.errors.Load(),
 		RateRemaining: p.remaining.Load(), PendingGroups: p.pending.Load(),
 	}
 	if id, ok := p.runID.Load().(string); ok {
@@ -118,13 +121,22 @@ func (p *Progress) Snapshot() Snapshot {
 	return s
 }
 
-// ETA estimates the time left from the groups still pending and the pace so far.
+// Rate is the projects done a second so far.
+func (s Snapshot) Rate() float64 {
+	if s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.Projects) / s.Elapsed.Seconds()
+}
+
+// ETA estimates the time left from the projects still to do at the pace so far; not
+// known without a total or before the first project.
 func (s Snapshot) ETA() (time.Duration, bool) {
-	if s.PendingGroups < 0 || s.Groups == 0 {
+	if s.Total <= 0 || s.Projects == 0 {
 		return 0, false
 	}
-	per := s.Elapsed / time.Duration(s.Groups)
-	return per * time.Duration(s.PendingGroups), true
+	left := max(s.Total-s.Projects, 0)
+	return time.Duration(float64(s.Elapsed) * float64(left) / float64(s.Projects)), true
 }
 
 func (s Snapshot) String() string {
@@ -136,6 +148,10 @@ func (s Snapshot) String() string {
 	if d, ok := s.ETA(); ok {
 		eta = d.Round(time.Second).String()
 	}
-	return fmt.Sprintf("groups %d  projects %d  errors %d  api calls %d  rate remaining %s  elapsed %s  eta %s",
-		s.Groups, s.Projects, s.Errors, s.APICalls, rate, s.Elapsed.Round(time.Second), eta)
+	projects := fmt.Sprint(s.Projects)
+	if s.Total > 0 {
+		projects = fmt.Sprintf("%d/%d (%.0f%%)", s.Projects, s.Total, 100*float64(s.Projects)/float64(s.Total))
+	}
+	return fmt.Sprintf("projects %s  %.1f/s  groups %d  errors %d  api calls %d  rate remaining %s  elapsed %s  eta %s",
+		projects, s.Rate(), s.Groups, s.Errors, s.APICalls, rate, s.Elapsed.Round(time.Second), eta)
 }

@@ -200,7 +200,11 @@ func (r *Runner) Track(runID string) {
 		r.log.Warn("read the run's API calls; counting from 0", "run_id", runID, "err", err)
 	}
 	r.Limiter.StartRun(used)
-	r.Progress.start(runID, r.GitLab, r.Limiter)
+	run, err := r.Store.GetRun(context.Background(), runID)
+	if err != nil {
+		r.log.Warn("read the run; the progress line shows no total", "run_id", runID, "err", err)
+	}
+	r.Progress.start(runID, run.ProjectsInScope, r.GitLab, r.Limiter)
 }
 
 // Work processes messages until ctx is done (service mode). The active run, if any, is

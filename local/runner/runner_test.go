@@ -205,34 +205,6 @@ func TestInterruptedScanResumes(t *testing.T) {
 	e.checkAgainstTruth(t, run)
 }
 
-// With CACHE_TTL a second run reuses unchanged profiles: far fewer API calls, the same
-// inventory.
-func TestCacheTTLReusesUnchangedProfiles(t *testing.T) {
-	e := newEnv(t, gitlabsim.Options{Seed: 13, Groups: 8, Projects: 150})
-	e.cfg.CacheTTL = time.Hour
-	r := e.runner(t)
-	defer r.Close()
-	first, err := r.Scan(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.checkAgainstTruth(t, first)
-	second, err := r.Scan(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if second.ID == first.ID {
-		t.Fatal("the second scan did not start a new run")
-	}
-	e.checkAgainstTruth(t, second)
-	c1, _ := r.Store.APICalls(context.Background(), first.ID)
-	c2, _ := r.Store.APICalls(context.Background(), second.ID)
-	t.Logf("API calls: first run %d, cached run %d", c1, c2)
-	if c2*4 > c1 {
-		t.Errorf("cached run made %d calls, want under a quarter of the first run's %d", c2, c1)
-	}
-}
-
 // MAX_API_CALLS ends a run cleanly: it finishes, what could not be read is recorded as
 // errors, the calls stay within the cap, and the next run gets a fresh budget.
 func TestMaxAPICallsEndsTheRunCleanly(t *testing.T) {

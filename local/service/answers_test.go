@@ -140,6 +140,43 @@ func TestPostRunsAnswersWhileGitLabPauses(t *testing.T) {
 	}
 }
 
+// POST /runs starts an incremental run, or a full one with {"full":true}; any other
+// body is refused before anything starts.
+func TestPostRunsFull(t *testing.T) {
+	tests := []struct {
+		name     string
+		body     string
+		status   int
+		wantFull []bool // the starts the backend saw
+	}{
+		{"no body: incremental", "", http.StatusAccepted, []bool{false}},
+		{"full", `{"full":true}`, http.StatusAccepted, []bool{true}},
+		{"full false", `{"full":false}`, http.StatusAccepted, []bool{false}},
+		{"not JSON", `full please`, http.StatusBadRequest, nil},
+		{"wrong type", `{"full":"yes"}`, http.StatusBadRequest, nil},
+		{"too long", `{"full":true,"x":"` + strings.Repeat("x", 2000) + `"}`, http.StatusBadRequest, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeBackend{startRun: inventory.Run{ID: "r1", Status: inventory.RunRunning}}
+			s, _ := newTestService(t, f, "")
+			req := loopback
+			if tt.body != "" {
+				req = loopback.withBody("application/json", tt.body)
+			}
+			resp, body := do(t, s.healthMux(), "POST", "/runs", req)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("POST /runs %s = %d %s, want %d", tt.body, resp.StatusCode, body, tt.status)
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if fmt.Sprint(f.full) != fmt.Sprint(tt.wantFull) {
+				t.Errorf("starts asked full %v, want %v", f.full, tt.wantFull)
+			}
+		})
+	}
+}
+
 // Schedule, signal and POST /runs share one start: two at once join.
 func TestStartsJoin(t *testing.T) {
 	gate := make(chan struct{})

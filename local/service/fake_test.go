@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gl2gh/discovery-agent/internal/discovery"
 	"github.com/gl2gh/discovery-agent/internal/filestore"
 	"github.com/gl2gh/discovery-agent/internal/inventory"
 	"github.com/gl2gh/discovery-agent/internal/metrics"
@@ -18,6 +19,7 @@ import (
 type fakeBackend struct {
 	mu                       sync.Mutex
 	starts, redrives, purges int
+	full                     []bool // per start: whether it was asked for a full run
 
 	startGate   chan struct{} // when set, Start waits for it to close (a paused GitLab)
 	startRun    inventory.Run
@@ -31,6 +33,7 @@ type fakeBackend struct {
 func (f *fakeBackend) Start(ctx context.Context) (inventory.Run, bool, error) {
 	f.mu.Lock()
 	f.starts++
+	f.full = append(f.full, discovery.IsFull(ctx))
 	gate := f.startGate
 	f.mu.Unlock()
 	if gate != nil {

@@ -1,9 +1,11 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 )
@@ -18,6 +20,7 @@ const (
 	idleTimeout       = 60 * time.Second
 	maxHeaderBytes    = 16 << 10
 	readyCheckTimeout = 10 * time.Second
+	maxRunBody        = 1 << 10 // POST /runs: {"full":true}
 )
 
 // servers builds the health and metrics servers.
@@ -85,17 +88,32 @@ func (s *Service) health(w http.ResponseWriter, r *http.Request) {
 	}
 	if run, ok, err := s.Backend.ActiveRun(r.Context()); err == nil && ok {
 		snap := s.Backend.Snapshot()
-		body["run"] = map[string]any{"run_id": run.ID, "status": run.Status, "started_at": run.StartedAt,
-			"groups_done": snap.Groups, "projects_done": snap.Projects, "api_calls": snap.APICalls}
+		body["run"] = map[string]any{"run_id": run.ID, "status": run.Status, "started_at": run.StartedAt, "full": run.Full,
+			"groups_done": snap.Groups, "projects_done": snap.Projects, "projects_in_scope": run.ProjectsInScope, "api_calls": snap.APICalls}
 	}
 	writeJSON(w, http.StatusOK, body)
 }
 
 // postRun starts a run and answers within StartWait: 202 started, 409 one is active or
 // being started, 502 the start failed (GitLab refused the token, say), 202 "starting"
-// when GitLab is slow to answer and the start goes on.
+// when GitLab is slow to answer and the start goes on. A body {"full":true} asks for a
+// full run; no body, an incremental one.
 func (s *Service) postRun(w http.ResponseWriter, r *http.Request) {
-	p, joined := s.beginStart()
+	var req struct {
+		Full bool `json:"full"`
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRunBody+1))
+	if err == nil && len(body) > maxRunBody {
+		err = fmt.Errorf("body over %d bytes", maxRunBody)
+	}
+	if err == nil && len(bytes.TrimSpace(body)) > 0 {
+		err = json.Unmarshal(body, &req)
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": `want no body or {"full":true}: ` + err.Error()})
+		return
+	}
+	p, joined := s.begin(req.Full)
 	if joined {
 		writeJSON(w, http.StatusConflict, map[string]any{"status": "starting", "started": false,
 			"message": "a run is being started; not starting another"})
@@ -119,7 +137,7 @@ func (s *Service) postRun(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusConflict, map[string]any{"run_id": p.run.ID, "status": p.run.Status, "started": false,
 			"message": "a run is already active; not starting another"})
 	default:
-		writeJSON(w, http.StatusAccepted, map[string]any{"run_id": p.run.ID, "status": p.run.Status, "started": true})
+		writeJSON(w, http.StatusAccepted, map[string]any{"run_id": p.run.ID, "status": p.run.Status, "started": true, "full": p.run.Full})
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gl2gh/discovery-agent/internal/discovery"
 	"github.com/gl2gh/discovery-agent/internal/inventory"
 	"github.com/gl2gh/discovery-agent/internal/metrics"
 )
@@ -205,7 +206,10 @@ type pendingStart struct {
 // beginStart starts a run in the background, or joins the start already in progress
 // (joined true): schedule, signal and POST /runs never start two at once, and a start
 // waiting on a slow GitLab does not hold the request that asked for it.
-func (s *Service) beginStart() (p *pendingStart, joined bool) {
+func (s *Service) beginStart() (p *pendingStart, joined bool) { return s.begin(false) }
+
+// begin is beginStart; full asks for a full run (a joined start stays what it is).
+func (s *Service) begin(full bool) (p *pendingStart, joined bool) {
 	s.startMu.Lock()
 	defer s.startMu.Unlock()
 	if s.starting != nil {
@@ -214,7 +218,11 @@ func (s *Service) beginStart() (p *pendingStart, joined bool) {
 	p = &pendingStart{done: make(chan struct{})}
 	s.starting = p
 	s.starts.Go(func() {
-		p.run, p.started, p.err = s.Backend.Start(s.base)
+		ctx := s.base
+		if full {
+			ctx = discovery.WithFull(ctx)
+		}
+		p.run, p.started, p.err = s.Backend.Start(ctx)
 		if p.err != nil {
 			s.Log.Error("could not start a run", "err", s.redact.err(p.err))
 		} else if p.started {

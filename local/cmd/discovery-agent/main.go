@@ -1,6 +1,6 @@
 // Command discovery-agent runs GitLab discovery locally.
 //
-//	discovery-agent scan [--gitlab-url URL] [--root-group PATH_OR_ID]... [--out DIR] [--data-dir DIR] [--redrive] [--new-run]
+//	discovery-agent scan [--gitlab-url URL] [--root-group PATH_OR_ID]... [--out DIR] [--data-dir DIR] [--redrive] [--new-run] [--full] [--dry-run]
 //	discovery-agent serve
 //	discovery-agent version
 //
@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/gl2gh/discovery-agent/internal/config"
+	"github.com/gl2gh/discovery-agent/internal/discovery"
 	"github.com/gl2gh/discovery-agent/internal/engine"
 	"github.com/gl2gh/discovery-agent/internal/inventory"
 	"github.com/gl2gh/discovery-agent/internal/metrics"
@@ -87,7 +88,7 @@ func main() {
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
-  discovery-agent scan [--gitlab-url URL] [--root-group PATH_OR_ID]... [--out DIR] [--data-dir DIR] [--redrive] [--new-run]
+  discovery-agent scan [--gitlab-url URL] [--root-group PATH_OR_ID]... [--out DIR] [--data-dir DIR] [--redrive] [--new-run] [--full] [--dry-run]
                         (exit 0 complete, 1 failed, 2 usage, 3 completed with errors, 4 interrupted)
   discovery-agent serve    (health on HEALTH_ADDR, metrics on METRICS_ADDR, runs on SCAN_SCHEDULE or POST /runs)
   discovery-agent healthcheck [--url URL]   (exit 0 when the agent's /health answers 200; for containers without curl)
@@ -126,6 +127,8 @@ func scan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "store directory (DATA_DIR)")
 	fs.BoolVar(&redrive, "redrive", false, "queue the dead letters again and resume the run that failed on them (serve: POST /dead-letters/redrive)")
 	fs.BoolVar(&newRun, "new-run", false, "abandon the unfinished run in DATA_DIR, if any (it can no longer be resumed), and start a new one")
+	full := fs.Bool("full", false, "profile every project again instead of carrying unchanged ones over (FULL_SCAN_EVERY)")
+	dryRun := fs.Bool("dry-run", false, "count the projects in scope and print the expected API calls and duration; profile nothing, write nothing")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		fs.SetOutput(stdout)
 		fs.PrintDefaults()
@@ -135,6 +138,9 @@ func scan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return &exitError{exitUsage, fmt.Errorf("scan: unexpected argument %q", fs.Arg(0))}
+	}
+	if *full {
+		ctx = discovery.WithFull(ctx)
 	}
 	if len(roots) > 0 {
 		cfg.RootGroups = nil
@@ -148,14 +154,22 @@ func scan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := cfg.Validate(config.RoleScan); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	if err := runner.CheckWritable(map[string]string{"DATA_DIR": cfg.DataDir, "EXPORT_DIR": cfg.ExportDir}); err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
 	level := cfg.LogLevel
 	if isTerminal(stderr) && os.Getenv("LOG_LEVEL") == "" {
 		level = "warn" // the progress line tells the rest; info lines would break it up
 	}
 	log := newLogger(stderr, level)
+	if *dryRun { // writes nothing: before the directories are checked (and made)
+		est, err := runner.Estimate(ctx, cfg, runner.Options{Log: log})
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(stdout, est)
+		return nil
+	}
+	if err := runner.CheckWritable(map[string]string{"DATA_DIR": cfg.DataDir, "EXPORT_DIR": cfg.ExportDir}); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
 	r, err := runner.New(cfg, runner.Options{Log: log})
 	if err != nil {
 		return err
@@ -233,7 +247,7 @@ func showProgress(ctx context.Context, p *runner.Progress, w io.Writer, log *slo
 				if tty {
 					fmt.Fprintf(w, "\r\033[K%s", s)
 				} else {
-					log.Info("progress", "run_id", s.RunID, "groups", s.Groups, "projects", s.Projects,
+					log.Info("progress", "run_id", s.RunID, "groups", s.Groups, "projects", s.Projects, "projects_in_scope", s.Total,
 						"errors", s.Errors, "api_calls", s.APICalls, "rate_remaining", s.RateRemaining)
 				}
 			}

@@ -1,0 +1,101 @@
+package discovery_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gl2gh/discovery-agent/internal/budget"
+	"github.com/gl2gh/discovery-agent/internal/discovery"
+	"github.com/gl2gh/discovery-agent/internal/gitlab"
+	"github.com/gl2gh/discovery-agent/internal/gitlabsim"
+)
+
+// Estimate counts the projects in scope from X-Total, walks the IDs where GitLab stops
+// counting (over 10,000), reads the announced limit, and asks nothing of a project.
+func TestEstimate(t *testing.T) {
+	tests := []struct {
+		name     string
+		opts     gitlabsim.Options
+		root     bool // ROOT_GROUPS names the first top-level group
+		personal bool
+		// requests the count may make at most: the top-level listing, one per root, and
+		// one per 100 projects of a root GitLab did not count
+		maxRequests int64
+		rateLimit   int
+	}{
+		{"every top-level group", gitlabsim.Options{Seed: 1, Groups: 12, Projects: 400, RateLimitRPM: 3000}, false, false, 12, 3000},
+		{"root groups by path", gitlabsim.Options{Seed: 2, Groups: 12, Projects: 400}, true, false, 2, 0}, // look-up, count
+		{"personal projects with every group", gitlabsim.Options{Seed: 3, Groups: 6, Projects: 100, Users: 4, PersonalProjects: 20}, false, true, 2, 0},
+		{"over GitLab's count cap", gitlabsim.Options{Seed: 4, Groups: 1, Projects: 10_250}, false, false, 2 + 103, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.opts.Token = "t"
+			sim, err := gitlabsim.New(tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := httptest.NewServer(sim)
+			defer ts.Close()
+			gl, err := gitlab.New(ts.URL, "t", gitlab.Options{Limiter: budget.NewMemory(budget.Config{})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			truth := sim.Truth()
+			want := int64(len(truth.Projects))
+			var roots []string
+			if tt.root {
+				for _, g := range truth.Groups {
+					if g.ParentID == 0 {
+						roots = []string{g.FullPath}
+						break
+					}
+				}
+				want = 0
+				for _, p := range truth.Projects {
+					if strings.HasPrefix(p.PathWithNamespace, roots[0]+"/") {
+						want++
+					}
+				}
+			}
+			s := &discovery.Scheduler{GitLab: gl, RootGroups: roots, IncludePersonal: tt.personal, RPM: 600}
+			est, err := s.Estimate(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if est.Projects != want || want == 0 {
+				t.Errorf("%d projects in scope, want %d", est.Projects, want)
+			}
+			st := sim.Stats()
+			if est.Requests != st.Requests || st.Requests > tt.maxRequests {
+				t.Errorf("the estimate says it made %d requests, the simulator served %d, want at most %d", est.Requests, st.Requests, tt.maxRequests)
+			}
+			for class, n := range st.ByClass {
+				if n > 0 && strings.HasPrefix(class, "projects/:id") {
+					t.Errorf("the estimate asked %s %d times: no profiling calls", class, n)
+				}
+			}
+			if est.RateLimit != tt.rateLimit {
+				t.Errorf("announced rate limit %d, want %d", est.RateLimit, tt.rateLimit)
+			}
+			wantPace := 600 // the ceiling, or what GitLab announces when lower
+			if tt.rateLimit > 0 {
+				wantPace = min(tt.rateLimit, 600)
+			}
+			if est.Pace() != wantPace {
+				t.Errorf("pace %d, want %d", est.Pace(), wantPace)
+			}
+			if est.CallsPerProject < 10 || est.MaxCallsPerProject <= est.CallsPerProject || est.Calls() < want*10 {
+				t.Errorf("calls per project %.2f..%.2f, %d calls: not derived from the facts", est.CallsPerProject, est.MaxCallsPerProject, est.Calls())
+			}
+			if d := est.Duration(); d <= 0 {
+				t.Errorf("duration %v with a 600/min ceiling", d)
+			}
+		})
+	}
+}

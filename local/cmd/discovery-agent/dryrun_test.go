@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gl2gh/discovery-agent/internal/gitlabsim"
+)
+
+// scan --dry-run counts the projects in scope and prints the estimate without
+// profiling a project or writing a file; scan --full profiles every project again
+// where a plain second scan carries them over.
+func TestDryRunAndFull(t *testing.T) {
+	bin := buildAgent(t)
+	sim, url := startSim(t, gitlabsim.Options{Seed: 31, Groups: 6, Projects: 80})
+	dir := t.TempDir()
+	env := map[string]string{
+		"GITLAB_URL": url, "GITLAB_TOKEN": token, "DATA_DIR": filepath.Join(dir, "data"),
+		"EXPORT_DIR": filepath.Join(dir, "exports"), "RATE_LIMIT_RPM": "0",
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	run := func(args ...string) (string, int64) {
+		t.Helper()
+		before := sim.Stats().Requests
+		cmd := agentCmd(bin, env, args...)
+		out, err := cmd.Output()
+		if err != nil || ctx.Err() != nil {
+			t.Fatalf("discovery-agent %s: %v %v\n%s", strings.Join(args, " "), err, ctx.Err(), out)
+		}
+		return string(out), sim.Stats().Requests - before
+	}
+
+	out, calls := run("scan", "--dry-run")
+	n := len(sim.Truth().Projects)
+	if !strings.Contains(out, "projects in scope:    "+strconv.Itoa(n)+" ") || !strings.Contains(out, "API calls") {
+		t.Errorf("dry run printed\n%s\nwant %d projects in scope and the expected API calls", out, n)
+	}
+	for class, k := range sim.Stats().ByClass {
+		if k > 0 && class != "groups" && class != "groups/:id/projects" {
+			t.Errorf("dry run asked %s %d times: only the groups and their project totals may be read", class, k)
+		}
+	}
+	if calls > 10 {
+		t.Errorf("dry run made %d requests, want a handful", calls)
+	}
+	for _, d := range []string{env["DATA_DIR"], env["EXPORT_DIR"]} {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("dry run created %s (%v)", d, err)
+		}
+	}
+
+	_, first := run("scan")
+	_, second := run("scan")
+	_, full := run("scan", "--full")
+	t.Logf("calls: first %d, second %d, --full %d", first, second, full)
+	if second*5 > first || full*10 < first*9 {
+		t.Errorf("calls: first %d, second %d, --full %d; want the second under a fifth of the first and --full as many as the first", first, second, full)
+	}
+}
