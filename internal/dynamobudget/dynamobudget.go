@@ -65,10 +65,15 @@ const (
 // Config configures a Dynamo limiter.
 type Config struct {
 	// RPM is the request rate per minute shared by every worker using the same table
-	// and key; 0 means no rate of our own (GitLab's announced limit still applies).
+	// and key, never exceeded; 0 means no rate of our own (GitLab's announced limit
+	// still applies).
 	RPM int
+	// Pace is how far below the limits to pace (Target) and whether to adapt to the
+	// answers while GitLab announces no limit (budget.AIMD, per worker).
+	Pace budget.Pace
 	// Chunk is the most tokens one lease takes from the table, and the bucket's burst.
-	// Default max(1, RPM/60) capped at 50; 50 when RPM is 0.
+	// Default one second at the current pace, at least 1 and at most 50; 50 when no
+	// rate applies.
 	Chunk int
 	// MaxCalls caps the calls of run RunID across all workers; 0 is unlimited.
 	MaxCalls int64
@@ -158,6 +163,8 @@ type Budget struct {
 	want       int       // lease size the recent demand asks for
 	used       int64     // calls granted by this instance
 	ensured    bool      // the run maps exist on the item
+	seen       bool      // an image of the item arrived: its announced limit is known
+	aimd       *budget.AIMD
 
 	// The item as this instance last saw it.
 	tat        time.Time
@@ -172,17 +179,11 @@ func New(client *dynamodb.Client, table, key string, cfg Config) *Budget {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Chunk <= 0 {
-		cfg.Chunk = maxChunk
-		if cfg.RPM > 0 {
-			cfg.Chunk = min(max(1, cfg.RPM/60), maxChunk)
-		}
-	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Budget{
+	d := &Budget{
 		client:  client,
 		table:   table,
 		key:     key,
@@ -192,6 +193,10 @@ func New(client *dynamodb.Client, table, key string, cfg Config) *Budget {
 		leasing: make(chan struct{}, 1),
 		want:    1,
 	}
+	if cfg.Pace.Adaptive {
+		d.aimd = budget.NewAIMD(cfg.Pace, cfg.RPM)
+	}
+	return d
 }
 
 // TokenKey returns the budget key for a GitLab host and token: the host and a short
@@ -259,7 +264,7 @@ func (d *Budget) take() (time.Duration, bool) {
 	d.used++
 	if d.tokens == 0 && d.spent == d.leaseSize {
 		// The whole lease was used in time: demand may be higher.
-		d.want = min(2*d.want, d.cfg.Chunk)
+		d.want = min(2*d.want, d.chunk(d.interval(now)))
 	}
 	return 0, true
 }
@@ -345,7 +350,12 @@ func (d *Budget) plan(now time.Time) leasePlan {
 	if d.tokens > 0 || now.Before(d.pause) {
 		return leasePlan{}
 	}
-	n := min(max(d.want, d.waiters), d.cfg.Chunk)
+	interval := d.interval(now)
+	chunk := d.chunk(interval)
+	n := min(max(d.want, d.waiters), chunk)
+	if !d.seen {
+		n = 1 // learn the item's announced limit before leasing at the starting pace
+	}
 	if d.cfg.MaxCalls > 0 {
 		left := d.cfg.MaxCalls - (d.runCalls - d.unused)
 		if left <= 0 {
@@ -353,32 +363,19 @@ func (d *Budget) plan(now time.Time) leasePlan {
 			// of 1 asks the table, which refuses with the current count if it is spent.
 			left = 1
 		}
-		n = min(n, int(min(left, int64(d.cfg.Chunk))))
+		n = min(n, int(min(left, int64(chunk))))
 	}
-	p := leasePlan{n: n, give: d.unused, delta: int64(n) - d.unused, interval: d.interval(now)}
+	p := leasePlan{n: n, give: d.unused, delta: int64(n) - d.unused, interval: interval}
 	if p.interval > 0 {
 		span := time.Duration(n) * p.interval
 		if d.tat.After(now) {
 			p.busy = true
-			p.limitTAT = now.Add(time.Duration(d.cfg.Chunk)*p.interval - span)
+			p.limitTAT = now.Add(time.Duration(chunk)*p.interval - span)
 		} else {
 			p.newTAT = now.Add(span)
 		}
 	}
 	return p
-}
-
-// interval is the time one token takes to refill at min(RPM, announced limit); 0 when
-// neither sets a rate. d.mu must be held.
-func (d *Budget) interval(now time.Time) time.Duration {
-	rate := d.cfg.RPM
-	if d.limit > 0 && now.Before(d.limitUntil) && (rate == 0 || d.limit < rate) {
-		rate = d.limit
-	}
-	if rate <= 0 {
-		return 0
-	}
-	return time.Minute / time.Duration(rate)
 }
 
 func (p leasePlan) input(d *Budget, now time.Time) *dynamodb.UpdateItemInput {
@@ -466,7 +463,7 @@ func (d *Budget) refused(p leasePlan, now time.Time, item map[string]types.Attri
 	}
 	if iv := d.interval(now); iv > 0 && d.tat.After(now) {
 		// n tokens are back when tat <= now' + (Chunk-n)*interval.
-		ready := d.tat.Add(-time.Duration(d.cfg.Chunk-p.n) * iv)
+		ready := d.tat.Add(-time.Duration(d.chunk(iv)-p.n) * iv)
 		if ready.After(now) {
 			return ready.Sub(now), nil
 		}
@@ -478,6 +475,7 @@ func (d *Budget) refused(p leasePlan, now time.Time, item map[string]types.Attri
 // must be held.
 func (d *Budget) absorb(item map[string]types.AttributeValue) {
 	// A missing attribute is news too: the item was reset, or never had it.
+	d.seen = true
 	d.tat, _ = timeAttr(item[attrTAT])
 	if t, ok := timeAttr(item[attrPause]); ok {
 		d.pauseLocked(t) // the local pause only moves forward as well
@@ -606,7 +604,10 @@ func (d *Budget) Observe(ctx context.Context, limit, remaining int, reset time.T
 	if limit > 0 {
 		d.announce(ctx, limit)
 	}
-	if remaining <= max(budget.Reserve, d.cfg.Chunk) && !reset.IsZero() {
+	d.mu.Lock()
+	chunk := d.chunk(d.interval(d.cfg.Now()))
+	d.mu.Unlock()
+	if remaining <= max(budget.Reserve, chunk) && !reset.IsZero() {
 		d.PauseUntil(ctx, reset)
 	}
 }

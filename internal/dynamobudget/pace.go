@@ -1,0 +1,63 @@
+package dynamobudget
+
+import (
+	"context"
+	"time"
+)
+
+// interval is the time one token takes to refill at the pace (budget.Pace.Rate): Target
+// of the lower of RPM and the item's announced limit while it holds, else the
+// adaptive rate; 0 when nothing sets a rate. d.mu must be held.
+func (d *Budget) interval(now time.Time) time.Duration {
+	rate := d.rate(now)
+	if rate <= 0 {
+		return 0
+	}
+	return time.Duration(float64(time.Minute) / rate)
+}
+
+// rate is the pace in requests per minute, 0 for none. d.mu must be held.
+func (d *Budget) rate(now time.Time) float64 {
+	announced := 0
+	if d.limit > 0 && now.Before(d.limitUntil) {
+		announced = d.limit
+	}
+	var adaptive float64
+	if d.aimd != nil {
+		adaptive = d.aimd.Rate()
+	}
+	return d.cfg.Pace.Rate(d.cfg.RPM, announced, adaptive)
+}
+
+// chunk is the most tokens one lease takes and the bucket's burst at interval: Chunk
+// when set, else one second's worth, at least 1 and at most maxChunk. A burst of a
+// second keeps a fixed one-minute window of GitLab's within the limit at a pace of 95%
+// of it even at low limits, where a fixed 50 would not.
+func (d *Budget) chunk(interval time.Duration) int {
+	switch {
+	case d.cfg.Chunk > 0:
+		return d.cfg.Chunk
+	case interval <= 0:
+		return maxChunk
+	}
+	return min(max(1, int(time.Second/interval)), maxChunk)
+}
+
+// EffectiveRPM returns this worker's pace in requests per minute now (for the
+// discovery_rate_limit_effective_rpm gauge); 0 when nothing limits the rate.
+func (d *Budget) EffectiveRPM() float64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.rate(d.cfg.Now())
+}
+
+// Answer feeds this worker's adaptive pace one answer's status (0: none arrived) and
+// latency; without Pace.Adaptive it does nothing. Each worker adapts on its own
+// answers: the workers of one fleet see the same GitLab, so they adapt alike.
+func (d *Budget) Answer(ctx context.Context, status int, latency time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.aimd != nil {
+		d.aimd.Answer(d.cfg.Now(), status, latency)
+	}
+}
