@@ -353,6 +353,11 @@ func (t tee) RateLimitRemaining(remaining int) {
 	t.next.RateLimitRemaining(remaining)
 }
 
+func (t tee) EffectiveRPM(rpm float64) {
+	t.emf.EffectiveRPM(rpm)
+	t.next.EffectiveRPM(rpm)
+}
+
 func (t tee) GroupDone(status string) {
 	t.emf.GroupDone(status)
 	t.next.GroupDone(status)

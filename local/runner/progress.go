@@ -56,6 +56,12 @@ func (p *Progress) RateLimitRemaining(n int) {
 	}
 }
 
+func (p *Progress) EffectiveRPM(rpm float64) {
+	if p.next != nil {
+		p.next.EffectiveRPM(rpm)
+	}
+}
+
 func (p *Progress) GroupDone(status string) {
 	p.groups.Add(1)
 	if p.next != nil {
@@ -95,6 +101,7 @@ type Snapshot struct {
 	RateRemaining int64 // -1 unknown
 	PendingGroups int64 // -1 unknown
 	BudgetTokens  float64
+	EffectiveRPM  float64 // the budget's pace, requests per minute; 0 unlimited
 }
 
 // Snapshot returns the counters now.
@@ -114,6 +121,7 @@ func (p *Progress) Snapshot() Snapshot {
 	}
 	if l := p.limiter.Load(); l != nil {
 		s.BudgetTokens = l.Available()
+		s.EffectiveRPM = l.EffectiveRPM()
 	}
 	return s
 }
@@ -132,10 +140,14 @@ func (s Snapshot) String() string {
 	if s.RateRemaining >= 0 {
 		rate = fmt.Sprint(s.RateRemaining)
 	}
+	pace := "unlimited"
+	if s.EffectiveRPM > 0 {
+		pace = fmt.Sprintf("%.0f/min", s.EffectiveRPM)
+	}
 	eta := "?"
 	if d, ok := s.ETA(); ok {
 		eta = d.Round(time.Second).String()
 	}
-	return fmt.Sprintf("groups %d  projects %d  errors %d  api calls %d  rate remaining %s  elapsed %s  eta %s",
-		s.Groups, s.Projects, s.Errors, s.APICalls, rate, s.Elapsed.Round(time.Second), eta)
+	return fmt.Sprintf("groups %d  projects %d  errors %d  api calls %d  pace %s  rate remaining %s  elapsed %s  eta %s",
+		s.Groups, s.Projects, s.Errors, s.APICalls, pace, rate, s.Elapsed.Round(time.Second), eta)
 }
