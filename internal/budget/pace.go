@@ -73,9 +73,11 @@ const (
 	headroom = 1.25
 )
 
-// AIMD is the adaptive pace (additive increase, multiplicative decrease, as TCP): the
-// rate doubles with every clean measuring window until the first sign of congestion
-// ("slow start"), then grows by a twentieth of its bound per clean window; it is cut
+// AIMD is the adaptive pace (additive increase, multiplicative decrease, as TCP): until
+// the first sign of congestion ("slow start") every good answer raises the rate by one
+// request per that answer's latency — as TCP's window grows by one segment per
+// acknowledgement, doubling the rate with every round trip at full use — then it
+// grows by a twentieth of its bound per clean measuring window; it is cut
 // to half on a 429 and to 70% when a window's 5xx (and network errors) or latency
 // rise. A window's errors rise when there are at least two and their share exceeds
 // twice the usual share plus 2 points; its latency rises when its mean exceeds 1.5 ×
@@ -140,6 +142,9 @@ func (a *AIMD) Answer(now time.Time, status int, latency time.Duration) {
 	a.latency += latency
 	if status == 0 || status >= 500 {
 		a.errors++
+	} else if a.slow {
+		a.rate += float64(time.Minute) / float64(max(latency, time.Millisecond))
+		a.clamp()
 	}
 	if now.Sub(a.winStart) < aimdWindow || a.answers < aimdMinAnswers {
 		return
@@ -159,24 +164,17 @@ func (a *AIMD) Answer(now time.Time, status int, latency time.Duration) {
 		a.cut(now, cutCongestion)
 		return
 	}
-	a.grow()
+	if !a.slow {
+		// Additive increase: a twentieth of the bound, at least 60 a minute.
+		a.rate += max(60, a.bound()/20)
+	}
+	a.clamp()
 	a.resetWindow(now)
 }
 
-// grow raises the rate after a clean window: doubling in slow start, else by a
-// twentieth of the bound (at least 60 a minute).
-func (a *AIMD) grow() {
-	b := a.bound()
-	if a.slow {
-		a.rate *= 2
-	} else {
-		step := 60.0
-		if b > 0 {
-			step = max(step, b/20)
-		}
-		a.rate += step
-	}
-	if b > 0 && a.rate >= b {
+// clamp keeps the rate within the bound; reaching it ends slow start.
+func (a *AIMD) clamp() {
+	if b := a.bound(); b > 0 && a.rate >= b {
 		a.rate, a.slow = b, false
 	}
 }

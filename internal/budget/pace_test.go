@@ -63,17 +63,24 @@ func TestAIMDSlowStartThenBound(t *testing.T) {
 	if a.Rate() != StartRPM {
 		t.Fatalf("start rate %v, want %v", a.Rate(), StartRPM)
 	}
-	rates := feed(a, clk, 3*time.Second, ok, 20*time.Millisecond)
-	// Each clean window doubles the rate until the bound.
-	const bound = 1.25 * 8 * 60 / 0.020
-	for i, r := range rates {
-		want := min(StartRPM*math.Pow(2, float64(i+1)), bound)
-		if math.Abs(r-want) > 1e-6 {
-			t.Fatalf("after window %d: rate %v, want %v (rates %v)", i+1, r, want, rates)
+	a.resetWindow(clk.Now())
+	// Slow start: every good answer adds one request per its latency, 3,000 a minute.
+	for k := 1; k <= aimdMinAnswers; k++ {
+		a.Answer(clk.Now(), 200, 20*time.Millisecond)
+		if want := StartRPM + 3000*float64(k); a.Rate() != want {
+			t.Fatalf("after %d answers: rate %v, want %v", k, a.Rate(), want)
 		}
 	}
-	if last := rates[len(rates)-1]; last != bound {
-		t.Fatalf("rate %v after 3s of clean answers, want the concurrency bound %v", last, bound)
+	// The first closed window learns the latency, and with it the bound.
+	const bound = 1.25 * 8 * 60 / 0.020
+	rates := feed(a, clk, 2*time.Second, ok, 20*time.Millisecond)
+	for i, r := range rates {
+		if math.Abs(r-bound) > 1e-6 {
+			t.Fatalf("after window %d: rate %v, want the concurrency bound %v (rates %v)", i+1, r, bound, rates)
+		}
+	}
+	if a.slow {
+		t.Error("still in slow start at the bound")
 	}
 }
 
