@@ -87,31 +87,39 @@ func benchScan(b *testing.B, faults gitlabsim.Faults) {
 //   - quiet: no RateLimit header and no limit, 20 ms added to every answer.
 //     share-of-concurrency is the throughput over CONCURRENT_REQUESTS ÷ 20 ms (the
 //     bar: at least 0.9); with 5% of 5xx the scan must back off and still finish.
+//     The unpaced cases (RATE_LIMIT_RPM=0: no pace of our own) are the same scans
+//     without the adaptive pace, to tell its cost from the machine's.
 //
 // Estates are sized so one case takes about 30–50 s.
 func BenchmarkPace(b *testing.B) {
 	const latency = 20 * time.Millisecond
+	quiet := gitlabsim.Options{Faults: gitlabsim.Faults{Latency: latency}}
+	errors := gitlabsim.Options{Faults: gitlabsim.Faults{Latency: latency, ErrorRate: 0.05}}
+	unpaced := map[string]string{"RATE_LIMIT_RPM": "0"}
 	cases := []struct {
 		name     string
 		projects int
 		opts     gitlabsim.Options
+		env      map[string]string // beyond the defaults
 	}{
-		{"announced=600", 40, gitlabsim.Options{RateLimitRPM: 600}},
-		{"announced=3000", 150, gitlabsim.Options{RateLimitRPM: 3000}},
-		{"announced=20000", 1000, gitlabsim.Options{RateLimitRPM: 20000}},
-		{"quiet/latency=20ms", 1000, gitlabsim.Options{Faults: gitlabsim.Faults{Latency: latency}}},
-		{"quiet/latency=20ms,5xx=5%", 600, gitlabsim.Options{Faults: gitlabsim.Faults{Latency: latency, ErrorRate: 0.05}}},
+		{"announced=600", 40, gitlabsim.Options{RateLimitRPM: 600}, nil},
+		{"announced=3000", 150, gitlabsim.Options{RateLimitRPM: 3000}, nil},
+		{"announced=20000", 1000, gitlabsim.Options{RateLimitRPM: 20000}, nil},
+		{"quiet/latency=20ms", 1000, quiet, nil},
+		{"quiet/latency=20ms/unpaced", 1000, quiet, unpaced},
+		{"quiet/latency=20ms,5xx=5%", 600, errors, nil},
+		{"quiet/latency=20ms,5xx=5%/unpaced", 600, errors, unpaced},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
-				benchPace(b, c.projects, c.opts, latency)
+				benchPace(b, c.projects, c.opts, c.env, latency)
 			}
 		})
 	}
 }
 
-func benchPace(b *testing.B, projects int, opts gitlabsim.Options, latency time.Duration) {
+func benchPace(b *testing.B, projects int, opts gitlabsim.Options, env map[string]string, latency time.Duration) {
 	b.StopTimer()
 	opts.Seed, opts.Groups, opts.Projects, opts.Token = 1, max(4, projects/25), projects, "t"
 	sim, err := gitlabsim.New(opts)
@@ -123,6 +131,9 @@ func benchPace(b *testing.B, projects int, opts gitlabsim.Options, latency time.
 	dir := b.TempDir()
 	for k, v := range map[string]string{"GITLAB_URL": ts.URL, "GITLAB_TOKEN": "t",
 		"DATA_DIR": filepath.Join(dir, "data"), "EXPORT_DIR": filepath.Join(dir, "exports")} {
+		b.Setenv(k, v)
+	}
+	for k, v := range env {
 		b.Setenv(k, v)
 	}
 	cfg, err := config.FromEnv()
