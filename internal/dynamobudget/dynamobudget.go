@@ -154,16 +154,17 @@ type Budget struct {
 	leasing chan struct{} // held by the one goroutine leasing for this instance
 
 	mu         sync.Mutex
-	waiters    int       // goroutines in Wait
-	tokens     int       // leased and not spent
-	validUntil time.Time // tokens expire then
-	leaseSize  int       // size of the current lease
-	spent      int       // tokens of the current lease spent
-	unused     int64     // expired tokens not yet given back to the run's count
-	want       int       // lease size the recent demand asks for
-	used       int64     // calls granted by this instance
-	ensured    bool      // the run maps exist on the item
-	seen       bool      // an image of the item arrived: its announced limit is known
+	waiters    int           // goroutines in Wait
+	tokens     int           // leased and not spent
+	validUntil time.Time     // tokens expire then
+	leaseSize  int           // size of the current lease
+	leaseIv    time.Duration // the current lease's interval; 0 when no rate applied
+	spent      int           // tokens of the current lease spent
+	unused     int64         // expired tokens not yet given back to the run's count
+	want       int           // lease size the recent demand asks for
+	used       int64         // calls granted by this instance
+	ensured    bool          // the run maps exist on the item
+	seen       bool          // an image of the item arrived: its announced limit is known
 	aimd       *budget.AIMD
 
 	// The item as this instance last saw it.
@@ -353,6 +354,13 @@ func (d *Budget) plan(now time.Time) leasePlan {
 	interval := d.interval(now)
 	chunk := d.chunk(interval)
 	n := min(max(d.want, d.waiters), chunk)
+	if interval > 0 {
+		// At most half the bucket: a lease of all of it waits until the bucket is full,
+		// and whatever the lease's round trip and jitter add is then lost for good; with
+		// half, the bucket goes on filling meanwhile. (Measured: 85% of the rate with
+		// three workers leasing whole buckets.)
+		n = min(n, max(1, (chunk+1)/2))
+	}
 	if !d.seen {
 		n = 1 // learn the item's announced limit before leasing at the starting pace
 	}
@@ -427,7 +435,7 @@ func (d *Budget) granted(p leasePlan, now time.Time, item map[string]types.Attri
 	defer d.mu.Unlock()
 	d.absorb(item)
 	d.unused -= p.give
-	d.tokens, d.leaseSize, d.spent = p.n, p.n, 0
+	d.tokens, d.leaseSize, d.spent, d.leaseIv = p.n, p.n, 0, p.interval
 	switch {
 	case p.interval > 0 && d.tat.After(now):
 		d.validUntil = d.tat
@@ -565,16 +573,25 @@ func (d *Budget) prune(ctx context.Context, runs []string) error {
 	return nil
 }
 
-// Release gives the tokens this instance holds back to the run's MaxCalls count. A
-// Lambda handler calls it before returning, since a frozen instance cannot spend them.
-// Without MaxCalls it only drops them.
+// Release gives the tokens this instance holds back: their time to the bucket, so other
+// workers may spend it (giveTime), and their count to the run's MaxCalls. A Lambda
+// handler calls it before returning, since a frozen instance cannot spend them.
 func (d *Budget) Release(ctx context.Context) error {
 	d.mu.Lock()
+	now := d.cfg.Now()
 	give := d.unused + int64(d.tokens)
+	var span time.Duration
+	if d.tokens > 0 && d.leaseIv > 0 && now.Before(d.validUntil) {
+		span = time.Duration(d.tokens) * d.leaseIv
+	}
 	d.unused, d.tokens = 0, 0
 	d.mu.Unlock()
+	var timeErr error
+	if span > 0 {
+		timeErr = d.giveTime(ctx, now, span)
+	}
 	if give == 0 || d.cfg.MaxCalls == 0 {
-		return nil
+		return timeErr
 	}
 	_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(d.table),
@@ -592,9 +609,9 @@ func (d *Budget) Release(ctx context.Context) error {
 		d.mu.Lock()
 		d.unused += give // try again with the next lease
 		d.mu.Unlock()
-		return fmt.Errorf("give %d unused calls back to run %s on budget %q: %w", give, d.cfg.RunID, d.key, err)
+		return errors.Join(timeErr, fmt.Errorf("give %d unused calls back to run %s on budget %q: %w", give, d.cfg.RunID, d.key, err))
 	}
-	return nil
+	return timeErr
 }
 
 // Observe shares what GitLab said: an announced limit below RPM lowers every worker's

@@ -46,6 +46,7 @@ func TestDynamo(t *testing.T) {
 		{"HighRateMakesProgress", testHighRate},
 		{"AutoPaceLearnsAnnounced", testAutoPaceLearnsAnnounced},
 		{"AutoPaceFleet", testAutoPaceFleet},
+		{"ReleaseGivesTime", testReleaseGivesTime},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, srv) })

@@ -112,3 +112,43 @@ func testAutoPaceFleet(t *testing.T, srv *mototest.Server) {
 		t.Errorf("%v permits in %v, want at least %.0f", n, elapsed, least)
 	}
 }
+
+// Release gives the time of unspent tokens back to the bucket, so the fleet does not
+// lose it when an invocation ends.
+func testReleaseGivesTime(t *testing.T, srv *mototest.Server) {
+	ctx := context.Background()
+	db := srv.DynamoDB()
+	table := newTable(t, srv)
+	const key = "gitlab.example#give"
+	clk := &clock{t: time.Now().Truncate(time.Microsecond)}
+	d := dynamobudget.New(db, table, key, dynamobudget.Config{RPM: 600, Chunk: 10, Now: clk.Now}) // 100 ms a token
+	tat := func() time.Duration {
+		t.Helper()
+		return time.UnixMicro(numAttr(t, item(t, db, table, key)["tat"])).Sub(clk.Now())
+	}
+	// The first lease takes one token; spent whole, the next takes two.
+	for range 2 {
+		if err := d.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := tat(); got != 300*time.Millisecond {
+		t.Fatalf("after leases of 1 and 2 tokens the bucket is paid until now+%v, want now+300ms", got)
+	}
+	if err := d.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := tat(); got != 200*time.Millisecond {
+		t.Fatalf("after releasing one unspent token the bucket is paid until now+%v, want now+200ms", got)
+	}
+	if d.Available() != 0 {
+		t.Errorf("%v tokens left after Release, want 0", d.Available())
+	}
+	// Nothing left to give: a second Release changes nothing.
+	if err := d.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := tat(); got != 200*time.Millisecond {
+		t.Fatalf("a second Release moved the bucket to now+%v", got)
+	}
+}
