@@ -91,7 +91,7 @@ type AIMD struct {
 	pace    Pace
 	ceiling float64 // Target × RPM; 0 = none
 	rate    float64
-	slow    bool // slow start: double per clean window
+	slow    bool // slow start: grow with every good answer
 
 	winStart time.Time
 	answers  int
