@@ -76,8 +76,12 @@ type Options struct {
 	// default 8s, under the visibility timeout as in the template.
 	Visibility, WorkerTimeout time.Duration
 	// RateLimitRPM is the shared budget's rate; 0 (default) sets none, so only the
-	// budget's leases and call counting are exercised.
+	// budget's leases and call counting are exercised. RATE_LIMIT_RPM in the
+	// harness's environment (e.g. auto, the agent's default) overrides it.
 	RateLimitRPM int
+	// SimRPM is the limit the simulator announces and enforces, per minute and
+	// token, as GitLab's authenticated-API throttle; 0 (default) none.
+	SimRPM int
 	// Kill ends one worker's execution environment in the middle of its first
 	// invocation of the harness's first run (after KillAfter GitLab requests, default 40) and starts a new one.
 	Kill      bool
@@ -208,6 +212,7 @@ func Start(ctx context.Context, opts Options) (h *Harness, err error) {
 
 	if h.sim, err = gitlabsim.New(gitlabsim.Options{
 		Seed: opts.Seed, Groups: opts.Groups, Projects: opts.Projects, Token: Token, Faults: opts.Faults,
+		RateLimitRPM: opts.SimRPM,
 	}); err != nil {
 		return nil, err
 	}
@@ -358,6 +363,14 @@ type Report struct {
 	Diffs         []string // exports against the simulator's truth; empty when equal
 
 	APICalls int64 // requests the simulator served
+	// Throttled are the 429s the simulator answered, PeakPerMinute the most requests
+	// it served in any minute of the run, ScanElapsed the time from the start to the
+	// scan queue's end: with Options.SimRPM they tell the share of the announced
+	// limit the workers used together.
+	Throttled     int64
+	PeakPerMinute int64
+	ScanElapsed   time.Duration
+	SimRPM        int
 	// PeakPerMinuteByClass is the most requests of each endpoint class the simulator
 	// served in any minute of the run (RATE_LIMIT_ENDPOINTS is checked against it).
 	PeakPerMinuteByClass map[string]int64
@@ -403,6 +416,7 @@ func (h *Harness) Run(ctx context.Context) (Report, error) {
 	if err := h.pumpScans(ctx, res.RunID, &rep); err != nil {
 		return rep, err
 	}
+	rep.ScanElapsed = time.Since(start)
 	if err := h.pumpExports(ctx, res.RunID, &rep); err != nil {
 		return rep, err
 	}
@@ -697,6 +711,7 @@ func (h *Harness) functions() []*Function {
 func (h *Harness) measure(rep *Report) {
 	st := h.sim.Stats()
 	rep.APICalls = st.Requests - h.simBase
+	rep.Throttled, rep.PeakPerMinute, rep.SimRPM = st.Throttled, st.PeakPerMinute, h.opts.SimRPM
 	rep.PeakPerMinuteByClass = st.PeakPerMinuteByClass
 	rep.Durations = map[string]time.Duration{}
 	rep.OutputBytes = map[string]int64{}
@@ -730,6 +745,14 @@ func (r Report) Summary() string {
 		r.RunID, r.Status, r.Elapsed.Round(time.Millisecond), r.Groups, r.Projects, r.APICalls,
 		float64(r.APICalls)/float64(max(r.Projects, 1)), r.RunAPICalls)
 	fmt.Fprintf(&b, "peak requests per minute by endpoint class: %v\n", r.PeakPerMinuteByClass)
+	perMinute := float64(r.APICalls) / max(r.ScanElapsed.Minutes(), 1e-9)
+	fmt.Fprintf(&b, "pace: %.0f requests per minute over the scan (%s), peak minute %d, 429s %d",
+		perMinute, r.ScanElapsed.Round(time.Millisecond), r.PeakPerMinute, r.Throttled)
+	if r.SimRPM > 0 {
+		fmt.Fprintf(&b, "; of the announced %d/min: %.1f%% over the scan, %.1f%% in the peak minute",
+			r.SimRPM, 100*perMinute/float64(r.SimRPM), 100*float64(r.PeakPerMinute)/float64(r.SimRPM))
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "second trigger during the run: started=%v %q\n", r.SecondTrigger.Started, r.SecondTrigger.Message)
 	fmt.Fprintf(&b, "invocations: %v; killed mid-invocation: %d; records redelivered: %d\n", r.Invocations, r.Killed, r.Redelivered)
 	for _, f := range slices.Sorted(maps.Keys(r.Durations)) {

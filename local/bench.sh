@@ -13,6 +13,7 @@ bench() { # package, benchtime, [pattern]
   go test -run '^$' -bench "${3:-.}" -benchmem -benchtime "$2" "$1" | tee -a "$raw"
 }
 bench ./local/runner/ 3x 'BenchmarkScan|BenchmarkIncremental'
+bench ./local/runner/ 1x BenchmarkPace # ~5 min: estates sized for 30-50 s a case
 bench ./internal/dynamostore/ 3x
 bench ./internal/filestore/ 2000x
 bench ./internal/budget/ 1s

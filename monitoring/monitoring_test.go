@@ -703,6 +703,7 @@ func TestDashboardAndAlertsAgainstPrometheus(t *testing.T) {
 			}
 			m.ProjectDone("complete", []string{"ready", "needs_attention", "blocked"}[i%3])
 			m.RateLimitRemaining(1000 - i%1000)
+			m.EffectiveRPM(1900)
 		}
 	}()
 

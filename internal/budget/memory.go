@@ -16,25 +16,33 @@ const Reserve = 5
 
 // Config configures a Memory limiter.
 type Config struct {
-	RPM      int              // requests per minute shared by all users of this limiter; 0 = unlimited
+	RPM      int              // requests per minute shared by all users of this limiter, never exceeded; 0 = no limit of our own
+	Pace     Pace             // how far below the limits to pace, and whether to adapt
 	Burst    int              // requests allowed at once; default max(1, rate/60)
 	MaxCalls int64            // per run, 0 = unlimited
 	Now      func() time.Time // for tests; default time.Now
 }
 
-// Memory is an in-process limiter: a token bucket at min(RPM, the limit GitLab
-// announces) per minute, kept as a GCRA theoretical arrival time so that pacing is
-// exact in integer time. It implements gitlab.Limiter (asserted in a test, so that the
-// gitlab client may import this package for ErrExhausted). It is safe for concurrent use.
+// announcedFor is how long an announced limit holds in an adaptive pace without being
+// announced again; then the pace adapts to the answers.
+const announcedFor = time.Minute
+
+// Memory is an in-process limiter: a token bucket at Pace.Rate per minute — Target of
+// the lower of RPM and the limit GitLab announces, else the adaptive rate — kept as a
+// GCRA theoretical arrival time so that pacing is exact. It implements gitlab.Limiter
+// (asserted in a test, so that the gitlab client may import this package for
+// ErrExhausted). It is safe for concurrent use.
 type Memory struct {
 	cfg   Config
 	sleep func(ctx context.Context, d time.Duration) error // replaced in tests
 
-	mu        sync.Mutex
-	announced int       // last limit per minute GitLab announced, 0 when none
-	tat       time.Time // theoretical arrival time of the next request when the bucket is full
-	pause     time.Time // no request before this
-	used      int64
+	mu          sync.Mutex
+	announced   int       // last limit per minute GitLab announced, 0 when none
+	announcedAt time.Time // when it was last announced
+	aimd        *AIMD     // the adaptive rate; nil unless Pace.Adaptive
+	tat         time.Time // theoretical arrival time of the next request when the bucket is full
+	pause       time.Time // no request before this
+	used        int64
 }
 
 // NewMemory returns a limiter for one run.
@@ -42,7 +50,11 @@ func NewMemory(cfg Config) *Memory {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Memory{cfg: cfg, sleep: backoff.Sleep}
+	m := &Memory{cfg: cfg, sleep: backoff.Sleep}
+	if cfg.Pace.Adaptive {
+		m.aimd = NewAIMD(cfg.Pace, cfg.RPM)
+	}
+	return m
 }
 
 // Wait blocks until a request may be sent. Every nil return counts as one call; once
@@ -73,7 +85,7 @@ func (m *Memory) reserve() (time.Duration, error) {
 	if now.Before(m.pause) {
 		return m.pause.Sub(now), nil
 	}
-	interval, burst, limited := m.pacing()
+	interval, burst, limited := m.pacing(now)
 	if limited {
 		tat := m.tat
 		if tat.Before(now) {
@@ -90,20 +102,49 @@ func (m *Memory) reserve() (time.Duration, error) {
 }
 
 // pacing returns the interval between requests and the burst; limited is false when
-// neither RPM nor GitLab sets a rate. m.mu must be held.
-func (m *Memory) pacing() (interval time.Duration, burst int, limited bool) {
-	rate := m.cfg.RPM
-	if m.announced > 0 && (rate == 0 || m.announced < rate) {
-		rate = m.announced
-	}
+// neither RPM, GitLab nor the adaptive pace sets a rate. m.mu must be held.
+func (m *Memory) pacing(now time.Time) (interval time.Duration, burst int, limited bool) {
+	rate := m.rate(now)
 	if rate <= 0 {
 		return 0, 0, false
 	}
 	burst = m.cfg.Burst
 	if burst <= 0 {
-		burst = max(1, rate/60)
+		burst = max(1, int(rate/60))
 	}
-	return time.Minute / time.Duration(rate), burst, true
+	return time.Duration(float64(time.Minute) / rate), burst, true
+}
+
+// rate is the pace in requests per minute, 0 for none. m.mu must be held.
+func (m *Memory) rate(now time.Time) float64 {
+	announced := m.announced
+	var adaptive float64
+	if m.aimd != nil {
+		if now.Sub(m.announcedAt) >= announcedFor {
+			announced = 0 // lapsed: GitLab stopped announcing it
+		}
+		adaptive = m.aimd.Rate()
+	}
+	return m.cfg.Pace.Rate(m.cfg.RPM, announced, adaptive)
+}
+
+// EffectiveRPM returns the pace in requests per minute now (for the
+// discovery_rate_limit_effective_rpm gauge and the progress line); 0 when nothing
+// limits the rate.
+func (m *Memory) EffectiveRPM() float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.rate(m.cfg.Now())
+}
+
+// Answer feeds the adaptive pace one answer's status (0: none arrived) and latency;
+// without Pace.Adaptive it does nothing.
+func (m *Memory) Answer(ctx context.Context, status int, latency time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.aimd != nil {
+		m.aimd.Answer(m.cfg.Now(), status, latency)
+	}
 }
 
 // Observe records the limit GitLab announced (per minute; 0 when absent) and pauses
@@ -114,7 +155,7 @@ func (m *Memory) Observe(ctx context.Context, limit, remaining int, reset time.T
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if limit > 0 {
-		m.announced = limit
+		m.announced, m.announcedAt = limit, m.cfg.Now()
 	}
 	if remaining <= Reserve {
 		m.pauseLocked(reset)
@@ -145,7 +186,7 @@ func (m *Memory) Available() float64 {
 	if now.Before(m.pause) {
 		return 0
 	}
-	interval, burst, limited := m.pacing()
+	interval, burst, limited := m.pacing(now)
 	if !limited {
 		return math.Inf(1)
 	}

@@ -9,6 +9,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -24,7 +25,9 @@ type Config struct {
 	Token              string         // GITLAB_TOKEN (never logged)
 	RootGroups         []string       // ROOT_GROUPS, comma-separated paths or IDs; empty = every top-level group
 	IncludePersonal    bool           // INCLUDE_PERSONAL_PROJECTS
-	RateLimitRPM       int            // RATE_LIMIT_RPM
+	RateLimitRPM       int            // RATE_LIMIT_RPM: a ceiling in requests per minute; 0 = none
+	RateLimitAuto      bool           // RATE_LIMIT_RPM is auto or a number: adapt when GitLab announces no limit
+	RateLimitTarget    float64        // RATE_LIMIT_TARGET: share of every limit the pace aims at
 	EndpointRPM        map[string]int // RATE_LIMIT_ENDPOINTS: per endpoint class, requests per minute
 	MaxAPICalls        int64          // MAX_API_CALLS, per run; 0 = unlimited
 	MaxPerProjectCalls int            // MAX_PER_PROJECT_CALLS
@@ -53,8 +56,18 @@ func (c *Config) declare() *Set {
 	s.Func("ROOT_GROUPS", "", "Comma-separated group paths or IDs to scan; empty = every top-level group the token can see",
 		func(v string) error { c.RootGroups = rootGroups(v); return nil })
 	s.Bool(&c.IncludePersonal, "INCLUDE_PERSONAL_PROJECTS", false, "`true`: also scan projects in personal (user) namespaces, which no group holds, by walking the project list (keyset); an admin token sees every user's")
-	s.Int(&c.RateLimitRPM, "RATE_LIMIT_RPM", 600, 0, "Requests per minute shared by all workers; never faster than GitLab's announced RateLimit-Limit")
-	s.Func("RATE_LIMIT_ENDPOINTS", "", "Extra per-endpoint-class limits in requests per minute, e.g. `groups/:id/projects=600,projects/:id=400,groups=50` (GitLab.com's); within `RATE_LIMIT_RPM`. Shared by every process: in Lambda through `BUDGET_TABLE`",
+	s.Func("RATE_LIMIT_RPM", "auto", "`auto`: all workers together pace at `RATE_LIMIT_TARGET` of the `RateLimit-Limit` GitLab announces (starting at 300/min until the first answer); without an announcement the pace adapts (AIMD on 429s, 5xx and latency, within `CONCURRENT_REQUESTS`; [docs/RUNBOOK.md](docs/RUNBOOK.md#pacing)). A number is a ceiling on that pace; `0` paces only by what GitLab announces",
+		c.rateLimit)
+	s.Func("RATE_LIMIT_TARGET", "0.95", "Share of every limit the pace aims at: GitLab's announced one, `RATE_LIMIT_RPM`, an endpoint class's (0 < share ≤ 1)",
+		func(v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || !(f > 0 && f <= 1) {
+				return errors.New("want a share above 0 and at most 1, e.g. 0.95")
+			}
+			c.RateLimitTarget = f
+			return nil
+		})
+	s.Func("RATE_LIMIT_ENDPOINTS", "", "Per-endpoint-class limits in requests per minute, e.g. `groups/:id/projects=600,projects/:id=400,groups=50`, paced at `RATE_LIMIT_TARGET` of each; they override or add to GitLab.com's documented ones, which apply by default when `GITLAB_URL` is gitlab.com. A 429 on a limited class pauses that class only. Shared by every process: in Lambda through `BUDGET_TABLE`",
 		func(v string) (err error) { c.EndpointRPM, err = endpointRPM(v); return err })
 	s.Int64(&c.MaxAPICalls, "MAX_API_CALLS", 0, 0, "API calls per run; 0 = unlimited. When spent, remaining steps are recorded as errors")
 	s.Int(&c.MaxPerProjectCalls, "MAX_PER_PROJECT_CALLS", 200, 0, "API calls one project's profile may use")
@@ -97,8 +110,16 @@ func (c Config) String() string {
 	if c.Token != "" {
 		t = "set"
 	}
-	return fmt.Sprintf("gitlab_url=%s token=%s root_groups=%v rate_limit_rpm=%d max_api_calls=%d max_per_project_calls=%d concurrency=%d",
-		c.GitLabURL, t, c.RootGroups, c.RateLimitRPM, c.MaxAPICalls, c.MaxPerProjectCalls, c.Concurrency)
+	return fmt.Sprintf("gitlab_url=%s token=%s root_groups=%v rate_limit_rpm=%s max_api_calls=%d max_per_project_calls=%d concurrency=%d",
+		c.GitLabURL, t, c.RootGroups, c.rateLimitString(), c.MaxAPICalls, c.MaxPerProjectCalls, c.Concurrency)
+}
+
+// rateLimitString writes RATE_LIMIT_RPM as it was given.
+func (c Config) rateLimitString() string {
+	if c.RateLimitAuto && c.RateLimitRPM == 0 {
+		return "auto"
+	}
+	return strconv.Itoa(c.RateLimitRPM)
 }
 
 // GoString keeps %#v from printing the token.
@@ -113,6 +134,20 @@ func rootGroups(s string) []string {
 		}
 	}
 	return groups
+}
+
+// rateLimit parses RATE_LIMIT_RPM: auto, a ceiling, or 0 (no pace of our own).
+func (c *Config) rateLimit(v string) error {
+	if strings.EqualFold(v, "auto") {
+		c.RateLimitRPM, c.RateLimitAuto = 0, true
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return errors.New("want auto or a number of requests per minute (0: only what GitLab announces)")
+	}
+	c.RateLimitRPM, c.RateLimitAuto = n, n > 0
+	return nil
 }
 
 // endpointRPM parses "class=rpm,class=rpm".

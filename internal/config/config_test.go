@@ -17,7 +17,7 @@ func TestParse(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults", map[string]string{}, func(c Config) error {
-			if c.RateLimitRPM != 600 || c.MaxPerProjectCalls != 200 || c.Concurrency != 8 || c.MaxAPICalls != 0 ||
+			if c.RateLimitRPM != 0 || !c.RateLimitAuto || c.RateLimitTarget != 0.95 || c.MaxPerProjectCalls != 200 || c.Concurrency != 8 || c.MaxAPICalls != 0 ||
 				c.HealthAddr != ":8080" || c.MetricsAddr != ":9090" || c.RequestTimeout != 30*time.Second {
 				return fmt.Errorf("defaults wrong: %+v", c)
 			}
@@ -67,6 +67,29 @@ func TestParse(t *testing.T) {
 			return nil
 		}, ""},
 		{"unknown MIGRATION_PATH", map[string]string{"MIGRATION_PATH": "github-importer"}, nil, `MIGRATION_PATH="github-importer": unknown migration path`},
+		{"a number is a ceiling on the auto pace", map[string]string{"RATE_LIMIT_RPM": "3000"}, func(c Config) error {
+			if c.RateLimitRPM != 3000 || !c.RateLimitAuto {
+				return fmt.Errorf("rpm %d auto %v", c.RateLimitRPM, c.RateLimitAuto)
+			}
+			return nil
+		}, ""},
+		{"0 paces only by what GitLab announces", map[string]string{"RATE_LIMIT_RPM": "0", "RATE_LIMIT_TARGET": "1"}, func(c Config) error {
+			if c.RateLimitRPM != 0 || c.RateLimitAuto || c.RateLimitTarget != 1 {
+				return fmt.Errorf("rpm %d auto %v target %v", c.RateLimitRPM, c.RateLimitAuto, c.RateLimitTarget)
+			}
+			return nil
+		}, ""},
+		{"AUTO in capitals", map[string]string{"RATE_LIMIT_RPM": "AUTO"}, func(c Config) error {
+			if !c.RateLimitAuto || c.RateLimitRPM != 0 {
+				return fmt.Errorf("rpm %d auto %v", c.RateLimitRPM, c.RateLimitAuto)
+			}
+			return nil
+		}, ""},
+		{"bad rate", map[string]string{"RATE_LIMIT_RPM": "fast"}, nil, `RATE_LIMIT_RPM="fast": want auto or a number`},
+		{"negative rate", map[string]string{"RATE_LIMIT_RPM": "-5"}, nil, `RATE_LIMIT_RPM="-5"`},
+		{"target above 1", map[string]string{"RATE_LIMIT_TARGET": "1.2"}, nil, `RATE_LIMIT_TARGET="1.2": want a share above 0`},
+		{"target 0", map[string]string{"RATE_LIMIT_TARGET": "0"}, nil, `RATE_LIMIT_TARGET="0"`},
+		{"target NaN", map[string]string{"RATE_LIMIT_TARGET": "NaN"}, nil, `RATE_LIMIT_TARGET="NaN"`},
 		{"bad endpoint limit", map[string]string{"RATE_LIMIT_ENDPOINTS": "groups=fast"}, nil, "RATE_LIMIT_ENDPOINTS"},
 		{"bad numbers are named", map[string]string{"MAX_API_CALLS": "lots", "CONCURRENT_REQUESTS": "-1"}, nil, "MAX_API_CALLS"},
 		{"zero concurrency", map[string]string{"CONCURRENT_REQUESTS": "0"}, nil, `CONCURRENT_REQUESTS="0": want an integer of at least 1`},

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,10 +64,15 @@ const (
 // Config configures a Dynamo limiter.
 type Config struct {
 	// RPM is the request rate per minute shared by every worker using the same table
-	// and key; 0 means no rate of our own (GitLab's announced limit still applies).
+	// and key, never exceeded; 0 means no rate of our own (GitLab's announced limit
+	// still applies).
 	RPM int
+	// Pace is how far below the limits to pace (Target) and whether to adapt to the
+	// answers while GitLab announces no limit (budget.AIMD, per worker).
+	Pace budget.Pace
 	// Chunk is the most tokens one lease takes from the table, and the bucket's burst.
-	// Default max(1, RPM/60) capped at 50; 50 when RPM is 0.
+	// Default one second at the current pace, at least 1 and at most 50; 50 when no
+	// rate applies.
 	Chunk int
 	// MaxCalls caps the calls of run RunID across all workers; 0 is unlimited.
 	MaxCalls int64
@@ -149,15 +153,18 @@ type Budget struct {
 	leasing chan struct{} // held by the one goroutine leasing for this instance
 
 	mu         sync.Mutex
-	waiters    int       // goroutines in Wait
-	tokens     int       // leased and not spent
-	validUntil time.Time // tokens expire then
-	leaseSize  int       // size of the current lease
-	spent      int       // tokens of the current lease spent
-	unused     int64     // expired tokens not yet given back to the run's count
-	want       int       // lease size the recent demand asks for
-	used       int64     // calls granted by this instance
-	ensured    bool      // the run maps exist on the item
+	waiters    int           // goroutines in Wait
+	tokens     int           // leased and not spent
+	validUntil time.Time     // tokens expire then
+	leaseSize  int           // size of the current lease
+	leaseIv    time.Duration // the current lease's interval; 0 when no rate applied
+	spent      int           // tokens of the current lease spent
+	unused     int64         // expired tokens not yet given back to the run's count
+	want       int           // lease size the recent demand asks for
+	used       int64         // calls granted by this instance
+	ensured    bool          // the run maps exist on the item
+	seen       bool          // an image of the item arrived: its announced limit is known
+	aimd       *budget.AIMD
 
 	// The item as this instance last saw it.
 	tat        time.Time
@@ -172,17 +179,11 @@ func New(client *dynamodb.Client, table, key string, cfg Config) *Budget {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Chunk <= 0 {
-		cfg.Chunk = maxChunk
-		if cfg.RPM > 0 {
-			cfg.Chunk = min(max(1, cfg.RPM/60), maxChunk)
-		}
-	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Budget{
+	d := &Budget{
 		client:  client,
 		table:   table,
 		key:     key,
@@ -192,6 +193,10 @@ func New(client *dynamodb.Client, table, key string, cfg Config) *Budget {
 		leasing: make(chan struct{}, 1),
 		want:    1,
 	}
+	if cfg.Pace.Adaptive {
+		d.aimd = budget.NewAIMD(cfg.Pace, cfg.RPM)
+	}
+	return d
 }
 
 // TokenKey returns the budget key for a GitLab host and token: the host and a short
@@ -259,7 +264,7 @@ func (d *Budget) take() (time.Duration, bool) {
 	d.used++
 	if d.tokens == 0 && d.spent == d.leaseSize {
 		// The whole lease was used in time: demand may be higher.
-		d.want = min(2*d.want, d.cfg.Chunk)
+		d.want = min(2*d.want, d.chunk(d.interval(now)))
 	}
 	return 0, true
 }
@@ -345,7 +350,19 @@ func (d *Budget) plan(now time.Time) leasePlan {
 	if d.tokens > 0 || now.Before(d.pause) {
 		return leasePlan{}
 	}
-	n := min(max(d.want, d.waiters), d.cfg.Chunk)
+	interval := d.interval(now)
+	chunk := d.chunk(interval)
+	n := min(max(d.want, d.waiters), chunk)
+	if interval > 0 {
+		// At most half the bucket: a lease of all of it waits until the bucket is full,
+		// and whatever the lease's round trip and jitter add is then lost for good; with
+		// half, the bucket goes on filling meanwhile. (Measured: 85% of the rate with
+		// three workers leasing whole buckets.)
+		n = min(n, max(1, (chunk+1)/2))
+	}
+	if !d.seen {
+		n = 1 // learn the item's announced limit before leasing at the starting pace
+	}
 	if d.cfg.MaxCalls > 0 {
 		left := d.cfg.MaxCalls - (d.runCalls - d.unused)
 		if left <= 0 {
@@ -353,32 +370,19 @@ func (d *Budget) plan(now time.Time) leasePlan {
 			// of 1 asks the table, which refuses with the current count if it is spent.
 			left = 1
 		}
-		n = min(n, int(min(left, int64(d.cfg.Chunk))))
+		n = min(n, int(min(left, int64(chunk))))
 	}
-	p := leasePlan{n: n, give: d.unused, delta: int64(n) - d.unused, interval: d.interval(now)}
+	p := leasePlan{n: n, give: d.unused, delta: int64(n) - d.unused, interval: interval}
 	if p.interval > 0 {
 		span := time.Duration(n) * p.interval
 		if d.tat.After(now) {
 			p.busy = true
-			p.limitTAT = now.Add(time.Duration(d.cfg.Chunk)*p.interval - span)
+			p.limitTAT = now.Add(time.Duration(chunk)*p.interval - span)
 		} else {
 			p.newTAT = now.Add(span)
 		}
 	}
 	return p
-}
-
-// interval is the time one token takes to refill at min(RPM, announced limit); 0 when
-// neither sets a rate. d.mu must be held.
-func (d *Budget) interval(now time.Time) time.Duration {
-	rate := d.cfg.RPM
-	if d.limit > 0 && now.Before(d.limitUntil) && (rate == 0 || d.limit < rate) {
-		rate = d.limit
-	}
-	if rate <= 0 {
-		return 0
-	}
-	return time.Minute / time.Duration(rate)
 }
 
 func (p leasePlan) input(d *Budget, now time.Time) *dynamodb.UpdateItemInput {
@@ -430,7 +434,7 @@ func (d *Budget) granted(p leasePlan, now time.Time, item map[string]types.Attri
 	defer d.mu.Unlock()
 	d.absorb(item)
 	d.unused -= p.give
-	d.tokens, d.leaseSize, d.spent = p.n, p.n, 0
+	d.tokens, d.leaseSize, d.spent, d.leaseIv = p.n, p.n, 0, p.interval
 	switch {
 	case p.interval > 0 && d.tat.After(now):
 		d.validUntil = d.tat
@@ -466,7 +470,7 @@ func (d *Budget) refused(p leasePlan, now time.Time, item map[string]types.Attri
 	}
 	if iv := d.interval(now); iv > 0 && d.tat.After(now) {
 		// n tokens are back when tat <= now' + (Chunk-n)*interval.
-		ready := d.tat.Add(-time.Duration(d.cfg.Chunk-p.n) * iv)
+		ready := d.tat.Add(-time.Duration(d.chunk(iv)-p.n) * iv)
 		if ready.After(now) {
 			return ready.Sub(now), nil
 		}
@@ -478,6 +482,7 @@ func (d *Budget) refused(p leasePlan, now time.Time, item map[string]types.Attri
 // must be held.
 func (d *Budget) absorb(item map[string]types.AttributeValue) {
 	// A missing attribute is news too: the item was reset, or never had it.
+	d.seen = true
 	d.tat, _ = timeAttr(item[attrTAT])
 	if t, ok := timeAttr(item[attrPause]); ok {
 		d.pauseLocked(t) // the local pause only moves forward as well
@@ -503,207 +508,6 @@ func (d *Budget) read(ctx context.Context) (map[string]types.AttributeValue, err
 		return nil, fmt.Errorf("read budget %q: %w", d.key, err)
 	}
 	return out.Item, nil
-}
-
-func (d *Budget) isEnsured() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.ensured
-}
-
-// ensureRun creates the run maps on the item (a nested SET needs its parent map) and
-// removes counters of runs idle for a week, so the item does not grow without bound.
-func (d *Budget) ensureRun(ctx context.Context) error {
-	now := d.cfg.Now()
-	out, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(d.table),
-		Key:                       d.itemKey(),
-		UpdateExpression:          aws.String("SET #runs = if_not_exists(#runs, :empty), #runsAt = if_not_exists(#runsAt, :empty), #exp = :exp"),
-		ExpressionAttributeNames:  map[string]string{"#runs": attrRuns, "#runsAt": attrRunsAt, "#exp": attrExpires},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":empty": &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{}}, ":exp": num(now.Add(itemTTL).Unix())},
-		ReturnValues:              types.ReturnValueAllNew,
-	})
-	if err != nil {
-		return fmt.Errorf("prepare run %s on budget %q: %w", d.cfg.RunID, d.key, err)
-	}
-	var stale []string
-	if at, ok := out.Attributes[attrRunsAt].(*types.AttributeValueMemberM); ok {
-		for run, v := range at.Value {
-			if sec, ok := intAttr(v); ok && run != d.cfg.RunID && now.Sub(time.Unix(sec, 0)) > staleRun {
-				stale = append(stale, run)
-			}
-		}
-	}
-	sort.Strings(stale)
-	if len(stale) > 0 {
-		if err := d.prune(ctx, stale[:min(len(stale), 50)]); err != nil {
-			return err
-		}
-	}
-	d.mu.Lock()
-	d.ensured = true
-	d.absorb(out.Attributes)
-	d.mu.Unlock()
-	return nil
-}
-
-func (d *Budget) prune(ctx context.Context, runs []string) error {
-	names := map[string]string{"#runs": attrRuns, "#runsAt": attrRunsAt}
-	var paths []string
-	for i, run := range runs {
-		n := "#r" + strconv.Itoa(i)
-		names[n] = run
-		paths = append(paths, "#runs."+n, "#runsAt."+n)
-	}
-	_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(d.table),
-		Key:                      d.itemKey(),
-		UpdateExpression:         aws.String("REMOVE " + strings.Join(paths, ", ")),
-		ExpressionAttributeNames: names,
-	})
-	if err != nil {
-		return fmt.Errorf("remove %d stale run counters from budget %q: %w", len(runs), d.key, err)
-	}
-	return nil
-}
-
-// Release gives the tokens this instance holds back to the run's MaxCalls count. A
-// Lambda handler calls it before returning, since a frozen instance cannot spend them.
-// Without MaxCalls it only drops them.
-func (d *Budget) Release(ctx context.Context) error {
-	d.mu.Lock()
-	give := d.unused + int64(d.tokens)
-	d.unused, d.tokens = 0, 0
-	d.mu.Unlock()
-	if give == 0 || d.cfg.MaxCalls == 0 {
-		return nil
-	}
-	_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(d.table),
-		Key:                       d.itemKey(),
-		UpdateExpression:          aws.String("SET #runs.#run = #runs.#run - :n"),
-		ConditionExpression:       aws.String("attribute_exists(#runs.#run)"),
-		ExpressionAttributeNames:  map[string]string{"#runs": attrRuns, "#run": d.cfg.RunID},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":n": num(give)},
-	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return nil // the counter is gone (item reset or pruned): nothing to give back to
-	}
-	if err != nil {
-		d.mu.Lock()
-		d.unused += give // try again with the next lease
-		d.mu.Unlock()
-		return fmt.Errorf("give %d unused calls back to run %s on budget %q: %w", give, d.cfg.RunID, d.key, err)
-	}
-	return nil
-}
-
-// Observe shares what GitLab said: an announced limit below RPM lowers every worker's
-// rate, and little remaining (at most one chunk, which the fleet's requests in flight
-// will use) pauses every worker until reset.
-func (d *Budget) Observe(ctx context.Context, limit, remaining int, reset time.Time) {
-	if limit > 0 {
-		d.announce(ctx, limit)
-	}
-	if remaining <= max(budget.Reserve, d.cfg.Chunk) && !reset.IsZero() {
-		d.PauseUntil(ctx, reset)
-	}
-}
-
-// announce stores limit on the item when it lowers the rate there, or refreshes it
-// when it is about to lapse; otherwise it costs nothing.
-func (d *Budget) announce(ctx context.Context, limit int) {
-	now := d.cfg.Now()
-	d.mu.Lock()
-	current := d.limit > 0 && now.Before(d.limitUntil)
-	skip := (d.cfg.RPM > 0 && limit >= d.cfg.RPM) || // never raises above RPM
-		(current && limit > d.limit) || // a lower limit holds until it lapses
-		(current && limit == d.limit && d.limitUntil.Sub(now) > announcedFor/2)
-	if !skip {
-		d.limit, d.limitUntil = limit, now.Add(announcedFor)
-	}
-	d.mu.Unlock()
-	if skip {
-		return
-	}
-	_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           aws.String(d.table),
-		Key:                 d.itemKey(),
-		UpdateExpression:    aws.String("SET #limit = :limit, #until = :until, #exp = :exp"),
-		ConditionExpression: aws.String("attribute_not_exists(#until) OR #until <= :now OR #limit >= :limit"),
-		ExpressionAttributeNames: map[string]string{
-			"#limit": attrLimit, "#until": attrLimitUntil, "#exp": attrExpires,
-		},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":limit": num(int64(limit)),
-			":until": micros(now.Add(announcedFor)),
-			":now":   micros(now),
-			":exp":   num(now.Add(itemTTL).Unix()),
-		},
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
-	d.afterSignal(ctx, err, "store announced limit", slog.Int("limit", limit))
-}
-
-// PauseUntil stops every worker's requests until t, at most budget.MaxPause from now.
-// The item's pause only moves forward; an earlier or past t changes nothing.
-func (d *Budget) PauseUntil(ctx context.Context, t time.Time) {
-	now := d.cfg.Now()
-	t, ok := budget.CapPause(now, t)
-	d.mu.Lock()
-	known := !ok || !t.After(d.pause)
-	if !known {
-		d.pause = t
-	}
-	d.mu.Unlock()
-	if known {
-		return
-	}
-	_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           aws.String(d.table),
-		Key:                                 d.itemKey(),
-		UpdateExpression:                    aws.String("SET #pause = :t, #exp = :exp"),
-		ConditionExpression:                 aws.String("attribute_not_exists(#pause) OR #pause < :t OR #pause > :far"),
-		ExpressionAttributeNames:            map[string]string{"#pause": attrPause, "#exp": attrExpires},
-		ExpressionAttributeValues:           map[string]types.AttributeValue{":t": micros(t), ":far": micros(farPause(now)), ":exp": num(now.Add(itemTTL).Unix())},
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
-	d.afterSignal(ctx, err, "share pause", slog.Time("until", t))
-}
-
-// pauseLocked moves the local pause forward to the item's pause t, capped to
-// budget.MaxPause from now; a t beyond farPause is ignored. d.mu must be held.
-func (d *Budget) pauseLocked(t time.Time) {
-	now := d.cfg.Now()
-	if t.After(farPause(now)) {
-		return
-	}
-	if t, ok := budget.CapPause(now, t); ok && t.After(d.pause) {
-		d.pause = t
-	}
-}
-
-// farPause is the latest shared pause honoured at now.
-func farPause(now time.Time) time.Time { return now.Add(budget.MaxPause + pauseSlack) }
-
-// afterSignal handles the result of a write that has no caller to return an error to:
-// a refused condition means the item already says more, and its image is kept.
-func (d *Budget) afterSignal(ctx context.Context, err error, what string, attr slog.Attr) {
-	var ccf *types.ConditionalCheckFailedException
-	switch {
-	case err == nil:
-	case errors.As(err, &ccf):
-		if ccf.Item != nil {
-			d.mu.Lock()
-			d.absorb(ccf.Item)
-			d.mu.Unlock()
-		}
-	default:
-		// The local state already holds the signal; other workers learn it from
-		// GitLab themselves.
-		d.log.WarnContext(ctx, "budget: "+what+" failed", slog.String("budget_key", d.key), attr, slog.Any("error", err))
-	}
 }
 
 // Available returns the tokens this instance holds (for the tokens-available gauge):

@@ -44,6 +44,9 @@ func TestDynamo(t *testing.T) {
 		{"Release", testRelease},
 		{"Cancel", testCancel},
 		{"HighRateMakesProgress", testHighRate},
+		{"AutoPaceLearnsAnnounced", testAutoPaceLearnsAnnounced},
+		{"AutoPaceFleet", testAutoPaceFleet},
+		{"ReleaseGivesTime", testReleaseGivesTime},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, srv) })

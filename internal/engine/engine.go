@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gl2gh/discovery-agent/internal/budget"
@@ -44,10 +46,11 @@ type Options struct {
 	DeadlineMargin time.Duration
 	// OnRunFinished is called when a run ends (the worker's hook).
 	OnRunFinished func(inventory.Run, inventory.Summary)
-	// EndpointLimiter builds the limiter of one endpoint class (RATE_LIMIT_ENDPOINTS)
-	// where the processes of a mode share it (Lambda: DynamoDB); nil keeps it in memory,
-	// shared by every client of this process.
-	EndpointLimiter func(class string, rpm int) gitlab.Limiter
+	// EndpointLimiter builds the limiter of one endpoint class (GitLab.com's limits,
+	// RATE_LIMIT_ENDPOINTS) where the processes of a mode share it (Lambda: DynamoDB);
+	// nil keeps it in memory, shared by every client of this process. c.RPM is the
+	// class's limit, c.Pace how far below it to pace.
+	EndpointLimiter func(class string, c budget.Config) gitlab.Limiter
 	// GitLab overrides client options (tests: retry policy; Lambda: a shared transport).
 	// Limiter, EndpointLimiters, Observer, Concurrency and Timeout always come from the
 	// configuration.
@@ -78,22 +81,50 @@ func New(cfg config.Config, b Backends, opts Options) (*Engine, error) {
 	e := &Engine{cfg: cfg, b: b, opts: opts, thresholds: th, endpoint: map[string]gitlab.Limiter{}}
 	newLimiter := opts.EndpointLimiter
 	if newLimiter == nil {
-		newLimiter = func(_ string, rpm int) gitlab.Limiter { return budget.NewMemory(budget.Config{RPM: rpm}) }
+		newLimiter = func(_ string, c budget.Config) gitlab.Limiter { return budget.NewMemory(c) }
 	}
-	for class, rpm := range cfg.EndpointRPM {
-		e.endpoint[class] = newLimiter(class, rpm)
+	for class, rpm := range EndpointLimits(cfg) {
+		e.endpoint[class] = newLimiter(class, budget.Config{RPM: rpm, Pace: budget.Pace{Target: cfg.RateLimitTarget}})
 	}
 	return e, nil
+}
+
+// GitLabComEndpointRPM are GitLab.com's documented per-endpoint limits ("GitLab.com
+// rate limits", https://docs.gitlab.com/user/gitlab_com/rate_limits/) for the endpoint
+// classes the agent calls, per minute: the Projects API's 2,000 per 10 minutes is 200.
+// The simulator's gitlabsim.GitLabComEndpointLimits states the same limits with their
+// windows; a test keeps the two equal.
+var GitLabComEndpointRPM = map[string]int{
+	"projects":            200,
+	"projects/:id":        400,
+	"groups":              50,
+	"groups/:id":          400,
+	"groups/:id/projects": 600,
+}
+
+// EndpointLimits returns the per-endpoint-class limits a configuration gets:
+// GitLab.com's when GITLAB_URL's host is gitlab.com, with RATE_LIMIT_ENDPOINTS
+// replacing or adding to them.
+func EndpointLimits(cfg config.Config) map[string]int {
+	out := map[string]int{}
+	if u, err := url.Parse(cfg.GitLabURL); err == nil && strings.EqualFold(u.Hostname(), "gitlab.com") {
+		maps.Copy(out, GitLabComEndpointRPM)
+	}
+	maps.Copy(out, cfg.EndpointRPM)
+	return out
 }
 
 // Config returns the configuration the engine was built from.
 func (e *Engine) Config() config.Config { return e.cfg }
 
-// Budget returns the shared budget's settings for a run: RATE_LIMIT_RPM and
-// MAX_API_CALLS. Each mode keeps the budget where its processes share it (in memory,
-// in DynamoDB).
+// Budget returns the shared budget's settings for a run: RATE_LIMIT_RPM,
+// RATE_LIMIT_TARGET, CONCURRENT_REQUESTS (the adaptive pace's bound) and MAX_API_CALLS.
+// Each mode keeps the budget where its processes share it (in memory, in DynamoDB).
 func (e *Engine) Budget() budget.Config {
-	return budget.Config{RPM: e.cfg.RateLimitRPM, MaxCalls: e.cfg.MaxAPICalls}
+	return budget.Config{
+		RPM: e.cfg.RateLimitRPM, MaxCalls: e.cfg.MaxAPICalls,
+		Pace: budget.Pace{Target: e.cfg.RateLimitTarget, Adaptive: e.cfg.RateLimitAuto, Concurrency: e.cfg.Concurrency},
+	}
 }
 
 // Client returns a GitLab client whose requests wait on lim, the shared budget.

@@ -22,10 +22,25 @@ type Limiter interface {
 	PauseUntil(ctx context.Context, t time.Time)
 }
 
+// Adaptive is a Limiter that also learns from every answer — its status (0: none
+// arrived) and latency — to adapt its pace when GitLab announces no limit
+// (budget.Memory and dynamobudget.Budget with an adaptive budget.Pace). The transport
+// reports every attempt to it except 429s that limit one endpoint class only.
+type Adaptive interface {
+	Answer(ctx context.Context, status int, latency time.Duration)
+}
+
+// Paced is a Limiter that tells its pace, for the discovery_rate_limit_effective_rpm
+// gauge.
+type Paced interface {
+	EffectiveRPM() float64 // requests per minute; 0 when nothing limits the rate
+}
+
 // Observer receives the client's measurements (Prometheus in local mode, EMF in Lambda).
 // endpoint is a bounded class such as "projects/:id/merge_requests", never a raw path.
 type Observer interface {
 	Request(endpoint string, status int, d time.Duration) // status 0: no response (timeout, network)
 	Retry(reason string)                                  // "429", "5xx", "timeout", "network", "malformed"
 	RateLimitRemaining(remaining int)
+	EffectiveRPM(rpm float64) // the shared limiter's pace after an answer (0: unlimited)
 }

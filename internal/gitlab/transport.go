@@ -80,8 +80,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	endpoint := EndpointClass(req.URL.Path)
+	classLimiter := t.perEndpoint[endpoint]
 	for attempt := 0; ; attempt++ {
-		resp, err := t.attempt(ctx, req, endpoint, t.perEndpoint[endpoint])
+		resp, err := t.attempt(ctx, req, endpoint, classLimiter)
 		reason, wait := t.retryable(resp, err)
 		if reason == "" {
 			return resp, err
@@ -101,8 +102,13 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		pause := t.backoff(attempt)
 		pause = max(pause, wait)
 		if reason == "429" {
-			// Every worker sharing the limiter backs off together.
-			t.limiter.PauseUntil(ctx, time.Now().Add(pause))
+			// Every worker sharing the limiter backs off together: all of them, or
+			// only their requests to this endpoint class when its own limit answered.
+			lim := t.limiter
+			if classScoped(resp, classLimiter) {
+				lim = classLimiter
+			}
+			lim.PauseUntil(ctx, time.Now().Add(pause))
 			continue // the limiter does the waiting
 		}
 		if err := backoff.Sleep(ctx, pause); err != nil {
@@ -141,6 +147,7 @@ func (t *transport) attempt(ctx context.Context, req *http.Request, endpoint str
 		if t.observer != nil {
 			t.observer.Request(endpoint, 0, d)
 		}
+		t.answered(ctx, 0, d)
 		return nil, err
 	}
 	// The body is read after RoundTrip returns: cancel the attempt's context only
@@ -150,8 +157,47 @@ func (t *transport) attempt(ctx context.Context, req *http.Request, endpoint str
 	if t.observer != nil {
 		t.observer.Request(endpoint, resp.StatusCode, d)
 	}
-	t.observe(ctx, resp)
+	t.observe(ctx, resp, classLimiter)
+	if resp.StatusCode != http.StatusTooManyRequests || !classScoped(resp, classLimiter) {
+		t.answered(ctx, resp.StatusCode, d) // a class's 429 says nothing of the shared pace
+	}
 	return resp, nil
+}
+
+// tokenThrottles are the RateLimit-Name prefixes of GitLab's per-user and per-IP
+// throttles (Rack::Attack, e.g. throttle_authenticated_api): a 429 under them limits
+// the whole token, every endpoint class.
+var tokenThrottles = []string{"throttle_authenticated_", "throttle_unauthenticated_"}
+
+// classScoped reports whether resp speaks for its endpoint class's own limit rather
+// than the token's: the class has a limiter and the answer names no token-wide
+// throttle. GitLab.com's per-endpoint 429s carry no RateLimit header at all; a
+// simulator or a self-managed GitLab may name the class's limit (e.g. project_api).
+func classScoped(resp *http.Response, classLimiter Limiter) bool {
+	if classLimiter == nil || resp == nil {
+		return false
+	}
+	name := resp.Header.Get("RateLimit-Name")
+	if name == "" {
+		return resp.StatusCode == http.StatusTooManyRequests
+	}
+	for _, p := range tokenThrottles {
+		if strings.HasPrefix(name, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// answered feeds an adaptive limiter one attempt's status (0: no answer) and latency
+// and reports the pace that follows to the observer.
+func (t *transport) answered(ctx context.Context, status int, d time.Duration) {
+	if a, ok := t.limiter.(Adaptive); ok {
+		a.Answer(ctx, status, d)
+	}
+	if p, ok := t.limiter.(Paced); ok && t.observer != nil {
+		t.observer.EffectiveRPM(p.EffectiveRPM())
+	}
 }
 
 // checkRedirect is the http.Client's redirect policy: a redirect within the origin is
@@ -177,12 +223,18 @@ func originOf(u *url.URL) string {
 	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
-// observe feeds GitLab's rate-limit headers back to the shared limiter.
-func (t *transport) observe(ctx context.Context, resp *http.Response) {
+// observe feeds GitLab's rate-limit headers back to the shared limiter, or to the
+// endpoint class's limiter when they describe the class's own limit (classScoped).
+// The remaining-calls gauge follows the token's limit only.
+func (t *transport) observe(ctx context.Context, resp *http.Response, classLimiter Limiter) {
 	h := resp.Header
+	lim, scoped := t.limiter, classScoped(resp, classLimiter)
+	if scoped {
+		lim = classLimiter
+	}
 	rem, err := strconv.Atoi(h.Get("RateLimit-Remaining"))
 	if err != nil {
-		if resp.StatusCode == http.StatusTooManyRequests && t.observer != nil {
+		if resp.StatusCode == http.StatusTooManyRequests && t.observer != nil && !scoped {
 			// GitLab.com sends some 429s with no rate-limit headers: nothing remains.
 			t.observer.RateLimitRemaining(0)
 		}
@@ -194,8 +246,8 @@ func (t *transport) observe(ctx context.Context, resp *http.Response) {
 		now := time.Now()
 		reset, _ = budget.CapPause(now, unixCapped(now, s))
 	}
-	t.limiter.Observe(ctx, limit, rem, reset)
-	if t.observer != nil {
+	lim.Observe(ctx, limit, rem, reset)
+	if t.observer != nil && !scoped {
 		t.observer.RateLimitRemaining(rem)
 	}
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/gl2gh/discovery-agent/internal/budget"
 	"github.com/gl2gh/discovery-agent/internal/discovery"
 	"github.com/gl2gh/discovery-agent/internal/dynamobudget"
 	"github.com/gl2gh/discovery-agent/internal/dynamostore"
@@ -222,7 +223,7 @@ func (a *App) client(runID string) (*runClient, error) {
 		bc.MaxCalls = 0
 	}
 	lim := dynamobudget.New(a.ddb, a.s.BudgetTable, dynamobudget.TokenKey(u.Host, cfg.Token), dynamobudget.Config{
-		RPM: bc.RPM, Chunk: a.s.BudgetChunk, MaxCalls: bc.MaxCalls, RunID: runID, Logger: a.log,
+		RPM: bc.RPM, Pace: bc.Pace, Chunk: a.s.BudgetChunk, MaxCalls: bc.MaxCalls, RunID: runID, Logger: a.log,
 	})
 	gl, err := a.engine.Client(lim)
 	if err != nil {
@@ -236,14 +237,14 @@ func (a *App) client(runID string) (*runClient, error) {
 // endpointLimiter shares one endpoint class's limit (RATE_LIMIT_ENDPOINTS) between
 // every worker in the budget table, beside the GitLab-wide budget item: per-worker
 // limits would multiply with the workers.
-func (a *App) endpointLimiter(class string, rpm int) gitlab.Limiter {
+func (a *App) endpointLimiter(class string, c budget.Config) gitlab.Limiter {
 	host := ""
 	if u, err := url.Parse(a.s.Config.GitLabURL); err == nil {
 		host = u.Host
 	}
 	// No run and no call cap: nothing to give back at the end of an invocation.
 	return dynamobudget.New(a.ddb, a.s.BudgetTable, dynamobudget.TokenKey(host, a.s.Config.Token)+"#"+class,
-		dynamobudget.Config{RPM: rpm, Logger: a.log})
+		dynamobudget.Config{RPM: c.RPM, Pace: c.Pace, Logger: a.log})
 }
 
 // runFinished reports a run's end to EMF and to the OnRunFinished hook.
@@ -350,6 +351,11 @@ func (t tee) Retry(reason string) {
 func (t tee) RateLimitRemaining(remaining int) {
 	t.emf.RateLimitRemaining(remaining)
 	t.next.RateLimitRemaining(remaining)
+}
+
+func (t tee) EffectiveRPM(rpm float64) {
+	t.emf.EffectiveRPM(rpm)
+	t.next.EffectiveRPM(rpm)
 }
 
 func (t tee) GroupDone(status string) {

@@ -113,6 +113,11 @@ func (e *EMF) RateLimitRemaining(remaining int) {
 	e.set(emfKey{name: nameRateLimit}, float64(remaining))
 }
 
+// EffectiveRPM records the shared rate budget's pace.
+func (e *EMF) EffectiveRPM(rpm float64) {
+	e.set(emfKey{name: nameEffectiveRPM}, rpm)
+}
+
 // GroupDone counts one scanned group.
 func (e *EMF) GroupDone(status string) {
 	e.add(emfKey{name: nameGroups, k1: "status", v1: allowed(scanStatuses, status)}, 1)

@@ -131,6 +131,7 @@ func TestEMFFlush(t *testing.T) {
 	e.Retry("5xx")
 	e.RateLimitRemaining(10)
 	e.RateLimitRemaining(9) // the last value wins
+	e.EffectiveRPM(1900)
 	e.GroupDone("complete")
 	e.GroupDone("complete")
 	e.ProjectDone("forbidden", "")
@@ -156,6 +157,7 @@ func TestEMFFlush(t *testing.T) {
 		{"gitlab_api_request_duration_seconds", L{"endpoint": "projects/:id"}, "Seconds", []float64{0.04, 0.06, 2}},
 		{"gitlab_api_retries_total", L{"reason": "5xx"}, "Count", []float64{1}},
 		{"gitlab_api_rate_limit_remaining", L{}, "None", []float64{9}},
+		{"discovery_rate_limit_effective_rpm", L{}, "None", []float64{1900}},
 		{"discovery_groups_total", L{"status": "complete"}, "Count", []float64{2}},
 		{"discovery_projects_total", L{"status": "forbidden", "readiness": "none"}, "Count", []float64{1}},
 		{"discovery_errors_total", L{"type": "forbidden", "step": "file:other"}, "Count", []float64{1}},

@@ -10,6 +10,7 @@ func ExerciseAll(s Sink) {
 	s.Request("projects/:id", 200, 50*time.Millisecond)
 	s.Retry("429")
 	s.RateLimitRemaining(100)
+	s.EffectiveRPM(1900)
 	s.GroupDone("complete")
 	s.ProjectDone("complete", "ready")
 	s.ScanError("forbidden", "hooks")
@@ -19,4 +20,5 @@ func ExerciseAll(s Sink) {
 	s.RunFinished(true, time.Minute)
 	s.RunStarted("run-2")
 	s.RateLimitRemaining(100)
+	s.EffectiveRPM(1900)
 }

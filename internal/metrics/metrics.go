@@ -33,6 +33,7 @@ type Sink interface {
 	Request(endpoint string, status int, d time.Duration)
 	Retry(reason string)
 	RateLimitRemaining(remaining int)
+	EffectiveRPM(rpm float64)
 	// discovery.Recorder
 	GroupDone(status string)
 	ProjectDone(status, readiness string)
@@ -50,6 +51,7 @@ const (
 	nameRequests       = "gitlab_api_requests_total"
 	nameRequestSeconds = "gitlab_api_request_duration_seconds"
 	nameRateLimit      = "gitlab_api_rate_limit_remaining"
+	nameEffectiveRPM   = "discovery_rate_limit_effective_rpm"
 	nameRetries        = "gitlab_api_retries_total"
 	nameGroups         = "discovery_groups_total"
 	nameProjects       = "discovery_projects_total"
@@ -80,7 +82,9 @@ type Metrics struct {
 	requestSeconds *prometheus.HistogramVec
 	// rateLimit has no labels; a vec so that the series exists only while GitLab's
 	// headers have told us something (self-managed instances often send none).
-	rateLimit     *prometheus.GaugeVec
+	rateLimit *prometheus.GaugeVec
+	// effectiveRPM is the pace; a vec, like rateLimit, so that it shows only during a run.
+	effectiveRPM  *prometheus.GaugeVec
 	retries       *prometheus.CounterVec
 	groups        *prometheus.CounterVec
 	projects      *prometheus.CounterVec
@@ -114,6 +118,10 @@ func New() *Metrics {
 		rateLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: nameRateLimit,
 			Help: "RateLimit-Remaining of the last GitLab response that carried it; absent outside a run.",
+		}, nil),
+		effectiveRPM: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: nameEffectiveRPM,
+			Help: "Requests per minute the shared rate budget paces at: RATE_LIMIT_TARGET of GitLab's announced limit, else the adaptive (AIMD) rate; 0 when nothing limits it; absent outside a run.",
 		}, nil),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: nameRetries,
@@ -179,7 +187,7 @@ func New() *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.requests, m.requestSeconds, m.rateLimit, m.retries,
+		m.requests, m.requestSeconds, m.rateLimit, m.effectiveRPM, m.retries,
 		m.groups, m.projects, m.errors,
 		m.runSeconds, m.runInProgress, m.queueDepth, m.budgetTokens,
 		m.lastSuccess, m.lastProgress, m.deadLetters,
@@ -223,6 +231,11 @@ func (m *Metrics) RateLimitRemaining(remaining int) {
 	m.rateLimit.WithLabelValues().Set(float64(remaining))
 }
 
+// EffectiveRPM records the shared rate budget's pace.
+func (m *Metrics) EffectiveRPM(rpm float64) {
+	m.effectiveRPM.WithLabelValues().Set(rpm)
+}
+
 // GroupDone counts one scanned group.
 func (m *Metrics) GroupDone(status string) {
 	m.groups.WithLabelValues(allowed(scanStatuses, status)).Inc()
@@ -251,7 +264,8 @@ func (m *Metrics) RunStarted(runID string) {
 }
 
 // RunFinished marks the run over and records its duration, and its end time when it
-// succeeded. The rate-limit gauge is dropped: outside a run it would only be stale.
+// succeeded. The rate-limit and pace gauges are dropped: outside a run they would only
+// be stale.
 func (m *Metrics) RunFinished(success bool, d time.Duration) {
 	m.runInProgress.Set(0)
 	m.runSeconds.Set(d.Seconds())
@@ -259,6 +273,7 @@ func (m *Metrics) RunFinished(success bool, d time.Duration) {
 		m.lastSuccess.SetToCurrentTime()
 	}
 	m.rateLimit.Reset()
+	m.effectiveRPM.Reset()
 }
 
 // SetLastRunSuccess restores the last successful run's end time, e.g. from the store

@@ -90,6 +90,8 @@ func TestMetricsScrape(t *testing.T) {
 	m.Retry("429")
 	m.Retry("because")
 	m.RateLimitRemaining(42)
+	m.EffectiveRPM(300)
+	m.EffectiveRPM(2850) // the last value wins
 	m.GroupDone("complete")
 	m.ProjectDone("complete", "ready")
 	m.ProjectDone("forbidden", "")
@@ -115,6 +117,7 @@ func TestMetricsScrape(t *testing.T) {
 		{"gitlab_api_retries_total", L{"reason": "429"}, 1},
 		{"gitlab_api_retries_total", L{"reason": "other"}, 1},
 		{"gitlab_api_rate_limit_remaining", nil, 42},
+		{"discovery_rate_limit_effective_rpm", nil, 2850},
 		{"discovery_groups_total", L{"status": "complete"}, 1},
 		{"discovery_groups_total", L{"status": "partial"}, 0}, // started at zero
 		{"discovery_projects_total", L{"status": "complete", "readiness": "ready"}, 1},
@@ -192,6 +195,9 @@ func TestMetricsScrape(t *testing.T) {
 	}
 	if s := find(after, "gitlab_api_rate_limit_remaining", nil); s != nil {
 		t.Errorf("rate limit remaining still exported after the run: %v", value(s))
+	}
+	if s := find(after, "discovery_rate_limit_effective_rpm", nil); s != nil {
+		t.Errorf("effective rpm still exported after the run: %v", value(s))
 	}
 }
 

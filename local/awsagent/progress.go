@@ -1,6 +1,7 @@
 package awsagent
 
 import (
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -20,8 +21,9 @@ type progress struct {
 	projects  atomic.Int64
 	errors    atomic.Int64
 	requests  atomic.Int64
-	remaining atomic.Int64 // last RateLimit-Remaining seen, -1 unknown
-	pending   atomic.Int64 // -1 unknown
+	remaining atomic.Int64  // last RateLimit-Remaining seen, -1 unknown
+	pace      atomic.Uint64 // float64 bits of the last effective rpm
+	pending   atomic.Int64  // -1 unknown
 }
 
 func (p *progress) start(runID string) {
@@ -51,6 +53,13 @@ func (p *progress) RateLimitRemaining(n int) {
 	p.remaining.Store(int64(n))
 	if p.next != nil {
 		p.next.RateLimitRemaining(n)
+	}
+}
+
+func (p *progress) EffectiveRPM(rpm float64) {
+	p.pace.Store(math.Float64bits(rpm))
+	if p.next != nil {
+		p.next.EffectiveRPM(rpm)
 	}
 }
 
@@ -86,6 +95,7 @@ func (p *progress) snapshot() runner.Snapshot {
 	s := runner.Snapshot{
 		Groups: p.groups.Load(), Projects: p.projects.Load(), Errors: p.errors.Load(), APICalls: p.requests.Load(),
 		RateRemaining: p.remaining.Load(), PendingGroups: p.pending.Load(),
+		EffectiveRPM: math.Float64frombits(p.pace.Load()),
 	}
 	if id, ok := p.runID.Load().(string); ok {
 		s.RunID = id

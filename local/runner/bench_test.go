@@ -13,6 +13,7 @@ import (
 	"github.com/gl2gh/discovery-agent/internal/config"
 	"github.com/gl2gh/discovery-agent/internal/gitlab"
 	"github.com/gl2gh/discovery-agent/internal/gitlabsim"
+	"github.com/gl2gh/discovery-agent/internal/inventory"
 )
 
 // BenchmarkScan runs a whole local discovery of a simulated estate and reports what is
@@ -171,3 +172,104 @@ func watchETA(p *Progress) func() float64 {
 }
 
 func abs(f float64) float64 { return max(f, -f) }
+
+// BenchmarkPace scans simulated estates with the DEFAULT settings (only GITLAB_URL,
+// GITLAB_TOKEN and the directories set) and reports how well the pace uses what
+// GitLab allows (docs/BENCHMARKS.md, "Pacing"):
+//
+//   - announced=N: the simulator announces and enforces N requests a minute.
+//     share-of-limit is calls per minute over N; x-ideal is the scan's time over
+//     calls ÷ N (the bar: at most 1.1); self-429s are the 429s it answered (no fault
+//     injects any).
+//   - quiet: no RateLimit header and no limit, 20 ms added to every answer.
+//     share-of-concurrency is the throughput over CONCURRENT_REQUESTS ÷ 20 ms (the
+//     bar: at least 0.9); with 5% of 5xx the scan must back off and still finish.
+//     The unpaced cases (RATE_LIMIT_RPM=0: no pace of our own) are the same scans
+//     without the adaptive pace, to tell its cost from the machine's.
+//
+// Estates are sized so one case takes about 30–50 s.
+func BenchmarkPace(b *testing.B) {
+	const latency = 20 * time.Millisecond
+	quiet := gitlabsim.Options{Faults: gitlabsim.Faults{Latency: latency}}
+	errors := gitlabsim.Options{Faults: gitlabsim.Faults{Latency: latency, ErrorRate: 0.05}}
+	unpaced := map[string]string{"RATE_LIMIT_RPM": "0"}
+	cases := []struct {
+		name     string
+		projects int
+		opts     gitlabsim.Options
+		env      map[string]string // beyond the defaults
+	}{
+		{"announced=600", 40, gitlabsim.Options{RateLimitRPM: 600}, nil},
+		{"announced=3000", 150, gitlabsim.Options{RateLimitRPM: 3000}, nil},
+		{"announced=20000", 1000, gitlabsim.Options{RateLimitRPM: 20000}, nil},
+		{"quiet/latency=20ms", 1000, quiet, nil},
+		{"quiet/latency=20ms/unpaced", 1000, quiet, unpaced},
+		{"quiet/latency=20ms,5xx=5%", 600, errors, nil},
+		{"quiet/latency=20ms,5xx=5%/unpaced", 600, errors, unpaced},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				benchPace(b, c.projects, c.opts, c.env, latency)
+			}
+		})
+	}
+}
+
+func benchPace(b *testing.B, projects int, opts gitlabsim.Options, env map[string]string, latency time.Duration) {
+	b.StopTimer()
+	opts.Seed, opts.Groups, opts.Projects, opts.Token = 1, max(4, projects/25), projects, "t"
+	sim, err := gitlabsim.New(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := httptest.NewServer(sim)
+	defer ts.Close()
+	dir := b.TempDir()
+	for k, v := range map[string]string{"GITLAB_URL": ts.URL, "GITLAB_TOKEN": "t",
+		"DATA_DIR": filepath.Join(dir, "data"), "EXPORT_DIR": filepath.Join(dir, "exports")} {
+		b.Setenv(k, v)
+	}
+	for k, v := range env {
+		b.Setenv(k, v)
+	}
+	cfg, err := config.FromEnv()
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := New(cfg, Options{Log: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	start := time.Now()
+	b.StartTimer()
+	run, err := r.Scan(ctx)
+	b.StopTimer()
+	elapsed := time.Since(start)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if run.Status != inventory.RunSucceeded {
+		b.Fatalf("run %s", run.Status)
+	}
+	st := sim.Stats()
+	calls := float64(st.Requests)
+	perMinute := calls / elapsed.Minutes()
+	b.ReportMetric(calls, "calls")
+	b.ReportMetric(perMinute, "calls/min")
+	if opts.RateLimitRPM > 0 {
+		limit := float64(opts.RateLimitRPM)
+		b.ReportMetric(perMinute/limit, "share-of-limit")
+		b.ReportMetric(elapsed.Minutes()/(calls/limit), "x-ideal")
+		b.ReportMetric(float64(st.Throttled), "self-429s")
+		b.ReportMetric(float64(st.PeakPerMinute), "peak-calls/min")
+	} else {
+		ceiling := float64(cfg.Concurrency) / latency.Seconds()
+		b.ReportMetric(calls/elapsed.Seconds()/ceiling, "share-of-concurrency")
+		b.ReportMetric(float64(st.Faults), "5xx")
+	}
+	b.StartTimer()
+}

@@ -58,6 +58,12 @@ func (p *Progress) RateLimitRemaining(n int) {
 	}
 }
 
+func (p *Progress) EffectiveRPM(rpm float64) {
+	if p.next != nil {
+		p.next.EffectiveRPM(rpm)
+	}
+}
+
 func (p *Progress) GroupDone(status string) {
 	p.groups.Add(1)
 	if p.next != nil {
@@ -98,6 +104,7 @@ type Snapshot struct {
 	RateRemaining int64 // -1 unknown
 	PendingGroups int64 // -1 unknown
 	BudgetTokens  float64
+	EffectiveRPM  float64 // the budget's pace, requests per minute; 0 unlimited
 }
 
 // Snapshot returns the counters now.
@@ -117,6 +124,7 @@ func (p *Progress) Snapshot() Snapshot {
 	}
 	if l := p.limiter.Load(); l != nil {
 		s.BudgetTokens = l.Available()
+		s.EffectiveRPM = l.EffectiveRPM()
 	}
 	return s
 }
@@ -144,6 +152,10 @@ func (s Snapshot) String() string {
 	if s.RateRemaining >= 0 {
 		rate = fmt.Sprint(s.RateRemaining)
 	}
+	pace := "unlimited"
+	if s.EffectiveRPM > 0 {
+		pace = fmt.Sprintf("%.0f/min", s.EffectiveRPM)
+	}
 	eta := "?"
 	if d, ok := s.ETA(); ok {
 		eta = d.Round(time.Second).String()
@@ -152,6 +164,6 @@ func (s Snapshot) String() string {
 	if s.Total > 0 {
 		projects = fmt.Sprintf("%d/%d (%.0f%%)", s.Projects, s.Total, 100*float64(s.Projects)/float64(s.Total))
 	}
-	return fmt.Sprintf("projects %s  %.1f/s  groups %d  errors %d  api calls %d  rate remaining %s  elapsed %s  eta %s",
-		projects, s.Rate(), s.Groups, s.Errors, s.APICalls, rate, s.Elapsed.Round(time.Second), eta)
+	return fmt.Sprintf("projects %s  %.1f/s  groups %d  errors %d  api calls %d  pace %s  rate remaining %s  elapsed %s  eta %s",
+		projects, s.Rate(), s.Groups, s.Errors, s.APICalls, pace, rate, s.Elapsed.Round(time.Second), eta)
 }
