@@ -25,6 +25,7 @@ type Config struct {
 	Token              string         // GITLAB_TOKEN (never logged)
 	RootGroups         []string       // ROOT_GROUPS, comma-separated paths or IDs; empty = every top-level group
 	IncludePersonal    bool           // INCLUDE_PERSONAL_PROJECTS
+	cacheTTL           *time.Duration // CACHE_TTL, the older name of FULL_SCAN_EVERY
 	RateLimitRPM       int            // RATE_LIMIT_RPM: a ceiling in requests per minute; 0 = none
 	RateLimitAuto      bool           // RATE_LIMIT_RPM is auto or a number: adapt when GitLab announces no limit
 	RateLimitTarget    float64        // RATE_LIMIT_TARGET: share of every limit the pace aims at
@@ -74,6 +75,20 @@ func (c *Config) declare() *Set {
 	s.Int(&c.Concurrency, "CONCURRENT_REQUESTS", 8, 1, "In-flight API requests per process")
 	s.Duration(&c.RequestTimeout, "REQUEST_TIMEOUT", 30*time.Second, "Timeout of one API request attempt")
 	s.Duration(&c.FullScanEvery, "FULL_SCAN_EVERY", 7*24*time.Hour, "Runs are incremental: a project whose `last_activity_at` is unchanged since the previous successful run keeps its profile without profiling calls until that profile is this old (`168h` = 7 days; settings and storage change without activity); 0 = profile every project every run. `scan --full` forces a full run ([docs/RUNBOOK.md](docs/RUNBOOK.md#incremental-runs)). Replaces `CACHE_TTL`")
+	s.Func("CACHE_TTL", "", "Older name of `FULL_SCAN_EVERY` (e.g. `3600`, as the operations runbook's tuning section sets it), when set it takes the place of `FULL_SCAN_EVERY`",
+		func(v string) error {
+			if v == "" {
+				return nil
+			}
+			var d time.Duration
+			t := new(Set)
+			t.Duration(&d, "CACHE_TTL", 0, "")
+			if err := t.Parse(func(string) string { return v }); err != nil {
+				return errors.New("want a duration like 24h or a number of seconds")
+			}
+			c.cacheTTL = &d
+			return nil
+		})
 	s.String(&c.DataDir, "DATA_DIR", "./data", "Local mode: directory of the embedded store (the discovery-data volume)")
 	s.String(&c.ExportDir, "EXPORT_DIR", "./exports", "Local mode: directory the exports are written to")
 	s.String(&c.Thresholds, "READINESS_THRESHOLDS", "", "JSON or YAML file overriding readiness thresholds (docs/EXPORTS.md)")
@@ -101,6 +116,10 @@ func FromEnv() (Config, error) {
 func parse(get func(string) string) (Config, error) {
 	var c Config
 	err := c.declare().Parse(get)
+	if c.cacheTTL != nil {
+		// Set by hand on top of a copied .env that holds FULL_SCAN_EVERY's default.
+		c.FullScanEvery = *c.cacheTTL
+	}
 	return c, err
 }
 

@@ -133,3 +133,30 @@ func TestRedaction(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheTTLIsFullScanEvery: the operations runbook tunes CACHE_TTL; it is read as
+// FULL_SCAN_EVERY's older name and, when set, takes its place (a copied .env already
+// holds FULL_SCAN_EVERY's default).
+func TestCacheTTLIsFullScanEvery(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		want time.Duration
+	}{
+		{map[string]string{}, 7 * 24 * time.Hour},
+		{map[string]string{"CACHE_TTL": "3600"}, time.Hour},
+		{map[string]string{"CACHE_TTL": "24h"}, 24 * time.Hour},
+		{map[string]string{"CACHE_TTL": "3600", "FULL_SCAN_EVERY": "168h"}, time.Hour},
+		{map[string]string{"FULL_SCAN_EVERY": "0"}, 0},
+	} {
+		cfg, err := parse(func(k string) string { return c.env[k] })
+		if err != nil {
+			t.Fatalf("%v: %v", c.env, err)
+		}
+		if cfg.FullScanEvery != c.want {
+			t.Errorf("%v: FullScanEvery = %v, want %v", c.env, cfg.FullScanEvery, c.want)
+		}
+	}
+	if _, err := parse(func(k string) string { return map[string]string{"CACHE_TTL": "soon"}[k] }); err == nil {
+		t.Error("CACHE_TTL=soon accepted")
+	}
+}
