@@ -23,13 +23,25 @@ const (
 	maxSteps     = 64
 )
 
+// RetryReasons are the values of gitlab_api_retries_total's reason label: the GitLab
+// client's retry reasons (gitlab.Observer.Retry).
+var RetryReasons = []string{"429", "5xx", "timeout", "network", "malformed"}
+
+// ErrorKinds are the values of discovery_errors_total's type label: the kinds the
+// discovery Recorder reports (discovery.Recorder.ScanError), "other" for the rest.
+var ErrorKinds = []string{"forbidden", "not_found", "budget", "server", "timeout", "malformed", other}
+
+// GroupStep is the step of a failed group scan, the one step every error kind can
+// occur at; its series start at zero (see New).
+const GroupStep = "group"
+
 var (
-	retryReasons = set("429", "5xx", "timeout", "network", "malformed")
+	retryReasons = set(RetryReasons...)
 	// inventory.Status* constants.
 	scanStatuses = set("complete", "partial", "forbidden", "not_found", "error")
 	// inventory.Ready, NeedsAttention, Blocked; "none" for a project without a verdict.
 	readinesses = set("ready", "needs_attention", "blocked", noReadiness)
-	errorKinds  = set("forbidden", "not_found", "budget", "server", "timeout", "malformed", other)
+	errorKinds  = set(ErrorKinds...)
 	// The repository files the profiler reads: a step "file:<name>" keeps its name only
 	// for these, since file paths are otherwise unbounded (CI includes, nested files).
 	knownFiles = set(".gitlab-ci.yml", ".gitmodules", ".gitattributes", ".lfsconfig",

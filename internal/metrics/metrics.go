@@ -194,15 +194,29 @@ func New() *Metrics {
 		memLimit, cpuLim, buildInfo,
 	)
 
-	// Start the closed label sets at zero so that rate() and increase() see the first
-	// event of each, and DiscoveryRunStalled has series to look at.
+	m.zero()
+	return m
+}
+
+// zero starts the closed label sets at zero, so that rate() and increase() see the
+// first event of each, the dashboard's retry and error panels show 0 rather than "No
+// data" on a healthy run, and DiscoveryRunStalled has series to look at. Only bounded
+// sets: the error kinds at the group step (steps are otherwise open), not endpoints or
+// status codes.
+func (m *Metrics) zero() {
 	for s := range scanStatuses {
 		m.groups.WithLabelValues(s)
 		for r := range readinesses {
 			m.projects.WithLabelValues(s, r)
 		}
 	}
-	return m
+	for _, r := range RetryReasons {
+		m.retries.WithLabelValues(r)
+	}
+	step := m.labels.step(GroupStep)
+	for _, k := range ErrorKinds {
+		m.errors.WithLabelValues(k, step)
+	}
 }
 
 // Handler serves the metrics in the Prometheus exposition formats.

@@ -277,3 +277,40 @@ func TestMetricsConcurrent(t *testing.T) {
 		t.Errorf("projects = %v, want %d", got, workers*each)
 	}
 }
+
+// A fresh registry has the closed label sets at zero: no dashboard panel reads "No
+// data" on a run without retries or errors, and increase() sees their first event.
+func TestMetricsStartAtZero(t *testing.T) {
+	mfs := scrape(t, metrics.New().Handler())
+	var want []struct {
+		name   string
+		labels L
+	}
+	add := func(name string, labels L) {
+		want = append(want, struct {
+			name   string
+			labels L
+		}{name, labels})
+	}
+	for _, r := range metrics.RetryReasons {
+		add("gitlab_api_retries_total", L{"reason": r})
+	}
+	for _, k := range metrics.ErrorKinds {
+		add("discovery_errors_total", L{"type": k, "step": metrics.GroupStep})
+	}
+	add("discovery_groups_total", L{"status": "complete"})
+	add("discovery_projects_total", L{"status": "complete", "readiness": "ready"})
+	if len(want) != len(metrics.RetryReasons)+len(metrics.ErrorKinds)+2 || len(metrics.RetryReasons) == 0 || len(metrics.ErrorKinds) == 0 {
+		t.Fatalf("label lists are empty: %v %v", metrics.RetryReasons, metrics.ErrorKinds)
+	}
+	for _, w := range want {
+		s := find(mfs, w.name, w.labels)
+		if s == nil {
+			t.Errorf("%s%v missing before any event", w.name, w.labels)
+			continue
+		}
+		if v := value(s); v != 0 {
+			t.Errorf("%s%v = %v, want 0", w.name, w.labels, v)
+		}
+	}
+}
