@@ -35,9 +35,13 @@ type dashboard struct {
 		Type string `json:"type"`
 		ID   string `json:"id"`
 	} `json:"__requires"`
-	UID        string  `json:"uid"`
-	Title      string  `json:"title"`
-	Panels     []panel `json:"panels"`
+	UID    string  `json:"uid"`
+	Title  string  `json:"title"`
+	Panels []panel `json:"panels"`
+	Links  []struct {
+		Title string `json:"title"`
+		URL   string `json:"url"`
+	} `json:"links"`
 	Templating struct {
 		List []variable `json:"list"`
 	} `json:"templating"`
@@ -134,6 +138,10 @@ func TestDashboard(t *testing.T) {
 				t.Errorf("panel %q: target %+v", p.Title, tg)
 			}
 		}
+	}
+	base, _ := runbookBase(t)
+	if len(d.Links) != 1 || d.Links[0].URL != base {
+		t.Errorf("dashboard links %+v, want one to the runbook base %s", d.Links, base)
 	}
 	// Titles the runbook names, and one per area the dashboard must cover.
 	for _, want := range []string{

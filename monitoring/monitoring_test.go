@@ -26,7 +26,22 @@ import (
 	"github.com/gl2gh/discovery-agent/internal/metrics"
 )
 
-const runbookBase = "https://github.com/gl2gh/discovery-agent/blob/main/docs/RUNBOOK.md#"
+// runbookBaseLine declares the base of every runbook_url in docs/RUNBOOK.md.
+var runbookBaseLine = regexp.MustCompile("(?m)^Runbook base: `(https://[^`]+)`$")
+
+// runbookBase returns the runbook base docs/RUNBOOK.md declares, and the runbook.
+func runbookBase(t *testing.T) (base, runbook string) {
+	t.Helper()
+	b, err := os.ReadFile("../docs/RUNBOOK.md")
+	if err != nil {
+		t.Fatalf("runbook: %v", err)
+	}
+	m := runbookBaseLine.FindAllStringSubmatch(string(b), -1)
+	if len(m) != 1 {
+		t.Fatalf("docs/RUNBOOK.md declares %d runbook bases, want one line \"Runbook base: `https://...`\"", len(m))
+	}
+	return m[0][1], string(b)
+}
 
 // The alerts the operators' runbook promises.
 var wantAlerts = []string{
@@ -159,11 +174,8 @@ func TestAlertsContract(t *testing.T) {
 		t.Errorf("alerts = %v, want %v", names, wantAlerts)
 	}
 
-	runbook, err := os.ReadFile("../docs/RUNBOOK.md")
-	if err != nil {
-		t.Fatalf("runbook: %v", err)
-	}
-	anchors := markdownAnchors(string(runbook))
+	base, runbook := runbookBase(t)
+	anchors := markdownAnchors(runbook)
 
 	var tests struct {
 		Tests []struct {
@@ -196,8 +208,8 @@ func TestAlertsContract(t *testing.T) {
 				}
 			}
 			anchor := strings.ToLower(r.Alert)
-			if got := r.Annotations["runbook_url"]; got != runbookBase+anchor {
-				t.Errorf("runbook_url %q, want %s", got, runbookBase+anchor)
+			if want := base + "#" + anchor; r.Annotations["runbook_url"] != want {
+				t.Errorf("runbook_url %q, want %s", r.Annotations["runbook_url"], want)
 			}
 			if !anchors[anchor] {
 				t.Errorf("docs/RUNBOOK.md has no section #%s", anchor)
