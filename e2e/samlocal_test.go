@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -317,6 +318,7 @@ func TestSamLocalInvoke(t *testing.T) {
 	if len(files) != len(invocations)+1 { // and env.json
 		t.Errorf("events/ holds %d files; the test invokes %d events", len(files), len(invocations))
 	}
+	checkDeployDoc(t, invocations)
 	for _, inv := range invocations {
 		payload, err := os.ReadFile(filepath.Join("..", "events", inv.event))
 		if err != nil {
@@ -349,7 +351,24 @@ func TestSamLocalInvoke(t *testing.T) {
 	if out := functions["WorkerFunction"].Output(); !strings.Contains(out, "malformed message") {
 		t.Errorf("the worker did not log the malformed sample as malformed:\n%s", lastLines(out, 20))
 	}
+	checkHopCap(ctx, t, functions["WorkerFunction"])
 	checkSamResults(ctx, t, clients)
+}
+
+// checkHopCap sends the worker a message one hop past work.MaxHops: it completes
+// (no batch item failure, nothing for the DLQ), logs "hop cap reached" and records
+// its group as an error, which checkSamResults then finds.
+func checkHopCap(ctx context.Context, t *testing.T, w *Function) {
+	m := work.Message{Kind: work.KindGroup, RunID: SamScanRun, GroupID: 20, GroupPath: "platform/docs", ParentID: 10, Page: 2, Hops: work.MaxHops + 1}
+	ev := events.SQSEvent{Records: []events.SQSMessage{{MessageId: "hop-cap", ReceiptHandle: "hop-cap", Body: string(m.Encode()),
+		Attributes: map[string]string{"ApproximateReceiveCount": "1"}, EventSource: "aws:sqs"}}}
+	var resp events.SQSEventResponse
+	if err := w.Invoke(ctx, ev, &resp); err != nil || len(resp.BatchItemFailures) > 0 {
+		t.Errorf("a message past the hop cap: %+v, %v; want it completed", resp, err)
+	}
+	if out := w.Output(); !strings.Contains(out, "hop cap reached") {
+		t.Errorf("the worker did not log the hop cap:\n%s", lastLines(out, 10))
+	}
 }
 
 // checkSamResults: the samples' groups were scanned into the scan run, and the export
@@ -360,9 +379,13 @@ func checkSamResults(ctx context.Context, t *testing.T, c SamClients) {
 	if err := st.Groups(ctx, SamScanRun, func(g inventory.Group) error { scanned[g.FullPath] = g.ScanStatus; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range []string{"platform", "platform/services", "platform/shared/tools"} {
-		if scanned[path] != inventory.StatusComplete {
-			t.Errorf("group %s: scan status %q after the samples, want %s (all: %v)", path, scanned[path], inventory.StatusComplete, scanned)
+	want := map[string]string{
+		"platform": inventory.StatusComplete, "platform/services": inventory.StatusComplete,
+		"platform/shared/tools": inventory.StatusComplete, "platform/docs": inventory.StatusError, // past the hop cap
+	}
+	for path, status := range want {
+		if scanned[path] != status {
+			t.Errorf("group %s: scan status %q after the samples, want %s (all: %v)", path, scanned[path], status, scanned)
 		}
 	}
 	if done, err := st.IsDone(ctx, SamExportRun, work.Message{Kind: work.KindExport}.Key()); err != nil || !done {
@@ -371,6 +394,34 @@ func checkSamResults(ctx context.Context, t *testing.T, c SamClients) {
 	names, err := s3sink.New(c.S3, SamBucket, "").List(ctx, "runs/"+SamExportRun+"/")
 	if err != nil || len(names) == 0 {
 		t.Errorf("exports of %s: %v, %v; want its files", SamExportRun, names, err)
+	}
+}
+
+// checkDeployDoc: docs/DEPLOY.md shows the invocations this test makes, each with the
+// environment file and parameter overrides it models.
+func checkDeployDoc(t *testing.T, invocations []samInvocation) {
+	t.Helper()
+	b, err := os.ReadFile("../docs/DEPLOY.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	var shown []samInvocation
+	for _, m := range regexp.MustCompile(`(?m)^sam local invoke (\w+) -e events/(\S+) \$P`).FindAllStringSubmatch(doc, -1) {
+		shown = append(shown, samInvocation{function: m[1], event: m[2]})
+	}
+	if len(shown) != len(invocations) {
+		t.Errorf("DEPLOY.md shows %d sam local invocations (%v), the test makes %d", len(shown), shown, len(invocations))
+	}
+	for i := range min(len(shown), len(invocations)) {
+		if shown[i].function != invocations[i].function || shown[i].event != invocations[i].event {
+			t.Errorf("DEPLOY.md's invocation %d is %s %s; the test's %s %s", i+1, shown[i].function, shown[i].event, invocations[i].function, invocations[i].event)
+		}
+	}
+	for _, want := range []string{"--env-vars events/env.json", "--parameter-overrides GitLabURL=http://host.docker.internal:8929", "make sam-local-env"} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("DEPLOY.md lacks %q", want)
+		}
 	}
 }
 
