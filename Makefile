@@ -11,7 +11,7 @@ DEMO_PROJECTS ?= 3000
 SOAK_N ?= 60
 SOAK_SEED ?= $(shell date +%s)
 
-.PHONY: all build test unit fuzz vet tools demo bench soak local-up local-down clean
+.PHONY: all build test unit fuzz vet tools demo bench soak local-up local-down sam-local-env clean
 
 all: build
 
@@ -66,6 +66,12 @@ local-up: build
 
 local-down:
 	local/stack/down.sh
+
+# What docs/DEPLOY.md's `sam local invoke` needs: moto on :5000 and the GitLab
+# simulator on :8929 with the tables, queues, bucket, secret and runs events/ names.
+# Prints the env.json to use; Ctrl-C stops it.
+sam-local-env:
+	$(GO) run ./e2e/cmd/sam-local-env
 
 clean:
 	rm -rf $(BIN) exports .local

@@ -296,7 +296,7 @@ func TestEvents(t *testing.T) {
 		{file: "schedule.json"},
 		{file: "env.json"},
 		{file: "sqs-group-scan.json", kind: work.KindGroup},
-		{file: "sqs-continuation.json", kind: work.KindGroup, page: 3},
+		{file: "sqs-continuation.json", kind: work.KindGroup, page: 2},
 		{file: "sqs-export.json", kind: work.KindExport},
 		{file: "sqs-malformed.json", malformed: true},
 	}

@@ -68,7 +68,7 @@ func (w *Worker) scanGroup(ctx context.Context, m work.Message, log *slog.Logger
 			return w.groupUnreachable(ctx, m, g, err, log)
 		}
 		g.Subgroups = children(subs)[g.ID]
-		if err := w.enqueueSubgroups(ctx, m.RunID, subs); err != nil {
+		if err := w.enqueueSubgroups(ctx, m, subs); err != nil {
 			return fmt.Errorf("scan group %d: %w", g.ID, err)
 		}
 	}
@@ -220,7 +220,10 @@ func children(groups []gitlab.Group) map[int64]int {
 	return n
 }
 
-func (w *Worker) enqueueSubgroups(ctx context.Context, runID string, subs []gitlab.Group) error {
+// enqueueSubgroups queues the descendants that message m's group listed, one hop
+// further from the scheduler than m.
+func (w *Worker) enqueueSubgroups(ctx context.Context, m work.Message, subs []gitlab.Group) error {
+	runID := m.RunID
 	if len(subs) == 0 {
 		return nil
 	}
@@ -229,7 +232,7 @@ func (w *Worker) enqueueSubgroups(ctx context.Context, runID string, subs []gitl
 	n := children(subs)
 	for i, s := range subs {
 		msgs[i] = work.Message{Kind: work.KindGroup, RunID: runID, GroupID: s.ID, GroupPath: s.FullPath, ParentID: s.ParentID,
-			Subgroups: n[s.ID], Listed: true}
+			Subgroups: n[s.ID], Listed: true, Hops: m.Hops + 1}
 		keys[i] = msgs[i].Key()
 	}
 	// Count before sending: the pending count may then be too high for a moment, never
@@ -252,7 +255,8 @@ func (w *Worker) continueLater(ctx context.Context, m, next work.Message, where 
 		// and be dropped as a duplicate. Let it be delivered again.
 		return fmt.Errorf("%s: %w", where, errDeadlineNear)
 	}
-	log.Info("deadline near; continuing in a new message", "at", where, "next", next.Key())
+	next.Hops = m.Hops + 1
+	log.Info("deadline near; continuing in a new message", "at", where, "next", next.Key(), "hops", next.Hops)
 	if err := w.Store.AddPending(ctx, m.RunID, next.Key()); err != nil {
 		return fmt.Errorf("%s: count continuation: %w", where, err)
 	}

@@ -92,9 +92,15 @@ func (w *Worker) Handle(ctx context.Context, m work.Message, final bool) error {
 		return nil
 	}
 
-	switch m.Kind {
-	case work.KindExport:
+	switch {
+	case m.Kind == work.KindExport:
 		return w.export(ctx, run, log)
+	case m.Hops > work.MaxHops:
+		// Lambda's loop detection is off (RecursiveLoop: Allow): this is what ends a
+		// chain of messages that a bug keeps re-queueing.
+		reason := fmt.Sprintf("%d messages in a chain, more than work.MaxHops (%d): a loop; the group is recorded as an error", m.Hops, work.MaxHops)
+		log.Error("hop cap reached", "reason", reason, "hops", m.Hops, "max_hops", work.MaxHops)
+		return w.giveUp(ctx, m, reason, log)
 	default:
 		scan := w.scanGroup
 		if m.Kind == work.KindPersonal {

@@ -194,8 +194,8 @@ func TestPersonalWalkContinuesBeforeTheDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := receive(t, st.Queue())
-	if next.Kind != work.KindPersonal || next.After == 0 {
-		t.Fatalf("queued %+v, want a personal continuation with a cursor", next)
+	if next.Kind != work.KindPersonal || next.After == 0 || next.Hops != first.Hops+1 {
+		t.Fatalf("queued %+v, want a personal continuation with a cursor, one hop further", next)
 	}
 	w.DeadlineMargin = 0
 	if err := w.Handle(ctx, next, false); err != nil {

@@ -53,7 +53,18 @@ type Message struct {
 	Listed bool `json:"listed,omitempty"`
 	// After is the project ID a personal-projects message continues after.
 	After int64 `json:"after,omitempty"`
+	// Hops counts the messages between this one and the scheduler's: a continuation or
+	// a subgroup message carries its parent's Hops+1. Workers refuse past MaxHops.
+	Hops int `json:"hops,omitempty"`
 }
+
+// MaxHops bounds a chain of messages that workers queue for each other. The worker
+// function sets RecursiveLoop: Allow, since Lambda's own loop detection stops any
+// chain after about 16 invocations and a big group is a chain of thousands of
+// continuations; with that guard off, this cap is what stops a bug that re-queues
+// work forever. 10,000 is a group of 1,000,000 projects at one page (100 projects)
+// per invocation, far more than any real chain: one invocation takes many pages.
+const MaxHops = 10_000
 
 // Key is the message's identity within its run: a message sent twice has one key, so
 // the pending-work bookkeeping counts it once.
@@ -81,6 +92,8 @@ func (m Message) Validate() error {
 		return fmt.Errorf("%w: run_id of %d bytes, more than %d", ErrMalformed, len(m.RunID), maxRunID)
 	case len(m.GroupPath) > maxGroupPath:
 		return fmt.Errorf("%w: group_path of %d bytes, more than %d", ErrMalformed, len(m.GroupPath), maxGroupPath)
+	case m.Hops < 0:
+		return fmt.Errorf("%w: negative hops %d", ErrMalformed, m.Hops)
 	case m.Kind == KindExport:
 		return nil
 	case m.Kind == KindPersonal:

@@ -23,6 +23,8 @@ func TestKeyValidateDecode(t *testing.T) {
 		{"unknown kind", `{"kind":"nope","run_id":"r"}`, "", true},
 		{"group without group", `{"kind":"group","run_id":"r"}`, "", true},
 		{"negative page", `{"kind":"group","run_id":"r","group_id":1,"page":-1}`, "", true},
+		{"hops keep the key", `{"kind":"group","run_id":"r","group_id":7,"page":3,"hops":12}`, "group:7:3", false},
+		{"negative hops", `{"kind":"personal","run_id":"r","hops":-1}`, "", true},
 		{"not JSON", `{"kind":`, "", true},
 		{"long run id", `{"kind":"export","run_id":"` + strings.Repeat("r", maxRunID+1) + `"}`, "", true},
 		{"long group path", `{"kind":"group","run_id":"r","group_path":"` + strings.Repeat("a", maxGroupPath+1) + `"}`, "", true},
