@@ -110,7 +110,7 @@ type Queues struct {
 // template declares them:
 //
 //	<name>-dlq: MessageRetentionPeriod 1209600 (14 days), SqsManagedSseEnabled true
-//	<name>:     VisibilityTimeout 900, MessageRetentionPeriod 345600 (4 days),
+//	<name>:     VisibilityTimeout 900, MessageRetentionPeriod 1209600 (14 days),
 //	            SqsManagedSseEnabled true,
 //	            RedrivePolicy {deadLetterTargetArn: <dlq arn>, maxReceiveCount: 5}
 func CreateQueue(ctx context.Context, client *sqs.Client, name string, opts QueueOptions) (Queues, error) {
@@ -138,7 +138,7 @@ func CreateQueue(ctx context.Context, client *sqs.Client, name string, opts Queu
 	}
 	q.URL, q.ARN, err = createQueue(ctx, client, name, map[string]string{
 		string(sqstypes.QueueAttributeNameVisibilityTimeout):      strconv.Itoa(int(opts.VisibilityTimeout / time.Second)),
-		string(sqstypes.QueueAttributeNameMessageRetentionPeriod): "345600",
+		string(sqstypes.QueueAttributeNameMessageRetentionPeriod): "1209600",
 		string(sqstypes.QueueAttributeNameSqsManagedSseEnabled):   "true",
 		string(sqstypes.QueueAttributeNameRedrivePolicy):          string(redrive),
 	})
