@@ -35,6 +35,7 @@ type Config struct {
 	Concurrency        int            // CONCURRENT_REQUESTS
 	RequestTimeout     time.Duration  // REQUEST_TIMEOUT
 	FullScanEvery      time.Duration  // FULL_SCAN_EVERY: a project is profiled again at least this often
+	StaleAfter         time.Duration  // STALE_AFTER: a project without activity this long is stale
 	DataDir            string         // DATA_DIR
 	ExportDir          string         // EXPORT_DIR
 	Thresholds         string         // READINESS_THRESHOLDS: file overriding readiness thresholds
@@ -89,6 +90,7 @@ func (c *Config) declare() *Set {
 			c.cacheTTL = &d
 			return nil
 		})
+	s.Duration(&c.StaleAfter, "STALE_AFTER", 365*24*time.Hour, "A project whose `last_activity_at` is older than this when the run starts is `stale` in the exports (`8760h` = 365 days)")
 	s.String(&c.DataDir, "DATA_DIR", "./data", "Local mode: directory of the embedded store (the discovery-data volume)")
 	s.String(&c.ExportDir, "EXPORT_DIR", "./exports", "Local mode: directory the exports are written to")
 	s.String(&c.Thresholds, "READINESS_THRESHOLDS", "", "JSON or YAML file overriding readiness thresholds (docs/EXPORTS.md)")

@@ -61,6 +61,7 @@ func identity(gp gitlab.Project) inventory.Project {
 		Archived:          gp.Archived,
 		Fork:              gp.Fork(),
 		Mirror:            gp.Mirror,
+		NamespaceKind:     gp.Namespace.Kind,
 		EmptyRepo:         gp.EmptyRepo,
 		DefaultBranch:     gp.DefaultBranch,
 		CreatedAt:         gp.CreatedAt.UTC(),

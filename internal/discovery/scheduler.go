@@ -29,8 +29,11 @@ type Scheduler struct {
 	IncludePersonal bool
 	// RPM is RATE_LIMIT_RPM, the ceiling an estimate's duration assumes; 0 = none.
 	RPM int
-	Log *slog.Logger
-	Now func() time.Time // default time.Now
+	// StaleAfter is STALE_AFTER, recorded on the run so the export judges staleness
+	// against the run's start whichever process writes it.
+	StaleAfter time.Duration
+	Log        *slog.Logger
+	Now        func() time.Time // default time.Now
 }
 
 type fullKey struct{}
@@ -92,7 +95,7 @@ func (s *Scheduler) Start(ctx context.Context) (run inventory.Run, started bool,
 	}
 	run = inventory.Run{ID: NewRunID(now()), GitLabURL: s.GitLabURL, RootGroups: roots, Status: inventory.RunRunning, StartedAt: now().UTC(),
 		Scope: &inventory.Scope{RootGroups: slices.Clone(s.RootGroups), IncludePersonal: s.IncludePersonal},
-		Full:  IsFull(ctx), ProjectsInScope: est.Projects}
+		Full:  IsFull(ctx), ProjectsInScope: est.Projects, StaleAfter: s.StaleAfter}
 	if err := s.Store.CreateRun(ctx, run); errors.Is(err, ErrRunActive) {
 		active, _, aerr := s.Store.ActiveRun(ctx)
 		log.Info("a run is already active; not starting another", "run_id", active.ID)

@@ -48,6 +48,7 @@ type aggregate struct {
 	findings                      map[string]int // projects per finding code
 	exportSize, repoSize          int64
 	unknownSize                   int // projects whose statistics are unknown
+	stale                         int // projects whose stale flag is set
 
 	flagged *topN[projectItem] // blocked first, then needs_attention by score
 	largest *topN[projectItem] // by export size
@@ -114,6 +115,9 @@ func (a *aggregate) addProject(p *inventory.Project) {
 		a.paths[r.Path] = true
 	}
 	a.byStatus[p.ScanStatus]++
+	if inventory.Is(p.Stale) {
+		a.stale++
+	}
 	sizeClass := cmp.Or(r.SizeClass, unknownSizeClass)
 	a.bySize[sizeClass]++
 	for i, f := range r.Findings {
@@ -226,6 +230,8 @@ func (a *aggregate) summary(run inventory.Run, apiCalls int64, now time.Time) in
 		ByStatus:       maps.Clone(a.byStatus),
 		BySizeClass:    maps.Clone(a.bySize),
 		Status:         status,
+		Stale:          a.stale,
+		Instance:       run.Instance,
 	}
 }
 

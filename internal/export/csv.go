@@ -131,6 +131,8 @@ var projectColumns = withFacts([]column[inventory.Project]{
 	text("ci_config_path", func(p *inventory.Project) string { return p.Features.CIConfigPath }),
 	text("ci_config_external", func(p *inventory.Project) string { return p.Features.CIConfigExternal }),
 	value("last_profiled_at", func(p *inventory.Project) string { return timestamp(p.LastProfiledAt) }),
+	text("namespace_kind", func(p *inventory.Project) string { return p.NamespaceKind }),
+	value("stale", func(p *inventory.Project) string { return flag(p.Stale) }),
 })
 
 // projectsHeader is projects.csv's header row.
@@ -150,12 +152,16 @@ func countColumn(name string) column[inventory.Project] {
 func flagColumn(name string) column[inventory.Project] {
 	fl := facts.FlagNamed(name)
 	return value(name, func(p *inventory.Project) string {
-		b := *fl.Field(&p.Features)
-		if b == nil {
-			return ""
-		}
-		return strconv.FormatBool(*b)
+		return flag(*fl.Field(&p.Features))
 	})
+}
+
+// flag writes a known flag; empty when unknown.
+func flag(b *bool) string {
+	if b == nil {
+		return ""
+	}
+	return strconv.FormatBool(*b)
 }
 
 // statColumn is the column of the declared statistics field: empty when unknown.

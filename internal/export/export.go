@@ -218,6 +218,7 @@ func (w *writer) writeProjects(ctx context.Context, src Source) error {
 					return err
 				}
 				normalize(&p)
+				p.Stale = stale(&p, w.run)
 				if err := cw.Write(row(cells, projectColumns, &p)); err != nil {
 					return err
 				}
@@ -256,6 +257,16 @@ func normalize(p *inventory.Project) {
 	if p.Errors == nil {
 		p.Errors = []inventory.ScanError{}
 	}
+}
+
+// stale says whether p's last activity is older than the run's STALE_AFTER before
+// the run's start: nil (unknown) when either is unknown.
+func stale(p *inventory.Project, run inventory.Run) *bool {
+	if run.StaleAfter <= 0 || run.StartedAt.IsZero() || p.LastActivityAt.IsZero() {
+		return nil
+	}
+	s := p.LastActivityAt.Before(run.StartedAt.Add(-run.StaleAfter))
+	return &s
 }
 
 // createFile creates path, lets fill write it through a buffer, and closes it,

@@ -53,6 +53,23 @@ type Run struct {
 	// ProjectsInScope is what the scheduler counted when the run started (the
 	// progress line's total); 0 when unknown.
 	ProjectsInScope int64 `json:"projects_in_scope,omitempty"`
+	// StaleAfter is STALE_AFTER when the run started: a project whose last activity is
+	// older than StartedAt-StaleAfter is stale. 0 (runs recorded before it was kept)
+	// leaves the stale flag unknown.
+	StaleAfter time.Duration `json:"stale_after,omitempty"`
+	// Instance is what the scheduler learnt of the GitLab instance when the run
+	// started; nil when it was not asked (runs recorded before it was kept).
+	Instance *Instance `json:"instance,omitempty"`
+}
+
+// Instance describes the GitLab instance a run scanned. A nil field is unknown: the
+// token may not ask (users and projects need an admin token) or GitLab did not say.
+type Instance struct {
+	Version    string `json:"version"`
+	Revision   string `json:"revision"`
+	Enterprise *bool  `json:"enterprise"`
+	Users      *int64 `json:"users"`
+	Projects   *int64 `json:"projects"`
 }
 
 // Scope is the configuration that decides what a run covers.
@@ -206,6 +223,14 @@ type Project struct {
 	// LastProfiledAt is when GitLab was last asked for the project's profile: this
 	// run, or an earlier one whose profile an unchanged project carries over.
 	LastProfiledAt time.Time `json:"last_profiled_at,omitzero"`
+	// NamespaceKind is the kind of the project's namespace: group or user.
+	NamespaceKind string `json:"namespace_kind,omitempty"`
+	// Stale says the project's last activity is older than the run's STALE_AFTER;
+	// nil is unknown. The export sets it from the run (see Run.StaleAfter).
+	Stale *bool `json:"stale"`
+	// Owners are the usernames of the members (inherited included) with Maintainer
+	// or Owner access, sorted; nil is unknown (INCLUDE_MEMBERS off, or the step failed).
+	Owners []string `json:"owners"`
 }
 
 // Summary is the run-level roll-up written to summary.json.
@@ -231,6 +256,24 @@ type Summary struct {
 	ByStatus      map[string]int `json:"by_scan_status"`
 	BySizeClass   map[string]int `json:"by_size_class"`
 	Status        string         `json:"status"`
+	// Stale counts the projects whose stale flag is set.
+	Stale int `json:"stale"`
+	// Instance is the scanned GitLab instance; null when the run did not record it.
+	Instance *Instance `json:"instance"`
+	// ProjectCountDrop is set when the run has a larger share fewer projects than the
+	// previous one than DropShare: a scope or access change, or a partial scan.
+	ProjectCountDrop *CountDrop `json:"project_count_drop,omitempty"`
+}
+
+// DropShare is the share of projects a run may lose against the previous run before
+// summary.json and the report flag it.
+const DropShare = 0.2
+
+// CountDrop is a flagged fall in the project count: share is (previous-now)/previous.
+type CountDrop struct {
+	Previous int     `json:"previous"`
+	Now      int     `json:"now"`
+	Share    float64 `json:"share"`
 }
 
 // Failed says a group or project was not scanned: an error, or a 403 on itself.
