@@ -58,8 +58,10 @@ const maxChangesListed = 20
 type differ struct {
 	prevID string
 	prev   map[int64]prevProject
-	lists  [nKinds]*fragment
-	intern map[string]string // readiness categories, shared by all records
+	// prevCount is the previous run's project count, before current() deletes.
+	prevCount int
+	lists     [nKinds]*fragment
+	intern    map[string]string // readiness categories, shared by all records
 }
 
 // prevProject is what the diff needs of a previous run's project.
@@ -99,6 +101,7 @@ func newDiffer(ctx context.Context, src Source, dir string, prev inventory.Run) 
 	if err != nil {
 		return nil, fmt.Errorf("previous run %s: %w", prev.ID, err)
 	}
+	d.prevCount = len(d.prev)
 	for k := range d.lists {
 		if d.lists[k], err = newFragment(filepath.Join(dir, "diff-"+changeKinds[k].key)); err != nil {
 			d.close()

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -151,6 +152,9 @@ func (w *writer) write(ctx context.Context, src Source) ([]string, error) {
 		return nil, fmt.Errorf("api calls: %w", err)
 	}
 	w.summary = w.agg.summary(w.run, calls, time.Now())
+	if w.diff != nil {
+		w.summary.ProjectCountDrop = countDrop(w.diff.prevCount, w.summary.Projects)
+	}
 
 	files := []string{ProjectsCSV, ProjectsJSONL, GroupsCSV, InventoryXLSX, ReportHTML}
 	if err := createFile(filepath.Join(w.dir, InventoryXLSX), func(out io.Writer) error {
@@ -257,6 +261,19 @@ func normalize(p *inventory.Project) {
 	if p.Errors == nil {
 		p.Errors = []inventory.ScanError{}
 	}
+}
+
+// countDrop flags a project count that fell by more than inventory.DropShare from
+// the previous run's; nil otherwise.
+func countDrop(prev, now int) *inventory.CountDrop {
+	if prev == 0 || now >= prev {
+		return nil
+	}
+	share := float64(prev-now) / float64(prev)
+	if share <= inventory.DropShare {
+		return nil
+	}
+	return &inventory.CountDrop{Previous: prev, Now: now, Share: math.Round(share*1000) / 1000}
 }
 
 // stale says whether p's last activity is older than the run's STALE_AFTER before

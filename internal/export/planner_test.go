@@ -3,6 +3,7 @@ package export
 import (
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,8 +54,48 @@ func TestSummaryInstance(t *testing.T) {
 		t.Errorf("instance of a run without one = %+v, want nil", sum.Instance)
 	}
 	run.Instance = &inventory.Instance{Version: "17.5.1-ee", Revision: "abc", Enterprise: new(true), Users: ptr(12)}
-	_, sum = writeDir(t, newSource("r1", project(1, "acme/a", 1)), run, nil)
+	dir, sum := writeDir(t, newSource("r1", project(1, "acme/a", 1)), run, nil)
 	if !reflect.DeepEqual(sum.Instance, run.Instance) {
 		t.Errorf("instance = %+v, want %+v", sum.Instance, run.Instance)
+	}
+	report := string(readFile(t, filepath.Join(dir, "latest/report.html")))
+	if want := "GitLab 17.5.1-ee (abc), Enterprise Edition, 12 users."; !strings.Contains(report, want) {
+		t.Errorf("the report lacks %q", want)
+	}
+}
+
+func TestCountDrop(t *testing.T) {
+	tests := []struct {
+		prev, now int
+		want      *inventory.CountDrop
+	}{
+		{0, 0, nil},
+		{100, 120, nil},
+		{100, 80, nil}, // exactly the documented share: not flagged
+		{100, 79, &inventory.CountDrop{Previous: 100, Now: 79, Share: 0.21}},
+		{3, 0, &inventory.CountDrop{Previous: 3, Now: 0, Share: 1}},
+	}
+	for _, tt := range tests {
+		if got := countDrop(tt.prev, tt.now); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("countDrop(%d, %d) = %+v, want %+v", tt.prev, tt.now, got, tt.want)
+		}
+	}
+}
+
+func TestProjectCountDropFlagged(t *testing.T) {
+	src := newSource("r2", project(1, "acme/a", 1))
+	src.projects["r1"] = []inventory.Project{project(1, "acme/a", 1), project(2, "acme/b", 1), project(3, "acme/c", 1)}
+	prev := testRun("r1")
+	dir, sum := writeDir(t, src, testRun("r2"), &prev)
+	want := &inventory.CountDrop{Previous: 3, Now: 1, Share: 0.667}
+	if !reflect.DeepEqual(sum.ProjectCountDrop, want) {
+		t.Errorf("project_count_drop = %+v, want %+v", sum.ProjectCountDrop, want)
+	}
+	report := string(readFile(t, filepath.Join(dir, "latest/report.html")))
+	if !strings.Contains(report, "1 projects against 3 in the previous run: 67% fewer") {
+		t.Error("the report does not warn of the drop")
+	}
+	if _, sum := writeDir(t, src, testRun("r2"), nil); sum.ProjectCountDrop != nil {
+		t.Errorf("first run flagged a drop: %+v", sum.ProjectCountDrop)
 	}
 }

@@ -30,8 +30,10 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 		}
 		return *n
 	},
-	"codes": func(s string) string { return strings.ReplaceAll(s, ";", ", ") },
-	"label": func(s string) string { return strings.ReplaceAll(s, "_", " ") },
+	"codes":   func(s string) string { return strings.ReplaceAll(s, ";", ", ") },
+	"label":   func(s string) string { return strings.ReplaceAll(s, "_", " ") },
+	"percent": func(share float64) string { return strconv.FormatFloat(share*100, 'f', 0, 64) + "%" },
+	"is":      inventory.Is,
 }).Parse(reportSource))
 
 // reportData is everything report.html shows; it is built from the aggregates only.
