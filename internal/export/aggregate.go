@@ -75,9 +75,11 @@ type groupAgg struct {
 	Direct       int // projects seen directly in the group
 	// Subtree totals (the group and its descendants), filled by rollUp.
 	Projects, Ready, NeedsAttention, Blocked int
-	ExportSize                               int64
+	ExportSize, Storage                      int64  // of the projects with known statistics
+	UnknownSize                              int    // projects whose statistics are unknown
 	direct                                   [3]int // ready, needs_attention, blocked
-	directSize                               int64
+	directSize, directStorage                int64
+	directUnknown                            int
 }
 
 func newAggregate() *aggregate {
@@ -170,13 +172,18 @@ func (a *aggregate) addProject(p *inventory.Project) {
 	if exportSize > 0 {
 		g.directSize += exportSize
 	}
+	if st := p.Statistics; st != nil {
+		g.directStorage += st.StorageSize
+	} else {
+		g.directUnknown++
+	}
 }
 
 // rollUp adds every group's direct counts to itself and its ancestors, and returns
 // the groups with the most projects, subgroups included.
 func (a *aggregate) rollUp(limit int) []*groupAgg {
 	for _, g := range a.groupByID {
-		g.Projects, g.Ready, g.NeedsAttention, g.Blocked, g.ExportSize = 0, 0, 0, 0, 0
+		g.Projects, g.Ready, g.NeedsAttention, g.Blocked, g.ExportSize, g.Storage, g.UnknownSize = 0, 0, 0, 0, 0, 0, 0
 	}
 	for _, g := range a.groupByID {
 		// The depth bound guards against a parent cycle in corrupt data.
@@ -186,6 +193,8 @@ func (a *aggregate) rollUp(limit int) []*groupAgg {
 			anc.NeedsAttention += g.direct[1]
 			anc.Blocked += g.direct[2]
 			anc.ExportSize += g.directSize
+			anc.Storage += g.directStorage
+			anc.UnknownSize += g.directUnknown
 			if anc.ParentID == 0 || anc.ParentID == anc.ID {
 				break
 			}

@@ -209,14 +209,28 @@ func ciCell(f func(*inventory.CI) string) func(*inventory.Project) string {
 	}
 }
 
-// groupColumns is the data contract of groups.csv.
-var groupColumns = []column[inventory.Group]{
-	value("group_id", func(g *inventory.Group) string { return strconv.FormatInt(g.ID, 10) }),
-	text("full_path", func(g *inventory.Group) string { return g.FullPath }),
-	value("parent_id", func(g *inventory.Group) string { return strconv.FormatInt(g.ParentID, 10) }),
-	value("projects", func(g *inventory.Group) string { return strconv.Itoa(g.Projects) }),
-	value("subgroups", func(g *inventory.Group) string { return strconv.Itoa(g.Subgroups) }),
-	text("scan_status", func(g *inventory.Group) string { return g.ScanStatus }),
+// groupRow is one groups.csv row: the group and its subtree totals (rolled up).
+type groupRow struct {
+	g   *inventory.Group
+	sub *groupAgg
+}
+
+// groupColumns is the data contract of groups.csv: columns are only ever appended.
+var groupColumns = []column[groupRow]{
+	value("group_id", func(r *groupRow) string { return strconv.FormatInt(r.g.ID, 10) }),
+	text("full_path", func(r *groupRow) string { return r.g.FullPath }),
+	value("parent_id", func(r *groupRow) string { return strconv.FormatInt(r.g.ParentID, 10) }),
+	value("projects", func(r *groupRow) string { return strconv.Itoa(r.g.Projects) }),
+	value("subgroups", func(r *groupRow) string { return strconv.Itoa(r.g.Subgroups) }),
+	text("scan_status", func(r *groupRow) string { return r.g.ScanStatus }),
+	// Subtree totals: the group and every descendant, from the projects exported.
+	value("subtree_projects", func(r *groupRow) string { return strconv.Itoa(r.sub.Projects) }),
+	value("subtree_storage_size_bytes", func(r *groupRow) string { return strconv.FormatInt(r.sub.Storage, 10) }),
+	value("subtree_export_size_bytes", func(r *groupRow) string { return strconv.FormatInt(r.sub.ExportSize, 10) }),
+	value("subtree_ready", func(r *groupRow) string { return strconv.Itoa(r.sub.Ready) }),
+	value("subtree_needs_attention", func(r *groupRow) string { return strconv.Itoa(r.sub.NeedsAttention) }),
+	value("subtree_blocked", func(r *groupRow) string { return strconv.Itoa(r.sub.Blocked) }),
+	value("subtree_unknown_size", func(r *groupRow) string { return strconv.Itoa(r.sub.UnknownSize) }),
 }
 
 var groupsHeader = header(groupColumns)

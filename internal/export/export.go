@@ -118,6 +118,7 @@ type writer struct {
 	run     inventory.Run
 	prev    *inventory.Run
 	agg     *aggregate
+	groups  []inventory.Group // in the source's order
 	diff    *differ
 	book    *workbook
 	summary inventory.Summary
@@ -141,10 +142,13 @@ func (w *writer) write(ctx context.Context, src Source) ([]string, error) {
 	}
 	defer book.close() // removes its temporary files; the workbook is written by then
 	w.book = book
-	if err := w.writeGroups(ctx, src); err != nil {
+	if err := w.readGroups(ctx, src); err != nil {
 		return nil, err
 	}
 	if err := w.writeProjects(ctx, src); err != nil {
+		return nil, err
+	}
+	if err := w.writeGroups(ctx); err != nil {
 		return nil, err
 	}
 	calls, err := src.APICalls(ctx, w.run.ID)
@@ -183,25 +187,43 @@ func (w *writer) write(ctx context.Context, src Source) ([]string, error) {
 	return append(files, SummaryJSON), nil
 }
 
-func (w *writer) writeGroups(ctx context.Context, src Source) error {
+// readGroups reads the run's groups into memory (they are few next to projects): their
+// rows carry subtree totals, known only once every project has been seen.
+func (w *writer) readGroups(ctx context.Context, src Source) error {
+	err := src.Groups(ctx, w.run.ID, func(g inventory.Group) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		w.agg.addGroup(g)
+		w.groups = append(w.groups, g)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("groups: %w", err)
+	}
+	return nil
+}
+
+// writeGroups writes groups.csv and the workbook's groups once the projects are counted.
+func (w *writer) writeGroups(ctx context.Context) error {
+	w.agg.rollUp(0)
 	return createFile(filepath.Join(w.dir, GroupsCSV), func(out io.Writer) error {
 		cw := newCSVWriter(out)
 		if err := cw.Write(groupsHeader); err != nil {
 			return err
 		}
 		cells := make([]string, len(groupsHeader))
-		err := src.Groups(ctx, w.run.ID, func(g inventory.Group) error {
+		for i := range w.groups {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			w.agg.addGroup(g)
-			if err := w.book.addGroup(&g); err != nil {
+			r := groupRow{g: &w.groups[i], sub: w.agg.groupByID[w.groups[i].ID]}
+			if err := w.book.addGroup(&r); err != nil {
 				return err
 			}
-			return cw.Write(row(cells, groupColumns, &g))
-		})
-		if err != nil {
-			return fmt.Errorf("groups: %w", err)
+			if err := cw.Write(row(cells, groupColumns, &r)); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

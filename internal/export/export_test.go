@@ -146,7 +146,8 @@ func TestHeaders(t *testing.T) {
 		t.Errorf("projects.csv header\n got %s\nwant prefix %s,%s", line, wantHeader, wantExtra)
 	}
 	line, _, _ = strings.Cut(string(readFile(t, filepath.Join(dir, "runs/r1/groups.csv"))), "\n")
-	if want := "group_id,full_path,parent_id,projects,subgroups,scan_status"; line != want {
+	if want := "group_id,full_path,parent_id,projects,subgroups,scan_status," +
+		"subtree_projects,subtree_storage_size_bytes,subtree_export_size_bytes,subtree_ready,subtree_needs_attention,subtree_blocked,subtree_unknown_size"; line != want {
 		t.Errorf("groups.csv header %q, want %q", line, want)
 	}
 }

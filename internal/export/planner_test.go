@@ -3,6 +3,7 @@ package export
 import (
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -97,5 +98,29 @@ func TestProjectCountDropFlagged(t *testing.T) {
 	}
 	if _, sum := writeDir(t, src, testRun("r2"), nil); sum.ProjectCountDrop != nil {
 		t.Errorf("first run flagged a drop: %+v", sum.ProjectCountDrop)
+	}
+}
+
+func TestGroupsSubtreeTotals(t *testing.T) {
+	deep := project(3, "acme/sub/big", 41<<30) // blocked on gei
+	deep.GroupID = 11
+	unknown := project(2, "acme/sub/nostats", 1)
+	unknown.GroupID = 11
+	unknown.Statistics = nil
+	src := newSource("r1", project(1, "acme/a", 5), unknown, deep)
+	src.groups["r1"] = append(src.groups["r1"], inventory.Group{ID: 11, FullPath: "acme/sub", ParentID: 10, Projects: 2, ScanStatus: inventory.StatusComplete})
+	dir, _ := writeDir(t, src, testRun("r1"), nil)
+	got := map[string]string{}
+	for _, r := range readCSV(t, filepath.Join(dir, "latest/groups.csv")) {
+		got[r["full_path"]] = strings.Join([]string{r["projects"], r["subtree_projects"], r["subtree_storage_size_bytes"],
+			r["subtree_ready"], r["subtree_needs_attention"], r["subtree_blocked"], r["subtree_unknown_size"]}, ",")
+	}
+	big := strconv.FormatInt(41<<30, 10)
+	want := map[string]string{
+		"acme":     "3,3," + strconv.FormatInt(41<<30+5, 10) + ",2,0,1,1",
+		"acme/sub": "2,2," + big + ",1,0,1,1",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("groups.csv projects,subtree_projects,storage,ready,needs_attention,blocked,unknown_size\n got %v\nwant %v", got, want)
 	}
 }

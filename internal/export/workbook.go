@@ -182,8 +182,8 @@ func (b *workbook) typed(s string, text bool) any {
 	return stripUnsafe(s)
 }
 
-func (b *workbook) addGroup(g *inventory.Group) error {
-	return typedRow(b, b.groups, groupColumns, g)
+func (b *workbook) addGroup(r *groupRow) error {
+	return typedRow(b, b.groups, groupColumns, r)
 }
 
 // addProject writes a normalized project's row and a findings row per finding.
