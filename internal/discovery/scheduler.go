@@ -75,6 +75,7 @@ func (s *Scheduler) Start(ctx context.Context) (run inventory.Run, started bool,
 	if err != nil {
 		return inventory.Run{}, false, fmt.Errorf("start run: %w", err)
 	}
+	inst := s.instance(ctx, log)
 	// Counted before the run exists, so that its record holds the total; a count that
 	// fails leaves the total unknown and the run goes on.
 	est, err := s.estimate(ctx, msgs)
@@ -95,7 +96,8 @@ func (s *Scheduler) Start(ctx context.Context) (run inventory.Run, started bool,
 	}
 	run = inventory.Run{ID: NewRunID(now()), GitLabURL: s.GitLabURL, RootGroups: roots, Status: inventory.RunRunning, StartedAt: now().UTC(),
 		Scope: &inventory.Scope{RootGroups: slices.Clone(s.RootGroups), IncludePersonal: s.IncludePersonal},
-		Full:  IsFull(ctx), ProjectsInScope: est.Projects, StaleAfter: s.StaleAfter}
+		Full:  IsFull(ctx), ProjectsInScope: est.Projects, StaleAfter: s.StaleAfter,
+		Instance: inst}
 	if err := s.Store.CreateRun(ctx, run); errors.Is(err, ErrRunActive) {
 		active, _, aerr := s.Store.ActiveRun(ctx)
 		log.Info("a run is already active; not starting another", "run_id", active.ID)

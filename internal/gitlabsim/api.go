@@ -16,6 +16,8 @@ func (s *Server) dispatch(c *call) {
 		c.json(http.StatusOK, versionBody)
 	case cls == clsUser:
 		c.json(http.StatusOK, s.userBody())
+	case cls == clsAppStatistics:
+		s.appStatistics(c)
 	case cls == clsGroups:
 		s.listGroups(c, s.allGroups, c.flag("top_level_only"))
 	case cls == clsProjects:
@@ -78,7 +80,7 @@ func (s *Server) userBody() map[string]any {
 	return map[string]any{
 		"id": 1, "username": "sim-admin", "name": "Simulator Admin", "state": "active", "locked": false,
 		"avatar_url": nil, "web_url": s.in.externalURL + "/sim-admin", "created_at": "2014-03-01T09:00:00.000Z",
-		"bio": "", "email": "sim-admin@example.com", "is_admin": true, "can_create_group": true,
+		"bio": "", "email": "sim-admin@example.com", "is_admin": !s.notAdmin, "can_create_group": true,
 		"can_create_project": true, "two_factor_enabled": true, "external": false, "private_profile": false,
 	}
 }

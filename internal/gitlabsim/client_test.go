@@ -74,7 +74,7 @@ func identity(p *gitlab.Project) inventory.Project {
 		DefaultBranch: p.DefaultBranch, WebURL: p.WebURL, ScanStatus: inventory.StatusComplete, Errors: []inventory.ScanError{},
 	}
 	if p.Namespace != nil {
-		out.GroupID, out.GroupFullPath = p.Namespace.ID, p.Namespace.FullPath
+		out.GroupID, out.GroupFullPath, out.NamespaceKind = p.Namespace.ID, p.Namespace.FullPath, p.Namespace.Kind
 	}
 	if p.CreatedAt != nil {
 		out.CreatedAt = p.CreatedAt.UTC().Truncate(time.Second)

@@ -104,6 +104,10 @@ func (s *Server) writeTruth(w io.Writer) error {
 	if err := enc.Encode(s.truthFaults()); err != nil {
 		return fmt.Errorf("encode faults: %w", err)
 	}
+	write(`,"instance":`)
+	if err := enc.Encode(s.truthInstance()); err != nil {
+		return fmt.Errorf("encode instance: %w", err)
+	}
 	write("}\n")
 	return bw.Flush()
 }

@@ -59,6 +59,10 @@ type Options struct {
 	// ExternalURL is the instance's external URL used in web_url fields (not in
 	// pagination links, which use the request's host). Default "https://gitlab.example.com".
 	ExternalURL string
+
+	// NotAdmin makes the token a regular user's: GET /user says is_admin false and
+	// GET /application/statistics answers 403.
+	NotAdmin bool
 }
 
 // Faults are injected on demand. Request-level faults are decided from
@@ -150,6 +154,7 @@ type Server struct {
 	classLim         [nClasses]*limiter // endpoint classes' own limits
 	quietClassLimits bool
 	hideHeaders      bool
+	notAdmin         bool
 
 	// mu guards the projects' changing fields: API answers and the truth read
 	// under RLock, Change writes under Lock.
@@ -193,6 +198,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		in: in, seed: opts.Seed, token: opts.Token, done: make(chan struct{}),
 		quietClassLimits: opts.QuietEndpointLimits, hideHeaders: opts.HideRateLimitHeaders,
+		notAdmin: opts.NotAdmin,
 	}
 	if opts.RateLimitRPM > 0 {
 		s.lim = newLimiter(opts.RateLimitRPM, opts.RateWindow)

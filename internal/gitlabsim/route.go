@@ -12,6 +12,7 @@ const (
 	clsOther class = iota
 	clsVersion
 	clsUser
+	clsAppStatistics
 	clsGroups
 	clsGroup
 	clsGroupSubgroups
@@ -41,6 +42,7 @@ var classNames = [nClasses]string{
 	clsOther:             "other",
 	clsVersion:           "version",
 	clsUser:              "user",
+	clsAppStatistics:     "application/statistics",
 	clsGroups:            "groups",
 	clsGroup:             "groups/:id",
 	clsGroupSubgroups:    "groups/:id/subgroups",
@@ -126,6 +128,10 @@ func parseRoute(escapedPath string) route {
 				return route{cls: clsVersion}
 			}
 			return route{cls: clsUser}
+		}
+	case "application":
+		if len(segs) == 2 && segs[1] == "statistics" {
+			return route{cls: clsAppStatistics}
 		}
 	case "groups":
 		if len(segs) == 1 {

@@ -15,6 +15,8 @@ type Truth struct {
 	Groups   []inventory.Group   `json:"groups"`
 	Projects []inventory.Project `json:"projects"`
 	Faults   TruthFaults         `json:"faults"`
+	// Instance is what summary.json's instance must say.
+	Instance *inventory.Instance `json:"instance"`
 }
 
 // TruthFaults lists the projects that project-level faults affect.
@@ -37,6 +39,7 @@ func (s *Server) Truth() Truth {
 		t.Projects[i] = s.withFaults(fs, s.in.truthProject(&s.in.projects[i]), &s.in.projects[i])
 	}
 	t.Faults = s.truthFaults()
+	t.Instance = s.truthInstance()
 	return t
 }
 
@@ -96,8 +99,12 @@ func (in *instance) truthProject(p *project) inventory.Project {
 		CreatedAt:         time.Unix(p.created, 0).UTC(),
 		LastActivityAt:    time.Unix(p.activity, 0).UTC(),
 		WebURL:            in.externalURL + "/" + ns + "/" + p.path,
+		NamespaceKind:     "group",
 		ScanStatus:        inventory.StatusComplete,
 		Errors:            []inventory.ScanError{},
+	}
+	if p.owner >= 0 {
+		t.NamespaceKind = "user"
 	}
 	s := &p.sizes
 	t.Statistics = &inventory.Statistics{

@@ -144,6 +144,9 @@ func verdictless(p inventory.Project) inventory.Project {
 	p.Readiness = nil
 	p.ScanStatus = ""
 	p.LastProfiledAt = time.Time{} // when, not what: the truth has no such fact
+	// Stale judges last_activity_at (compared) against the run's start and
+	// STALE_AFTER, which the truth does not know: DiffSummary checks the count.
+	p.Stale = nil
 	p.Errors = nil
 	if p.Features.CI != nil {
 		ci := *p.Features.CI
@@ -230,6 +233,50 @@ func fieldDiffs(want, got inventory.Project) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// DiffSummary compares summary.json with the truth and the projects exported with
+// it: the instance, and the stale count against each project's last_activity_at.
+func DiffSummary(truth gitlabsim.Truth, sum inventory.Summary, projects []inventory.Project, staleAfter time.Duration) []string {
+	var out []string
+	if !reflect.DeepEqual(sum.Instance, truth.Instance) {
+		out = append(out, fmt.Sprintf("instance: got %s, want %s", jsonOf(sum.Instance), jsonOf(truth.Instance)))
+	}
+	stale := 0
+	for _, p := range projects {
+		var want *bool // unknown without STALE_AFTER or a last activity
+		if staleAfter > 0 && !p.LastActivityAt.IsZero() {
+			want = new(p.LastActivityAt.Before(sum.StartedAt.Add(-staleAfter)))
+		}
+		if !reflect.DeepEqual(p.Stale, want) {
+			out = append(out, fmt.Sprintf("project %d: stale %s, want %s", p.ID, jsonOf(p.Stale), jsonOf(want)))
+		}
+		if inventory.Is(want) {
+			stale++
+		}
+	}
+	if sum.Stale != stale {
+		out = append(out, fmt.Sprintf("summary stale %d, want %d", sum.Stale, stale))
+	}
+	return out
+}
+
+func jsonOf(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// ReadSummary reads summary.json.
+func ReadSummary(dir string) (inventory.Summary, error) {
+	var s inventory.Summary
+	b, err := os.ReadFile(dir + "/summary.json")
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("summary.json: %w", err)
+	}
+	return s, nil
 }
 
 // ReadJSONL reads projects.jsonl.

@@ -43,6 +43,7 @@ func newEnv(t *testing.T, opts gitlabsim.Options) *env {
 		cfg: config.Config{
 			GitLabURL: ts.URL, Token: token, DataDir: filepath.Join(dir, "data"), ExportDir: filepath.Join(dir, "exports"),
 			MaxPerProjectCalls: 200, Concurrency: 8, RequestTimeout: 2 * time.Second,
+			StaleAfter: 365 * 24 * time.Hour,
 		},
 	}
 }
@@ -75,6 +76,13 @@ func (e *env) checkAgainstTruth(t *testing.T, run inventory.Run) {
 		if diffs := scancheck.Diff(e.sim.Truth(), groups, projects); len(diffs) > 0 {
 			os.WriteFile(filepath.Join(os.TempDir(), t.Name()+".log"), []byte(e.logs.String()), 0o644)
 			t.Fatalf("%s differs from the truth (%d shown):\n%s", dir, len(diffs), strings.Join(diffs, "\n"))
+		}
+		sum, err := scancheck.ReadSummary(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diffs := scancheck.DiffSummary(e.sim.Truth(), sum, projects, e.cfg.StaleAfter); len(diffs) > 0 {
+			t.Fatalf("%s summary differs from the truth:\n%s", dir, strings.Join(diffs, "\n"))
 		}
 	}
 	files, _ := filepath.Glob(filepath.Join(e.cfg.ExportDir, "latest", "*"))
