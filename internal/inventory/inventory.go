@@ -228,9 +228,6 @@ type Project struct {
 	// Stale says the project's last activity is older than the run's STALE_AFTER;
 	// nil is unknown. The export sets it from the run (see Run.StaleAfter).
 	Stale *bool `json:"stale"`
-	// Owners are the usernames of the members (inherited included) with Maintainer
-	// or Owner access, sorted; nil is unknown (INCLUDE_MEMBERS off, or the step failed).
-	Owners []string `json:"owners"`
 }
 
 // Summary is the run-level roll-up written to summary.json.
