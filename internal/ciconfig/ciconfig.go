@@ -113,11 +113,13 @@ func Analyze(data []byte) (inventory.CI, error) {
 	}
 	ci := inventory.CI{Constructs: []string{}}
 	found := map[string]bool{}
+	var includes, triggers []string
 
 	for key, val := range top {
 		switch {
 		case key == "include":
 			ci.Includes = countIncludes(val)
+			includes = append(includes, includeProjects(val)...)
 			if val != nil {
 				found[ConstructInclude] = true
 			}
@@ -155,6 +157,14 @@ func Analyze(data []byte) (inventory.CI, error) {
 			markJob(val, found)
 		}
 	}
+
+	for key, val := range top {
+		if job, ok := asMap(val); ok && !reserved[key] {
+			tr, inc := triggerTargets(job)
+			triggers, includes = append(triggers, tr...), append(includes, inc...)
+		}
+	}
+	ci.IncludeProjects, ci.TriggerProjects = sortedUnique(includes), sortedUnique(triggers)
 
 	for c := range found {
 		ci.Constructs = append(ci.Constructs, c)
