@@ -1,6 +1,7 @@
 // Package ciconfig reads a .gitlab-ci.yml and measures what converting it to GitHub
 // Actions involves: how many jobs, stages and includes it has, which GitLab-specific
-// constructs it uses, and a 0-100 complexity score derived from those.
+// constructs it uses, and a 0-100 complexity score derived from those; and which other
+// projects it depends on (include:project, trigger:project).
 //
 // The complexity score is the sum of
 //

@@ -3,6 +3,8 @@ package discovery
 import (
 	"context"
 	"net/http/httptest"
+	"net/url"
+	"slices"
 	"time"
 
 	"github.com/gl2gh/discovery-agent/internal/budget"
@@ -102,4 +104,28 @@ func TestSubmodulesProfiled(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzSubmoduleTargets: any .gitmodules gives sorted, unique targets, none with a
+// password, each a project path (no ":") or a URL.
+func FuzzSubmoduleTargets(f *testing.F) {
+	f.Add("[submodule \"a\"]\n\turl = ../a.git\n", "https://gitlab.example.com/g/app", "g/app")
+	f.Add("url = https://u:secret@gitlab.example.com/g/b.git\nurl=git@gitlab.example.com:g/c\n", "https://gitlab.example.com/g/app", "g/app")
+	f.Add("url = ../../../../x\nurl = \"\"\nurl = ssh://[::1]/x\n", "http://[::1]:8080/a/b", "a/b")
+	f.Fuzz(func(t *testing.T, data, webURL, project string) {
+		got := submoduleTargets([]byte(data), webURL, project)
+		if !slices.IsSorted(got) || len(slices.Compact(slices.Clone(got))) != len(got) {
+			t.Errorf("targets %q not sorted and unique", got)
+		}
+		for _, g := range got {
+			if g == "" {
+				t.Error("empty target")
+			}
+			if u, err := url.Parse(g); err == nil && u.User != nil {
+				if _, has := u.User.Password(); has {
+					t.Errorf("target %q keeps a password", g)
+				}
+			}
+		}
+	})
 }
