@@ -81,15 +81,24 @@ func resolveSubmodule(raw, webURL, project string) string {
 		u.User = nil
 		return u.String()
 	}
-	// scp-like: [user@]host:path
-	if at, rest, ok := strings.Cut(raw, ":"); ok && !strings.Contains(at, "/") {
-		h := at[strings.LastIndex(at, "@")+1:]
+	// scp-like: [user@]host:path; a user with a password (user:password@) is dropped.
+	head := raw
+	if i := strings.Index(raw, "/"); i >= 0 {
+		head = raw[:i]
+	}
+	hostPath := raw
+	if i := strings.LastIndex(head, "@"); i >= 0 {
+		hostPath = raw[i+1:]
+		if strings.Contains(raw[:i], ":") {
+			raw = hostPath
+		}
+	}
+	if h, rest, ok := strings.Cut(hostPath, ":"); ok && h != "" && !strings.Contains(h, "/") {
 		if host != "" && strings.EqualFold(h, host) {
 			if p := strings.Trim(rest, "/"); p != "" {
 				return trimGit(p)
 			}
 		}
-		return raw
 	}
 	return raw
 }

@@ -31,6 +31,7 @@ func TestResolveSubmodule(t *testing.T) {
 		{"https://github.com/x/y.git", "https://github.com/x/y.git"},
 		{"https://user:secret@github.com/x/y.git", "https://github.com/x/y.git"},
 		{"git@github.com:x/y.git", "git@github.com:x/y.git"},
+		{"u:secret@github.com:x/y.git", "github.com:x/y.git"},
 		{"", ""},
 	}
 	for _, tt := range tests {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xuri/excelize/v2"
+
 	"github.com/gl2gh/discovery-agent/internal/inventory"
 )
 
@@ -51,6 +53,18 @@ func TestDependenciesCSV(t *testing.T) {
 	wantDeps := map[string]string{"acme/lib": "0", "acme/ci-templates": "0", "acme/app": "4", "acme/deploy": "1", "acme/fork": "1", "acme/uses-outside": "1"}
 	if !reflect.DeepEqual(deps, wantDeps) {
 		t.Errorf("dependencies %v, want %v", deps, wantDeps)
+	}
+	book, err := excelize.OpenFile(filepath.Join(dir, "runs/r1", InventoryXLSX))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer book.Close()
+	rows, err := book.GetRows(sheetDeps)
+	if err != nil || len(rows) != 1+len(want) || !reflect.DeepEqual(rows[0], dependenciesHeader) || rows[2][1] != "https://github.com/x/y.git" {
+		t.Errorf("dependencies sheet %q (%v), want the header and %d edges", rows, err, len(want))
+	}
+	if typ, _ := book.GetCellType(sheetDeps, "D3"); typ != excelize.CellTypeBool {
+		t.Errorf("external cell type %v, want a boolean", typ)
 	}
 	jsonl := string(readFile(t, filepath.Join(dir, "runs/r1", ProjectsJSONL)))
 	if !strings.Contains(jsonl, `"forked_from":"acme/app"`) || !strings.Contains(jsonl, `"wave":3`) {
