@@ -1,6 +1,7 @@
 // Package ciconfig reads a .gitlab-ci.yml and measures what converting it to GitHub
 // Actions involves: how many jobs, stages and includes it has, which GitLab-specific
-// constructs it uses, and a 0-100 complexity score derived from those.
+// constructs it uses, and a 0-100 complexity score derived from those; and which other
+// projects it depends on (include:project, trigger:project).
 //
 // The complexity score is the sum of
 //
@@ -113,11 +114,13 @@ func Analyze(data []byte) (inventory.CI, error) {
 	}
 	ci := inventory.CI{Constructs: []string{}}
 	found := map[string]bool{}
+	var includes, triggers []string
 
 	for key, val := range top {
 		switch {
 		case key == "include":
 			ci.Includes = countIncludes(val)
+			includes = append(includes, includeProjects(val)...)
 			if val != nil {
 				found[ConstructInclude] = true
 			}
@@ -155,6 +158,14 @@ func Analyze(data []byte) (inventory.CI, error) {
 			markJob(val, found)
 		}
 	}
+
+	for key, val := range top {
+		if job, ok := asMap(val); ok && !reserved[key] {
+			tr, inc := triggerTargets(job)
+			triggers, includes = append(triggers, tr...), append(includes, inc...)
+		}
+	}
+	ci.IncludeProjects, ci.TriggerProjects = sortedUnique(includes), sortedUnique(triggers)
 
 	for c := range found {
 		ci.Constructs = append(ci.Constructs, c)

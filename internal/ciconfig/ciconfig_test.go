@@ -76,7 +76,7 @@ test: {script: make test}
 		{
 			name: "include list",
 			yaml: "include:\n  - local: a.yml\n  - project: g/p\n    file: b.yml\n  - remote: https://example.com/c.yml\n",
-			want: inventory.CI{Includes: 3, Constructs: []string{"include"}},
+			want: inventory.CI{Includes: 3, Constructs: []string{"include"}, IncludeProjects: []string{"g/p"}},
 		},
 		{
 			name: "include map",

@@ -87,6 +87,11 @@ func (pr *profiler) files(ctx context.Context) error {
 	}
 	root := entries(tree)
 	feat.HasSubmodules = new(root[".gitmodules"] == "blob")
+	if *feat.HasSubmodules {
+		if err := pr.submodules(ctx); err != nil {
+			return err
+		}
+	}
 	if err := pr.codeowners(ctx, root); err != nil {
 		return err
 	}

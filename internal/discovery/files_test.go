@@ -106,7 +106,7 @@ func TestFilesFacts(t *testing.T) {
 		{"nothing", "", fakeRepo{trees: map[string][]string{"": {"README.md"}}}, flags{no, no, no, no}, "", 0, nil},
 		{"root files", "", fakeRepo{
 			trees: map[string][]string{"": {".gitlab-ci.yml", ".gitmodules", "CODEOWNERS", ".gitattributes"}},
-			files: map[string]string{".gitlab-ci.yml": ci, ".gitattributes": "*.psd filter=lfs\n"},
+			files: map[string]string{".gitlab-ci.yml": ci, ".gitattributes": "*.psd filter=lfs\n", ".gitmodules": "[submodule \"a\"]\n\turl = ../a.git\n"},
 		}, flags{yes, yes, yes, yes}, "", 2, nil},
 		{"CODEOWNERS in docs/", "", fakeRepo{trees: map[string][]string{"": {"docs/", ".gitlab/"}, "docs": {"CODEOWNERS"}}},
 			flags{no, no, yes, no}, "", 0, nil},

@@ -60,6 +60,7 @@ func identity(gp gitlab.Project) inventory.Project {
 		Visibility:        gp.Visibility,
 		Archived:          gp.Archived,
 		Fork:              gp.Fork(),
+		ForkedFrom:        gp.ForkParent(),
 		Mirror:            gp.Mirror,
 		NamespaceKind:     gp.Namespace.Kind,
 		EmptyRepo:         gp.EmptyRepo,

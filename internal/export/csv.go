@@ -133,6 +133,17 @@ var projectColumns = withFacts([]column[inventory.Project]{
 	value("last_profiled_at", func(p *inventory.Project) string { return timestamp(p.LastProfiledAt) }),
 	text("namespace_kind", func(p *inventory.Project) string { return p.NamespaceKind }),
 	value("stale", func(p *inventory.Project) string { return flag(p.Stale) }),
+	text("forked_from", func(p *inventory.Project) string { return p.ForkedFrom }),
+	text("submodules", func(p *inventory.Project) string { return strings.Join(p.Features.Submodules, ";") }),
+	text("ci_include_projects", ciCell(func(ci *inventory.CI) string { return strings.Join(ci.IncludeProjects, ";") })),
+	text("ci_trigger_projects", ciCell(func(ci *inventory.CI) string { return strings.Join(ci.TriggerProjects, ";") })),
+	value("dependencies", func(p *inventory.Project) string { return strconv.Itoa(len(inventory.Dependencies(p))) }),
+	value("wave", func(p *inventory.Project) string {
+		if p.Wave == 0 {
+			return ""
+		}
+		return strconv.Itoa(p.Wave)
+	}),
 })
 
 // projectsHeader is projects.csv's header row.

@@ -1,5 +1,5 @@
 // Package export writes a discovery run's exports: projects.csv, projects.jsonl,
-// groups.csv, summary.json, report.html, inventory.xlsx and, when there is a
+// groups.csv, dependencies.csv, summary.json, report.html, inventory.xlsx and, when there is a
 // previous run, diff.json.
 // docs/EXPORTS.md is the contract for their content.
 //
@@ -35,26 +35,28 @@ type Source interface {
 
 // Export file names and their content types.
 const (
-	ProjectsCSV   = "projects.csv"
-	ProjectsJSONL = "projects.jsonl"
-	GroupsCSV     = "groups.csv"
-	SummaryJSON   = "summary.json"
-	ReportHTML    = "report.html"
-	DiffJSON      = "diff.json"
-	InventoryXLSX = "inventory.xlsx"
+	ProjectsCSV     = "projects.csv"
+	ProjectsJSONL   = "projects.jsonl"
+	GroupsCSV       = "groups.csv"
+	SummaryJSON     = "summary.json"
+	ReportHTML      = "report.html"
+	DiffJSON        = "diff.json"
+	InventoryXLSX   = "inventory.xlsx"
+	DependenciesCSV = "dependencies.csv"
 
 	// LatestPrefix is where the newest run's files are copied.
 	LatestPrefix = "latest/"
 )
 
 var contentTypes = map[string]string{
-	ProjectsCSV:   "text/csv; charset=utf-8",
-	ProjectsJSONL: "application/x-ndjson",
-	GroupsCSV:     "text/csv; charset=utf-8",
-	SummaryJSON:   "application/json",
-	ReportHTML:    "text/html; charset=utf-8",
-	DiffJSON:      "application/json",
-	InventoryXLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+	ProjectsCSV:     "text/csv; charset=utf-8",
+	ProjectsJSONL:   "application/x-ndjson",
+	GroupsCSV:       "text/csv; charset=utf-8",
+	SummaryJSON:     "application/json",
+	ReportHTML:      "text/html; charset=utf-8",
+	DiffJSON:        "application/json",
+	InventoryXLSX:   "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+	DependenciesCSV: "text/csv; charset=utf-8",
 }
 
 // RunPrefix is where a run's files are stored: "runs/<run-id>/".
@@ -121,6 +123,7 @@ type writer struct {
 	groups  []inventory.Group // in the source's order
 	diff    *differ
 	book    *workbook
+	waves   map[string]int // project path -> suggested wave, from writeDependencies
 	summary inventory.Summary
 }
 
@@ -145,6 +148,9 @@ func (w *writer) write(ctx context.Context, src Source) ([]string, error) {
 	if err := w.readGroups(ctx, src); err != nil {
 		return nil, err
 	}
+	if err := w.writeDependencies(ctx, src); err != nil {
+		return nil, err
+	}
 	if err := w.writeProjects(ctx, src); err != nil {
 		return nil, err
 	}
@@ -160,7 +166,7 @@ func (w *writer) write(ctx context.Context, src Source) ([]string, error) {
 		w.summary.ProjectCountDrop = countDrop(w.diff.prevCount, w.summary.Projects)
 	}
 
-	files := []string{ProjectsCSV, ProjectsJSONL, GroupsCSV, InventoryXLSX, ReportHTML}
+	files := []string{ProjectsCSV, ProjectsJSONL, GroupsCSV, DependenciesCSV, InventoryXLSX, ReportHTML}
 	if err := createFile(filepath.Join(w.dir, InventoryXLSX), func(out io.Writer) error {
 		return w.book.finish(w.summary, out)
 	}); err != nil {
@@ -245,6 +251,7 @@ func (w *writer) writeProjects(ctx context.Context, src Source) error {
 				}
 				normalize(&p)
 				p.Stale = stale(&p, w.run)
+				p.Wave = w.waves[p.PathWithNamespace]
 				if err := cw.Write(row(cells, projectColumns, &p)); err != nil {
 					return err
 				}

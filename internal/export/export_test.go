@@ -261,6 +261,7 @@ func TestProjectsJSONLRoundTrip(t *testing.T) {
 	in := []inventory.Project{a, b}
 
 	dir, _ := writeDir(t, newSource("r1", in...), testRun("r1"), nil)
+	in[0].Wave, in[1].Wave = 1, 1 // the export's, not the store's
 	f, err := os.Open(filepath.Join(dir, "runs/r1/projects.jsonl"))
 	if err != nil {
 		t.Fatal(err)
@@ -352,7 +353,7 @@ func TestLayout(t *testing.T) {
 			}
 			var want []string
 			for _, prefix := range []string{"latest/", "runs/r2/"} {
-				for _, n := range []string{"groups.csv", "inventory.xlsx", "projects.csv", "projects.jsonl", "report.html", "summary.json"} {
+				for _, n := range []string{"dependencies.csv", "groups.csv", "inventory.xlsx", "projects.csv", "projects.jsonl", "report.html", "summary.json"} {
 					want = append(want, prefix+n)
 				}
 				if tt.wantDiff {

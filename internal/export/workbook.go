@@ -21,6 +21,7 @@ const (
 	sheetProjects = "projects"
 	sheetGroups   = "groups"
 	sheetFindings = "findings"
+	sheetDeps     = "dependencies"
 )
 
 // maxSheetRows is a worksheet's row limit (header included); rows past it are
@@ -55,6 +56,7 @@ type workbook struct {
 	f                       *excelize.File
 	dateStyle               int
 	projects, groups, finds *sheet
+	deps                    *sheet
 }
 
 // sheet is one streamed worksheet.
@@ -84,7 +86,10 @@ func newWorkbook() (*workbook, error) {
 		if b.groups, err = b.newSheet(sheetGroups, groupsHeader); err != nil {
 			return err
 		}
-		b.finds, err = b.newSheet(sheetFindings, header(findingColumns))
+		if b.finds, err = b.newSheet(sheetFindings, header(findingColumns)); err != nil {
+			return err
+		}
+		b.deps, err = b.newSheet(sheetDeps, dependenciesHeader)
 		return err
 	}()
 	if err != nil {
@@ -199,6 +204,11 @@ func (b *workbook) addProject(p *inventory.Project) error {
 	return nil
 }
 
+// addDependency writes one edge of dependencies.csv.
+func (b *workbook) addDependency(d *inventory.Dependency) error {
+	return typedRow(b, b.deps, dependencyColumns, d)
+}
+
 // finish writes the summary sheet (summary.json's fields, one per row, maps and
 // lists flattened), closes every sheet as a table (so each has filters on its header)
 // and writes the workbook to out.
@@ -215,7 +225,7 @@ func (b *workbook) finish(sum inventory.Summary, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	for _, s := range []*sheet{b.projects, b.groups, b.finds} {
+	for _, s := range []*sheet{b.projects, b.groups, b.finds, b.deps} {
 		if s.omitted > 0 {
 			rows = append(rows, [2]any{"rows_omitted." + s.name, int64(s.omitted)})
 		}
@@ -229,7 +239,7 @@ func (b *workbook) finish(sum inventory.Summary, out io.Writer) error {
 			return err
 		}
 	}
-	for _, s := range []*sheet{sumSheet, b.projects, b.groups, b.finds} {
+	for _, s := range []*sheet{sumSheet, b.projects, b.groups, b.finds, b.deps} {
 		if err := s.close(); err != nil {
 			return err
 		}

@@ -41,7 +41,7 @@ func TestWorkbook(t *testing.T) {
 	}
 	defer f.Close()
 
-	if got, want := f.GetSheetList(), []string{sheetSummary, sheetProjects, sheetGroups, sheetFindings}; !slices.Equal(got, want) {
+	if got, want := f.GetSheetList(), []string{sheetSummary, sheetProjects, sheetGroups, sheetFindings, sheetDeps}; !slices.Equal(got, want) {
 		t.Fatalf("sheets %v, want %v", got, want)
 	}
 	for _, s := range []struct {
@@ -160,7 +160,7 @@ const openpyxlCheck = `
 import datetime, sys, openpyxl
 wb = openpyxl.load_workbook(sys.argv[1])
 bad = []
-if wb.sheetnames != ["summary", "projects", "groups", "findings"]:
+if wb.sheetnames != ["summary", "projects", "groups", "findings", "dependencies"]:
     bad.append("sheets %r" % wb.sheetnames)
 for ws in wb.worksheets:
     if ws.freeze_panes != "A2":
@@ -172,7 +172,7 @@ for ws in wb.worksheets:
             if c.data_type == "f":
                 bad.append("%s!%s is a formula: %r" % (ws.title, c.coordinate, c.value))
 ro = openpyxl.load_workbook(sys.argv[1], read_only=True)
-for name, want in [("projects", 4), ("groups", 2), ("findings", 3)]:
+for name, want in [("projects", 4), ("groups", 2), ("findings", 3), ("dependencies", 1)]:
     n = sum(1 for _ in ro[name].iter_rows(values_only=True))
     if n != want:
         bad.append("read-only %s: %d rows, want %d" % (name, n, want))

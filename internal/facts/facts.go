@@ -129,10 +129,11 @@ var (
 	TreeCIConfig   = Step{"tree:ci_config_path", "projects/:id/repository/tree"}            // the directories of a custom ci_config_path
 	CIFile         = Step{"file:.gitlab-ci.yml", "projects/:id/repository/files/:path/raw"} // or the custom ci_config_path
 	AttributesFile = Step{"file:.gitattributes", "projects/:id/repository/files/:path/raw"}
+	SubmodulesFile = Step{"file:.gitmodules", "projects/:id/repository/files/:path/raw"} // only when the root has it
 )
 
 // Steps lists the probing steps.
-var Steps = []Step{Statistics, Registry, Packages, Tree, TreeDocs, TreeGitlab, TreeCIConfig, CIFile, AttributesFile}
+var Steps = []Step{Statistics, Registry, Packages, Tree, TreeDocs, TreeGitlab, TreeCIConfig, CIFile, AttributesFile, SubmodulesFile}
 
 // Flag is a yes/no feature a profile step finds out. nil is unknown: its step failed
 // or never ran, and it is exported empty (CSV) or null (JSONL), never false.

@@ -60,6 +60,21 @@ func (p *Project) Fork() bool {
 	return len(p.ForkedFromProject) > 0 && string(p.ForkedFromProject) != "null"
 }
 
+// ForkParent is the path_with_namespace of the project this one was forked from; ""
+// when it is not a fork or GitLab left the parent out (e.g. not visible to the token).
+func (p *Project) ForkParent() string {
+	if !p.Fork() {
+		return ""
+	}
+	var parent struct {
+		Path string `json:"path_with_namespace"`
+	}
+	if json.Unmarshal(p.ForkedFromProject, &parent) != nil {
+		return ""
+	}
+	return parent.Path
+}
+
 func enabled(flag *bool, level string) bool {
 	if level != "" {
 		return level != "disabled"

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path"
 	"slices"
 	"strings"
@@ -76,6 +77,9 @@ func identity(p *gitlab.Project) inventory.Project {
 	if p.Namespace != nil {
 		out.GroupID, out.GroupFullPath, out.NamespaceKind = p.Namespace.ID, p.Namespace.FullPath, p.Namespace.Kind
 	}
+	if p.ForkedFromProject != nil {
+		out.ForkedFrom = p.ForkedFromProject.PathWithNamespace
+	}
 	if p.CreatedAt != nil {
 		out.CreatedAt = p.CreatedAt.UTC().Truncate(time.Second)
 	}
@@ -111,6 +115,33 @@ func sameJSON(t *testing.T, what string, got, want any) {
 	if string(g) != string(w) {
 		t.Errorf("%s differs:\n got  %s\n want %s", what, g, w)
 	}
+}
+
+// gitmodulesTargets resolves the url lines of a .gitmodules the simulator writes:
+// relative, https on the project's host, git@host:path, or elsewhere (kept).
+func gitmodulesTargets(src, webURL, project string) []string {
+	home, _ := url.Parse(webURL)
+	var out []string
+	for _, line := range strings.Split(src, "\n") {
+		v, ok := strings.CutPrefix(strings.TrimSpace(line), "url = ")
+		if !ok {
+			continue
+		}
+		switch u, _ := url.Parse(v); {
+		case strings.HasPrefix(v, "../"):
+			v = path.Join(project, v)
+		case u != nil && u.Host == home.Host:
+			v = strings.TrimPrefix(u.Path, "/")
+		case strings.HasPrefix(v, "git@"+home.Hostname()+":"):
+			v = strings.TrimPrefix(v, "git@"+home.Hostname()+":")
+		default:
+			out = append(out, v)
+			continue
+		}
+		out = append(out, strings.TrimSuffix(v, ".git"))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // scanProject profiles one project the way the scanner's rules say, with client-go.
@@ -239,6 +270,11 @@ func scanProject(t *testing.T, ctx context.Context, cl *gitlab.Client, id int64)
 	}
 	f.UsesLFS = new(lfs || p.Statistics.LFSObjectsSize > 0)
 	f.HasSubmodules = new(slices.Contains(root, ".gitmodules"))
+	if *f.HasSubmodules {
+		raw, _, err := cl.RepositoryFiles.GetRawFile(id, ".gitmodules", nil, gitlab.WithContext(ctx))
+		must("gitmodules", err)
+		f.Submodules = gitmodulesTargets(string(raw), gp.WebURL, gp.PathWithNamespace)
+	}
 	f.HasCodeowners = new(slices.Contains(root, "CODEOWNERS") ||
 		(slices.Contains(root, "docs") && slices.Contains(listTree(t, ctx, cl, id, "docs"), "CODEOWNERS")) ||
 		(slices.Contains(root, ".gitlab") && slices.Contains(listTree(t, ctx, cl, id, ".gitlab"), "CODEOWNERS")))

@@ -55,8 +55,8 @@ func (in *instance) blobs(p *project) (files, submodules []string) {
 			files = append(files, "docs/index.md")
 		}
 	}
-	if p.has(fGitmodules) {
-		submodules = []string{"vendor/common"}
+	for _, s := range in.submodules(p) {
+		submodules = append(submodules, s.path)
 	}
 	return files, submodules
 }
@@ -147,7 +147,7 @@ func (in *instance) file(p *project, name string) (string, bool) {
 		}
 		return "* text=auto\n*.sh text eol=lf\n*.bat text eol=crlf\n*.png binary\n", true
 	case ".gitmodules":
-		return "[submodule \"vendor/common\"]\n\tpath = vendor/common\n\turl = ../../platform/common.git\n\tbranch = main\n", true
+		return gitmodules(in.submodules(p)), true
 	case "CODEOWNERS", ".gitlab/CODEOWNERS", "docs/CODEOWNERS":
 		return fmt.Sprintf("# Code owners for %s\n* @%s-maintainers\n/docs/ @tech-writers\n[Security][2] @appsec\n*.tf @platform-infra\n", pwn, p.path), true
 	case "README.md":

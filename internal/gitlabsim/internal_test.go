@@ -278,11 +278,38 @@ func summariseCI(t *testing.T, src string) inventory.CI {
 		ci.Includes = len(inc)
 	}
 	found := map[string]bool{}
+	var includes, triggers []string
+	projectOf := func(v any) (string, bool) {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return "", false
+		}
+		p, ok := m["project"].(string)
+		return p, ok
+	}
 	var walk func(key string, v any)
 	walk = func(key string, v any) {
 		switch x := v.(type) {
 		case map[string]any:
 			for k, c := range x {
+				switch k {
+				case "include":
+					entries, ok := c.([]any)
+					if !ok {
+						entries = []any{c}
+					}
+					for _, e := range entries {
+						if p, ok := projectOf(e); ok {
+							includes = append(includes, p)
+						}
+					}
+				case "trigger":
+					if p, ok := c.(string); ok {
+						triggers = append(triggers, p)
+					} else if p, ok := projectOf(c); ok {
+						triggers = append(triggers, p)
+					}
+				}
 				switch k {
 				case "extends", "include", "needs", "rules", "services", "tags", "trigger":
 					found[k] = true
@@ -300,6 +327,14 @@ func summariseCI(t *testing.T, src string) inventory.CI {
 		}
 	}
 	walk("", doc)
+	if includes != nil {
+		slices.Sort(includes)
+		ci.IncludeProjects = slices.Compact(includes)
+	}
+	if triggers != nil {
+		slices.Sort(triggers)
+		ci.TriggerProjects = slices.Compact(triggers)
+	}
 	for k := range found {
 		ci.Constructs = append(ci.Constructs, k)
 	}

@@ -73,16 +73,17 @@ func instanceDigest(t *testing.T, o Options) string {
 // gained custom CI paths, CODEOWNERS in docs/ counted, and the truth under faults said
 // unknown: with the first two turned off only the faulted digest moved; and again when
 // the truth gained namespace_kind, stale and the instance: with those fields
-// left out of the JSON every digest was unchanged.)
+// left out of the JSON every digest was unchanged; and when it gained fork parents,
+// submodule targets and CI include/trigger projects, checked the same way.)
 func TestInstanceWithoutUsersUnchanged(t *testing.T) {
 	tests := []struct {
 		o    Options
 		want string
 	}{
-		{Options{Seed: 1, Groups: 50, Projects: 2000}, "222e9d1f136a97432b426c68b4b1fc52203fcf2aba25c747ef747515756806a7"},
-		{Options{Seed: 1, Groups: 50, Projects: 2000, Users: 0, PersonalProjects: 0}, "222e9d1f136a97432b426c68b4b1fc52203fcf2aba25c747ef747515756806a7"},
-		{Options{Seed: 1, Groups: 12, Projects: 300, Faults: Faults{ForbiddenRate: 0.1, ForbiddenEndpoints: []string{"*"}, DeletedRate: 0.05}}, "7b8cb9cd4d4fe2ba330937f68d9ec1a01a31288a8bbdaa15b0798259ec355460"},
-		{Options{Seed: 7, Groups: 3, Projects: 40}, "4f77fb094ec6b29610437fb46afaeaa42c5b3c365945d023474ab70e664f1cd9"},
+		{Options{Seed: 1, Groups: 50, Projects: 2000}, "df57004e1f18155e3a3c988b416921656a681c3242bde7acd314349498fc6da3"},
+		{Options{Seed: 1, Groups: 50, Projects: 2000, Users: 0, PersonalProjects: 0}, "df57004e1f18155e3a3c988b416921656a681c3242bde7acd314349498fc6da3"},
+		{Options{Seed: 1, Groups: 12, Projects: 300, Faults: Faults{ForbiddenRate: 0.1, ForbiddenEndpoints: []string{"*"}, DeletedRate: 0.05}}, "ecbf38ef9b73be9ae9002fa8122b887643e8737c401414a490240d417bb42e94"},
+		{Options{Seed: 7, Groups: 3, Projects: 40}, "6b5fa8081b8d59092d456c6bf4f1fb8cb03d138292ff17a202a71443ef1ee6a6"},
 	}
 	for _, tt := range tests {
 		if got := instanceDigest(t, tt.o); got != tt.want {

@@ -29,6 +29,7 @@ const (
 	saltEnvironments
 	saltChange
 	saltCIConfigPath
+	saltSubmodules
 )
 
 // mix is the splitmix64 finaliser: cheap and well distributed.

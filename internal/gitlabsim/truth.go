@@ -93,6 +93,7 @@ func (in *instance) truthProject(p *project) inventory.Project {
 		Visibility:        visNames[p.vis],
 		Archived:          p.has(fArchived),
 		Fork:              p.forkOf >= 0,
+		ForkedFrom:        in.forkParent(p),
 		Mirror:            p.has(fMirror),
 		EmptyRepo:         p.has(fEmpty),
 		DefaultBranch:     p.defaultBranch(),
@@ -135,6 +136,7 @@ func (in *instance) truthProject(p *project) inventory.Project {
 	}
 	f.UsesLFS = new(p.has(fLFSFilter) || s[sLFS] > 0)
 	f.HasSubmodules = new(p.has(fGitmodules))
+	f.Submodules = submoduleTargets(in.submodules(p))
 	f.HasCodeowners = new(p.has(fCodeownersRoot | fCodeownersGitlab | fCodeownersDocs))
 	f.WikiEnabled = p.has(fWiki)
 	f.RegistryInUse = new(p.count(cRegistryRepos) > 0)
@@ -158,7 +160,7 @@ func (s *Server) withFaults(fs *faultState, t inventory.Project, p *project) inv
 	lfsKnown := t.Statistics != nil && t.Statistics.LFSObjectsSize > 0
 	switch {
 	case denied(clsTree):
-		f.HasSubmodules, f.HasCodeowners, f.CI = nil, nil, nil
+		f.HasSubmodules, f.HasCodeowners, f.CI, f.Submodules = nil, nil, nil, nil
 		if f.CIConfigExternal == "" {
 			f.HasCI = nil
 		}
@@ -166,7 +168,7 @@ func (s *Server) withFaults(fs *faultState, t inventory.Project, p *project) inv
 			f.UsesLFS = nil
 		}
 	case denied(clsFileRaw):
-		f.CI = nil
+		f.CI, f.Submodules = nil, nil
 		if p.has(fGitattributes) && !lfsKnown {
 			f.UsesLFS = nil
 		}

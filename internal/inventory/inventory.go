@@ -138,6 +138,10 @@ type CI struct {
 	Constructs []string `json:"constructs"` // sorted: dind, extends, include, needs, rules, services, tags, trigger
 	Complexity int      `json:"complexity"` // 0-100
 	Invalid    bool     `json:"invalid,omitempty"`
+	// IncludeProjects and TriggerProjects are the projects named by include:project
+	// and trigger:project (or trigger: path), sorted and unique.
+	IncludeProjects []string `json:"include_projects,omitempty"`
+	TriggerProjects []string `json:"trigger_projects,omitempty"`
 }
 
 // Features are what the project uses that a migration must carry over or replace.
@@ -152,17 +156,20 @@ type Features struct {
 	CIConfigPath string `json:"ci_config_path,omitempty"`
 	// CIConfigExternal is where a CI configuration kept outside the repository lives:
 	// the project path of "file.yml@group/project[:ref]", or the URL of a remote one.
-	CIConfigExternal string   `json:"ci_config_external,omitempty"`
-	UsesLFS          *bool    `json:"uses_lfs"`
-	HasSubmodules    *bool    `json:"has_submodules"`
-	HasCodeowners    *bool    `json:"has_codeowners"`
-	WikiEnabled      bool     `json:"wiki_enabled"`
-	RegistryInUse    *bool    `json:"registry_in_use"`
-	PackageTypes     []string `json:"package_types"` // sorted, unique
-	IssuesEnabled    bool     `json:"issues_enabled"`
-	MREnabled        bool     `json:"merge_requests_enabled"`
-	JobsEnabled      bool     `json:"jobs_enabled"`
-	RegistryEnabled  bool     `json:"container_registry_enabled"`
+	CIConfigExternal string `json:"ci_config_external,omitempty"`
+	UsesLFS          *bool  `json:"uses_lfs"`
+	HasSubmodules    *bool  `json:"has_submodules"`
+	// Submodules are the targets of .gitmodules' url lines: a project path where the
+	// URL points into the scanned GitLab, the URL as written otherwise; sorted, unique.
+	Submodules      []string `json:"submodules,omitempty"`
+	HasCodeowners   *bool    `json:"has_codeowners"`
+	WikiEnabled     bool     `json:"wiki_enabled"`
+	RegistryInUse   *bool    `json:"registry_in_use"`
+	PackageTypes    []string `json:"package_types"` // sorted, unique
+	IssuesEnabled   bool     `json:"issues_enabled"`
+	MREnabled       bool     `json:"merge_requests_enabled"`
+	JobsEnabled     bool     `json:"jobs_enabled"`
+	RegistryEnabled bool     `json:"container_registry_enabled"`
 }
 
 // Is reports whether a flag is known to be set: false when unset or unknown.
@@ -200,26 +207,29 @@ type Readiness struct {
 
 // Project is the full profile of one project.
 type Project struct {
-	ID                int64       `json:"project_id"`
-	PathWithNamespace string      `json:"path_with_namespace"`
-	Name              string      `json:"name"`
-	GroupID           int64       `json:"group_id"`
-	GroupFullPath     string      `json:"group_full_path"`
-	Visibility        string      `json:"visibility"`
-	Archived          bool        `json:"archived"`
-	Fork              bool        `json:"fork"`
-	Mirror            bool        `json:"mirror"`
-	EmptyRepo         bool        `json:"empty_repo"`
-	DefaultBranch     string      `json:"default_branch"`
-	CreatedAt         time.Time   `json:"created_at"`
-	LastActivityAt    time.Time   `json:"last_activity_at"`
-	WebURL            string      `json:"web_url"`
-	Statistics        *Statistics `json:"statistics"`
-	Counts            Counts      `json:"counts"`
-	Features          Features    `json:"features"`
-	Readiness         *Readiness  `json:"readiness,omitempty"`
-	ScanStatus        string      `json:"scan_status"`
-	Errors            []ScanError `json:"errors"`
+	ID                int64  `json:"project_id"`
+	PathWithNamespace string `json:"path_with_namespace"`
+	Name              string `json:"name"`
+	GroupID           int64  `json:"group_id"`
+	GroupFullPath     string `json:"group_full_path"`
+	Visibility        string `json:"visibility"`
+	Archived          bool   `json:"archived"`
+	Fork              bool   `json:"fork"`
+	// ForkedFrom is the fork parent's path_with_namespace; "" when not a fork or
+	// GitLab did not say.
+	ForkedFrom     string      `json:"forked_from,omitempty"`
+	Mirror         bool        `json:"mirror"`
+	EmptyRepo      bool        `json:"empty_repo"`
+	DefaultBranch  string      `json:"default_branch"`
+	CreatedAt      time.Time   `json:"created_at"`
+	LastActivityAt time.Time   `json:"last_activity_at"`
+	WebURL         string      `json:"web_url"`
+	Statistics     *Statistics `json:"statistics"`
+	Counts         Counts      `json:"counts"`
+	Features       Features    `json:"features"`
+	Readiness      *Readiness  `json:"readiness,omitempty"`
+	ScanStatus     string      `json:"scan_status"`
+	Errors         []ScanError `json:"errors"`
 	// LastProfiledAt is when GitLab was last asked for the project's profile: this
 	// run, or an earlier one whose profile an unchanged project carries over.
 	LastProfiledAt time.Time `json:"last_profiled_at,omitzero"`
@@ -228,6 +238,9 @@ type Project struct {
 	// Stale says the project's last activity is older than the run's STALE_AFTER;
 	// nil is unknown. The export sets it from the run (see Run.StaleAfter).
 	Stale *bool `json:"stale"`
+	// Wave is the suggested migration wave, set by the export (see Waves); 0 when
+	// not computed.
+	Wave int `json:"wave,omitempty"`
 }
 
 // Summary is the run-level roll-up written to summary.json.

@@ -147,6 +147,7 @@ func verdictless(p inventory.Project) inventory.Project {
 	// Stale judges last_activity_at (compared) against the run's start and
 	// STALE_AFTER, which the truth does not know: DiffSummary checks the count.
 	p.Stale = nil
+	p.Wave = 0 // the export's plan (DiffDependencies checks it)
 	p.Errors = nil
 	if p.Features.CI != nil {
 		ci := *p.Features.CI
@@ -186,7 +187,7 @@ func expect(p inventory.Project, failed map[string]bool, got inventory.Project) 
 		return nil
 	}
 	if failed[facts.Tree.Name] {
-		f.CI, f.HasSubmodules, f.HasCodeowners, f.UsesLFS = nil, nil, nil, lfs()
+		f.CI, f.HasSubmodules, f.HasCodeowners, f.UsesLFS, f.Submodules = nil, nil, nil, lfs(), nil
 		if f.CIConfigExternal == "" {
 			f.HasCI = nil
 		}
@@ -199,6 +200,9 @@ func expect(p inventory.Project, failed map[string]bool, got inventory.Project) 
 	}
 	if failed[facts.CIFile.Name] {
 		f.CI = nil
+	}
+	if failed[facts.SubmodulesFile.Name] {
+		f.Submodules = nil
 	}
 	if failed[facts.AttributesFile.Name] {
 		f.UsesLFS = lfs()
@@ -226,6 +230,11 @@ func fieldDiffs(want, got inventory.Project) []string {
 	for k, wv := range w {
 		if !reflect.DeepEqual(wv, g[k]) {
 			out = append(out, fmt.Sprintf("%s: got %v, want %v", k, g[k], wv))
+		}
+	}
+	for k, gv := range g { // fields left out of the truth when empty
+		if _, ok := w[k]; !ok {
+			out = append(out, fmt.Sprintf("%s: got %v, want none", k, gv))
 		}
 	}
 	if len(out) == 0 { // equal as JSON but not as Go values (e.g. time zones)

@@ -60,6 +60,10 @@ func TestDiffProjects(t *testing.T) {
 		{"known fact left unknown", nil, func(p *inventory.Project) { p.Features.HasCodeowners = nil }, "has_codeowners:<nil>"},
 		{"CODEOWNERS not found in docs/", nil, func(p *inventory.Project) { p.Features.HasCodeowners = new(false) }, "has_codeowners:false"},
 		{"external CI config not in the truth", nil, func(p *inventory.Project) { p.Features.CIConfigExternal = "platform/ci" }, "ci_config_external"},
+		{"fork parent not in the truth", nil, func(p *inventory.Project) { p.ForkedFrom = "up/p" }, "forked_from"},
+		{"submodule target not in the truth", nil, func(p *inventory.Project) { p.Features.Submodules = []string{"g/lib"} }, "submodules"},
+		{"include project not in the truth", nil, func(p *inventory.Project) { p.Features.CI.IncludeProjects = []string{"ci/t"} }, "include_projects"},
+		{"wave is not compared", nil, func(p *inventory.Project) { p.Wave = 3 }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -69,15 +69,19 @@ func (e *env) checkAgainstTruth(t *testing.T, run inventory.Run) {
 		t.Fatalf("run %s ended %s: %s", run.ID, run.Status, run.Reason)
 	}
 	for _, dir := range []string{filepath.Join(e.cfg.ExportDir, "runs", run.ID), filepath.Join(e.cfg.ExportDir, "latest")} {
-		groups, projects, err := scancheck.ReadExportDir(dir)
+		diffs, err := scancheck.DiffExportDir(e.sim.Truth(), dir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diffs := scancheck.Diff(e.sim.Truth(), groups, projects); len(diffs) > 0 {
+		if len(diffs) > 0 {
 			os.WriteFile(filepath.Join(os.TempDir(), t.Name()+".log"), []byte(e.logs.String()), 0o644)
 			t.Fatalf("%s differs from the truth (%d shown):\n%s", dir, len(diffs), strings.Join(diffs, "\n"))
 		}
 		sum, err := scancheck.ReadSummary(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, projects, err := scancheck.ReadExportDir(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
