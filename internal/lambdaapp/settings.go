@@ -41,7 +41,7 @@ type Settings struct {
 	DeadlineMargin     time.Duration // DEADLINE_MARGIN: stop taking pages this long before the deadline; default 30s
 	RetryDelay         time.Duration // RETRY_DELAY: first redelivery delay of a failed message; default 30s
 	RunTTL             time.Duration // RUN_RETENTION_DAYS: how long run data stays in DynamoDB; default 90 days
-	BudgetChunk        int           // BUDGET_CHUNK: tokens one budget lease takes; 0 = from RATE_LIMIT_RPM
+	BudgetChunk        int           // BUDGET_CHUNK: tokens one budget lease takes; 0 = one second at the current pace
 	MetricsNamespace   string        // METRICS_NAMESPACE: CloudWatch namespace of the EMF metrics
 }
 
@@ -73,7 +73,7 @@ func (s *Settings) declare() *config.Set {
 			}
 			return err
 		})
-	v.Int(&s.BudgetChunk, "BUDGET_CHUNK", 0, 0, "Calls one budget lease takes from DynamoDB; 0 = `RATE_LIMIT_RPM`/60, at most 50")
+	v.Int(&s.BudgetChunk, "BUDGET_CHUNK", 0, 0, "Calls one budget lease takes from DynamoDB; 0 = one second at the current pace (at least 1, at most 50)")
 	v.String(&s.MetricsNamespace, "METRICS_NAMESPACE", "DiscoveryAgent", "CloudWatch namespace of the EMF metrics")
 	return v
 }
