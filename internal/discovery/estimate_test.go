@@ -3,12 +3,14 @@ package discovery_test
 import (
 	"context"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gl2gh/discovery-agent/internal/budget"
 	"github.com/gl2gh/discovery-agent/internal/discovery"
+	"github.com/gl2gh/discovery-agent/internal/filestore"
 	"github.com/gl2gh/discovery-agent/internal/gitlab"
 	"github.com/gl2gh/discovery-agent/internal/gitlabsim"
 )
@@ -95,6 +97,53 @@ func TestEstimate(t *testing.T) {
 			}
 			if d := est.Duration(); d <= 0 {
 				t.Errorf("duration %v with a 600/min ceiling", d)
+			}
+		})
+	}
+}
+
+// TestStartCountIsBounded: a run start counts its projects within MaxCountCalls
+// requests; a root GitLab does not count (over 10,000 projects, walked 100 a request)
+// that needs more starts the run anyway, without a total, and the rest of the start
+// is not refused by the spent count budget.
+func TestStartCountIsBounded(t *testing.T) {
+	sim, err := gitlabsim.New(gitlabsim.Options{Seed: 4, Groups: 1, Projects: 10_250, Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(sim)
+	defer ts.Close()
+	for _, tc := range []struct {
+		name  string
+		limit int
+		want  int64
+	}{
+		{"default bound counts it", 0, 10_250},
+		{"bound too small", 5, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			st, err := filestore.Open(filepath.Join(t.TempDir(), "db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			gl, err := gitlab.New(ts.URL, "t", gitlab.Options{Limiter: budget.NewMemory(budget.Config{})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sim.ResetStats()
+			s := &discovery.Scheduler{Store: st, Queue: st.Queue(), GitLab: gl, GitLabURL: ts.URL, MaxCountCalls: tc.limit}
+			run, started, err := s.Start(ctx)
+			if err != nil || !started {
+				t.Fatalf("start: %v, started %v", err, started)
+			}
+			if run.ProjectsInScope != tc.want {
+				t.Errorf("%d projects in scope, want %d", run.ProjectsInScope, tc.want)
+			}
+			if n := sim.Stats().ByClass["groups/:id/projects"]; tc.limit > 0 && n > int64(tc.limit) {
+				t.Errorf("the count made %d project-list requests, bound %d", n, tc.limit)
 			}
 		})
 	}

@@ -32,8 +32,33 @@ type Scheduler struct {
 	// StaleAfter is STALE_AFTER, recorded on the run so the export judges staleness
 	// against the run's start whichever process writes it.
 	StaleAfter time.Duration
-	Log        *slog.Logger
-	Now        func() time.Time // default time.Now
+	// MaxCountCalls bounds the requests a run start spends counting its projects
+	// (default DefaultMaxCountCalls); past it the run starts without a total. Above
+	// GitLab's count cap the count walks 100 projects a request, and the Lambda
+	// scheduler has 60 s: a million-project root must not keep the run from starting.
+	MaxCountCalls int
+	Log           *slog.Logger
+	Now           func() time.Time // default time.Now
+}
+
+// DefaultMaxCountCalls is Scheduler.MaxCountCalls's default: exact totals up to about
+// 30,000 projects a root, and a few seconds at GitLab.com's rate.
+const DefaultMaxCountCalls = 200
+
+// countTimeout bounds the count in time as well, for a slow GitLab.
+const countTimeout = 20 * time.Second
+
+// boundedEstimate is estimate within MaxCountCalls requests and countTimeout; `scan
+// --dry-run` (Estimate) counts without these bounds.
+func (s *Scheduler) boundedEstimate(ctx context.Context, msgs []work.Message) (Estimate, error) {
+	limit := s.MaxCountCalls
+	if limit <= 0 {
+		limit = DefaultMaxCountCalls
+	}
+	ctx, cancel := context.WithTimeout(ctx, countTimeout)
+	defer cancel()
+	ctx, _ = gitlab.WithCallCounter(ctx, limit)
+	return s.estimate(ctx, msgs)
 }
 
 type fullKey struct{}
@@ -78,7 +103,7 @@ func (s *Scheduler) Start(ctx context.Context) (run inventory.Run, started bool,
 	inst := s.instance(ctx, log)
 	// Counted before the run exists, so that its record holds the total; a count that
 	// fails leaves the total unknown and the run goes on.
-	est, err := s.estimate(ctx, msgs)
+	est, err := s.boundedEstimate(ctx, msgs)
 	if err != nil {
 		log.Warn("could not count the projects in scope; the progress line shows no total", "err", err)
 		est.Projects = 0
