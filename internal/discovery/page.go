@@ -2,7 +2,9 @@ package discovery
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -132,7 +134,7 @@ func (w *Worker) carryOver(ctx context.Context, runID string, gp gitlab.Project)
 	if p.Statistics == nil {
 		p.Statistics = old.Statistics // this GitLab lists none; the profile read the detail
 	}
-	if !unchanged(old, p) || w.now().Sub(old.LastProfiledAt) >= w.FullScanEvery {
+	if !unchanged(old, p) || w.now().Sub(old.LastProfiledAt) >= RefreshAge(gp.ID, w.FullScanEvery) {
 		return inventory.Project{}, false, nil
 	}
 	p.Counts, p.Features = old.Counts, old.Features
@@ -147,6 +149,18 @@ func (w *Worker) carryOver(ctx context.Context, runID string, gp gitlab.Project)
 	r := readiness.Assess(p, w.Thresholds)
 	p.Readiness = &r
 	return p, true, nil
+}
+
+// RefreshAge is the age at which an unchanged project's profile is read again: between
+// half and all of every, fixed per project by its ID. Without the spread, projects
+// profiled by one run would all come due on the same later run, a full run in all but
+// name; with it, refreshes spread over the second half of the window and drift apart
+// from there, and no profile gets older than every.
+func RefreshAge(id int64, every time.Duration) time.Duration {
+	h := fnv.New64a()
+	_ = binary.Write(h, binary.LittleEndian, id)
+	frac := float64(h.Sum64()>>11) / (1 << 53) // uniform in [0, 1)
+	return every - time.Duration(frac*float64(every)/2)
 }
 
 // unchanged reports whether a complete profile, old, still describes the project as

@@ -126,6 +126,21 @@ func TestIncrementalRuns(t *testing.T) {
 	}
 	profiled("full", fullRun, all)
 
+	// Refreshes are spread: six days after the full run exactly the projects whose
+	// refresh age (between 3.5 and 7 days, fixed per project) has passed are read again.
+	clk.add(5 * 24 * time.Hour)
+	var due []int64
+	for _, id := range all {
+		if discovery.RefreshAge(id, e.cfg.FullScanEvery) <= 6*24*time.Hour {
+			due = append(due, id)
+		}
+	}
+	if len(due) == 0 || len(due) == len(all) {
+		t.Fatalf("%d of %d projects due after six days: the spread is not spread", len(due), len(all))
+	}
+	spread, _ := scan(ctx, "six days later")
+	profiled("six days later", spread, due)
+
 	clk.add(7 * 24 * time.Hour) // every profile is now over FULL_SCAN_EVERY old
 	aged, _ := scan(ctx, "a week later")
 	if aged.Full {
