@@ -261,8 +261,24 @@ func (b *Backend) CheckStore(ctx context.Context) error { return b.app.Store().P
 // names the 401.
 func (b *Backend) CheckGitLab(ctx context.Context) error { return b.app.CheckGitLab(ctx) }
 
-// Snapshot returns the current run's progress as this process saw it.
-func (b *Backend) Snapshot() runner.Snapshot { return b.progress.snapshot() }
+// Snapshot returns the current run's progress as this process saw it, with the run's
+// total: the projects in scope the scheduler counted, read from the store once per run
+// (other processes share the run, so only the store knows it).
+func (b *Backend) Snapshot() runner.Snapshot {
+	if id, ok := b.progress.runID.Load().(string); ok && id != "" && !b.progress.totalRead.Swap(true) {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupLimit)
+		run, err := b.app.Store().GetRun(ctx, id)
+		cancel()
+		switch {
+		case err != nil:
+			b.progress.totalRead.Store(false) // asked again on the next snapshot
+			b.log.Warn("read the run's total", "run_id", id, "err", err)
+		default:
+			b.progress.total.Store(run.ProjectsInScope)
+		}
+	}
+	return b.progress.snapshot()
+}
 
 // Gauges returns the API calls the run's budget holds in this process now, and the
 // messages waiting in the dead-letter queues (SCAN_DLQ_URL, EXPORT_DLQ_URL; an unset

@@ -270,8 +270,9 @@ func TestServeOnAWS(t *testing.T) {
 	waitFor(t, 10*time.Second, "the run-finished hook", func() bool {
 		return scrape(t, metricsURL, "discovery_last_run_success_timestamp_seconds") > 0
 	})
-	if snap := b.Snapshot(); snap.RunID != runID || snap.Projects != int64(len(projects)) || snap.APICalls == 0 {
-		t.Errorf("Snapshot = %+v, want run %s with %d projects and its API calls", snap, runID, len(projects))
+	if snap := b.Snapshot(); snap.RunID != runID || snap.Projects != int64(len(projects)) || snap.APICalls == 0 ||
+		snap.Total != int64(len(projects)) {
+		t.Errorf("Snapshot = %+v, want run %s with %d projects of %[3]d in scope and its API calls", snap, runID, len(projects))
 	}
 
 	// The event source's part: every handled message is deleted, none waits to return.

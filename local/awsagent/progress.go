@@ -24,6 +24,8 @@ type progress struct {
 	remaining atomic.Int64  // last RateLimit-Remaining seen, -1 unknown
 	pace      atomic.Uint64 // float64 bits of the last effective rpm
 	pending   atomic.Int64  // -1 unknown
+	total     atomic.Int64  // the run's projects in scope; 0 unknown
+	totalRead atomic.Bool   // the run's total was asked for
 }
 
 func (p *progress) start(runID string) {
@@ -33,6 +35,8 @@ func (p *progress) start(runID string) {
 	p.errors.Store(0)
 	p.requests.Store(0)
 	p.pending.Store(-1)
+	p.total.Store(0)
+	p.totalRead.Store(false)
 	p.started.Store(time.Now().UnixNano())
 }
 
@@ -94,7 +98,7 @@ func (p *progress) QueueDepth(n int64) {
 func (p *progress) snapshot() runner.Snapshot {
 	s := runner.Snapshot{
 		Groups: p.groups.Load(), Projects: p.projects.Load(), Errors: p.errors.Load(), APICalls: p.requests.Load(),
-		RateRemaining: p.remaining.Load(), PendingGroups: p.pending.Load(),
+		Total: p.total.Load(), RateRemaining: p.remaining.Load(), PendingGroups: p.pending.Load(),
 		EffectiveRPM: math.Float64frombits(p.pace.Load()),
 	}
 	if id, ok := p.runID.Load().(string); ok {
