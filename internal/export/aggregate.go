@@ -51,9 +51,9 @@ type aggregate struct {
 	stale                         int // projects whose stale flag is set
 	staleUnknown                  int // projects whose stale flag is unknown
 
-	asOf       time.Time     // what activity ages are measured from: the run's start
-	activity   [nAges]int    // projects by last_activity_at age (see ageBucket)
-	deps       dependencyAgg // the edges of dependencies.csv, counted
+	asOf     time.Time     // what activity ages are measured from: the run's start
+	activity [nAges]int    // projects by last_activity_at age (see ageBucket)
+	deps     dependencyAgg // the edges of dependencies.csv, counted
 
 	flagged *topN[projectItem] // blocked first, then needs_attention by score
 	largest *topN[projectItem] // by export size

@@ -81,7 +81,7 @@ func plannerEstate() ([]inventory.Group, []inventory.Project) {
 	tool.Features.HasSubmodules, tool.Features.Submodules = new(true), []string{"https://github.com/x/y.git"}
 	none := mk(7, 20, "beta/none", t0.Add(time.Hour), nil)
 	hidden := mk(8, 30, "gamma/hidden", t0.Add(-60*day), nil) // a group whose size is all unknown
-	for _, p := range []*inventory.Project{&c, &tool} { // reassess with the dependencies set
+	for _, p := range []*inventory.Project{&c, &tool} {       // reassess with the dependencies set
 		r := readiness.Assess(*p, gei)
 		p.Readiness = &r
 	}
@@ -157,8 +157,8 @@ func TestReportTopLevelGroups(t *testing.T) {
 	_, doc, projects := writePlannerReport(t, false)
 	type row struct {
 		projects, ready, attention, blocked, unknown int
-		storage                                     storage
-		tiers                                       map[string]int
+		storage                                      storage
+		tiers                                        map[string]int
 	}
 	want := map[string]*row{}
 	for _, p := range projects {

@@ -82,13 +82,13 @@ func storageOf(st *inventory.Statistics) storage {
 // topGroup is one top-level group's row in the report: its subtree's projects by
 // readiness and tier, and its storage.
 type topGroup struct {
-	Path     string
-	Personal bool // the row of every user namespace together
-	Projects int
+	Path                           string
+	Personal                       bool // the row of every user namespace together
+	Projects                       int
 	Ready, NeedsAttention, Blocked int
-	Tiers    [nTiers]int // by tierOrder
-	Storage  storage     // of the projects with known statistics
-	Unknown  int         // projects whose statistics are unknown
+	Tiers                          [nTiers]int // by tierOrder
+	Storage                        storage     // of the projects with known statistics
+	Unknown                        int         // projects whose statistics are unknown
 }
 
 // personalRow is the top-level row that gathers personal projects.
