@@ -81,7 +81,13 @@ type exportLink struct{ Name, What string }
 // topGroupRow is a top-level group with its bars laid out.
 type topGroupRow struct {
 	*topGroup
-	TierBar, SizeBar []segment
+	TierBar, SizeBar stackBar
+}
+
+// stackBar is a stacked bar of Width px.
+type stackBar struct {
+	Width    int
+	Segments []segment
 }
 
 // segment is one part of a stacked bar, in px.
@@ -112,7 +118,7 @@ type dependentRow struct {
 const (
 	maxTopGroups  = 50
 	maxDependents = 20
-	stackWidth    = 240 // px of a table row's stacked bar
+	stackWidth    = 180 // px of a table row's stacked bar
 )
 
 // changes is the report's "Since last run" section: diff.json's counts and the first
@@ -357,7 +363,7 @@ func stack(width int, total int64, parts []int64, classes, titles []string) []se
 
 var tierClasses = [nTiers]string{"tier-blocker", "tier-data", "tier-ci", "tier-settings", "tier-none", "unknown"}
 
-func tierBar(g *topGroup) []segment {
+func tierBar(g *topGroup) stackBar {
 	parts := make([]int64, nTiers)
 	titles := make([]string, nTiers)
 	for i, n := range g.Tiers {
@@ -365,22 +371,22 @@ func tierBar(g *topGroup) []segment {
 		titles[i] = tierLabels[tierOrder[i]] + ": " + strconv.Itoa(n)
 	}
 	titles[nTiers-1] = "unknown: " + strconv.Itoa(g.Tiers[nTiers-1])
-	return stack(stackWidth, int64(g.Projects), parts, tierClasses[:], titles)
+	return stackBar{stackWidth, stack(stackWidth, int64(g.Projects), parts, tierClasses[:], titles)}
 }
 
 // sizeBar draws a group's storage by part, its length relative to the largest
 // group's total.
-func sizeBar(s storage, largest int64) []segment {
+func sizeBar(s storage, largest int64) stackBar {
 	if largest <= 0 {
-		return nil
+		return stackBar{Width: stackWidth}
 	}
 	parts := []int64{s.Repository, s.LFS, s.Registry, s.Packages}
 	titles := []string{
 		"repository: " + readiness.Bytes(s.Repository).String(), "LFS: " + readiness.Bytes(s.LFS).String(),
 		"registry: " + readiness.Bytes(s.Registry).String(), "packages: " + readiness.Bytes(s.Packages).String(),
 	}
-	segs := stack(int(int64(stackWidth)*s.Total()/largest), s.Total(), parts, []string{"part-repo", "part-lfs", "part-registry", "part-packages"}, titles)
-	return segs
+	length := int(int64(stackWidth) * s.Total() / largest)
+	return stackBar{stackWidth, stack(length, s.Total(), parts, []string{"part-repo", "part-lfs", "part-registry", "part-packages"}, titles)}
 }
 
 // writeReport renders the report. html/template escapes markup; what escaping

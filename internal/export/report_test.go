@@ -477,3 +477,36 @@ func mapsEqual(a, b map[string]int) bool {
 	}
 	return true
 }
+
+// TestStack: a stacked bar's segments are adjacent, fill its length, and a part too
+// small for a pixel still shows.
+func TestStack(t *testing.T) {
+	tests := []struct {
+		width  int
+		total  int64
+		parts  []int64
+		widths []int
+	}{
+		{180, 3, []int64{1, 1, 1}, []int{60, 60, 60}},
+		{180, 1000, []int64{999, 0, 1}, []int{179, 1}},
+		{180, 7, []int64{3, 4}, []int{77, 103}},
+		{0, 5, []int64{5}, []int{1}},
+		{180, 0, []int64{0}, nil},
+	}
+	for _, tt := range tests {
+		classes := make([]string, len(tt.parts))
+		segs := stack(tt.width, tt.total, tt.parts, classes, classes)
+		var widths []int
+		x := 0
+		for _, s := range segs {
+			if s.X != x && tt.width > 0 {
+				t.Errorf("stack(%d, %v): segment at %d, want %d (adjacent)", tt.width, tt.parts, s.X, x)
+			}
+			x = s.X + s.Width
+			widths = append(widths, s.Width)
+		}
+		if !slices.Equal(widths, tt.widths) {
+			t.Errorf("stack(%d, %d, %v) widths %v, want %v", tt.width, tt.total, tt.parts, widths, tt.widths)
+		}
+	}
+}
