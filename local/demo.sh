@@ -19,7 +19,7 @@ runs=$(cat "$STATE/runs" 2>/dev/null || echo 0)
 if [ ! -d "$STATE/data" ]; then runs=0; fi
 
 "$BIN/gitlab-sim" --addr "$ADDR" --seed 1 --groups "$NGROUPS" --projects "$PROJECTS" \
-  --rate-limit-rpm 120000 >"$STATE/gitlab-sim.log" 2>&1 &
+  --rate-limit-rpm 120000 --now today >"$STATE/gitlab-sim.log" 2>&1 &
 sim=$!
 trap 'kill $sim 2>/dev/null || true; wait $sim 2>/dev/null || true' EXIT
 

@@ -49,6 +49,11 @@ type aggregate struct {
 	exportSize, repoSize          int64
 	unknownSize                   int // projects whose statistics are unknown
 	stale                         int // projects whose stale flag is set
+	staleUnknown                  int // projects whose stale flag is unknown
+
+	asOf     time.Time     // what activity ages are measured from: the run's start
+	activity [nAges]int    // projects by last_activity_at age (see ageBucket)
+	deps     dependencyAgg // the edges of dependencies.csv, counted
 
 	flagged *topN[projectItem] // blocked first, then needs_attention by score
 	largest *topN[projectItem] // by export size
@@ -80,6 +85,11 @@ type groupAgg struct {
 	direct                                   [3]int // ready, needs_attention, blocked
 	directSize, directStorage                int64
 	directUnknown                            int
+	// For the report's top-level rows: direct projects by verdict tier, their
+	// storage by part, and whether the namespace is a user's.
+	tiers       [nTiers]int
+	directParts storage
+	personal    bool
 }
 
 func newAggregate() *aggregate {
@@ -93,6 +103,7 @@ func newAggregate() *aggregate {
 		flagged:     newTopN(maxFlagged, flaggedLess),
 		largest:     newTopN(maxLargest, largestLess),
 		groupByID:   map[int64]*groupAgg{},
+		deps:        newDependencyAgg(),
 	}
 }
 
@@ -117,9 +128,14 @@ func (a *aggregate) addProject(p *inventory.Project) {
 		a.paths[r.Path] = true
 	}
 	a.byStatus[p.ScanStatus]++
-	if inventory.Is(p.Stale) {
+	switch {
+	case p.Stale == nil:
+		a.staleUnknown++
+	case *p.Stale:
 		a.stale++
 	}
+	a.activity[ageBucket(p.LastActivityAt, a.asOf)]++
+	a.deps.add(p)
 	sizeClass := cmp.Or(r.SizeClass, unknownSizeClass)
 	a.bySize[sizeClass]++
 	for i, f := range r.Findings {
@@ -157,10 +173,11 @@ func (a *aggregate) addProject(p *inventory.Project) {
 	g := a.groupByID[p.GroupID]
 	if g == nil {
 		// A project whose group record is missing still counts under its namespace.
-		g = &groupAgg{ID: p.GroupID, Path: p.GroupFullPath}
+		g = &groupAgg{ID: p.GroupID, Path: p.GroupFullPath, personal: p.NamespaceKind == "user"}
 		a.groupByID[p.GroupID] = g
 	}
 	g.Direct++
+	g.tiers[tierIndex(r.Tier)]++
 	switch r.Category {
 	case inventory.Ready:
 		g.direct[0]++
@@ -174,6 +191,7 @@ func (a *aggregate) addProject(p *inventory.Project) {
 	}
 	if st := p.Statistics; st != nil {
 		g.directStorage += st.StorageSize
+		g.directParts.add(storageOf(st))
 	} else {
 		g.directUnknown++
 	}

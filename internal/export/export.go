@@ -10,6 +10,7 @@ package export
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -88,6 +89,7 @@ func Write(ctx context.Context, src Source, sink Sink, run inventory.Run, prev *
 	defer os.RemoveAll(dir)
 
 	w := &writer{dir: dir, run: run, prev: prev, agg: newAggregate()}
+	w.agg.asOf = cmp.Or(run.StartedAt, time.Now()) // activity ages, as the stale flag, from the run's start
 	files, err := w.write(ctx, src)
 	if err != nil {
 		return inventory.Summary{}, fmt.Errorf("export %s: %w", run.ID, err)

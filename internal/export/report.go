@@ -64,7 +64,62 @@ type reportData struct {
 	GroupsTotal  int
 
 	Changes *changes // nil without a previous run
+
+	Exports        []exportLink // the files next to the report, linked from its sections
+	Activity       chart        // projects by last_activity_at age
+	AsOf           string       // what ages are measured from
+	StaleAfter     string       // STALE_AFTER of the run, e.g. "365 days"; "" when not recorded
+	StaleUnknown   int
+	TopGroups      []topGroupRow
+	TopGroupsTotal int
+	Deps           depsData
 }
+
+// exportLink is an export file the report links to, relative to the report.
+type exportLink struct{ Name, What string }
+
+// topGroupRow is a top-level group with its bars laid out.
+type topGroupRow struct {
+	*topGroup
+	TierBar, SizeBar stackBar
+}
+
+// stackBar is a stacked bar of Width px.
+type stackBar struct {
+	Width    int
+	Segments []segment
+}
+
+// segment is one part of a stacked bar, in px.
+type segment struct {
+	X, Width int
+	Class    string
+	Title    string
+}
+
+type depsData struct {
+	Edges, External, From, Targets int
+	ByKind                         []kindCount
+	Top                            []dependentRow
+}
+
+type kindCount struct {
+	Kind  string
+	Count int
+}
+
+type dependentRow struct {
+	*dependent
+	Kinds string // "submodule 3, ci_include 1"
+	URL   string // the project in GitLab; "" for a target outside it
+}
+
+// Report lists of the planner sections.
+const (
+	maxTopGroups  = 50
+	maxDependents = 20
+	stackWidth    = 180 // px of a table row's stacked bar
+)
 
 // changes is the report's "Since last run" section: diff.json's counts and the first
 // entries of each list.
@@ -210,7 +265,128 @@ func (w *writer) report(now time.Time) reportData {
 	if w.diff != nil {
 		d.Changes = w.diff.changes()
 	}
+	w.plannerSections(&d)
 	return d
+}
+
+// plannerSections fills what a planner looks at: activity ages, readiness and
+// storage by top-level group, the most depended-on projects and the export links.
+func (w *writer) plannerSections(d *reportData) {
+	a := w.agg
+	d.Exports = []exportLink{
+		{ProjectsCSV, "every project, one row each"}, {ProjectsJSONL, "every project, full profile"},
+		{GroupsCSV, "groups with subtree totals"}, {DependenciesCSV, "dependency edges"},
+		{InventoryXLSX, "workbook: every export as a sheet"}, {SummaryJSON, "run totals"},
+	}
+	if w.diff != nil {
+		d.Exports = append(d.Exports, exportLink{DiffJSON, "changes since the previous run"})
+	}
+	ageClasses := [nAges]string{"ready", "ready", "size", "attention", "blocked", "unknown"}
+	bars := make([]bar, 0, nAges)
+	for i, n := range a.activity {
+		if i == ageUnknown && n == 0 {
+			continue
+		}
+		bars = append(bars, bar{Label: ageLabels[i], Count: n, Class: ageClasses[i]})
+	}
+	d.Activity = newChart(a.projects, bars)
+	if !a.asOf.IsZero() {
+		d.AsOf = a.asOf.UTC().Format(time.DateOnly)
+	}
+	if w.run.StaleAfter > 0 {
+		d.StaleAfter = staleAfterLabel(w.run.StaleAfter)
+	}
+	d.StaleUnknown = a.staleUnknown
+
+	top := a.topLevel()
+	d.TopGroupsTotal = len(top)
+	top = top[:min(len(top), maxTopGroups)]
+	var largest int64
+	for _, g := range top {
+		largest = max(largest, g.Storage.Total())
+	}
+	for _, g := range top {
+		d.TopGroups = append(d.TopGroups, topGroupRow{topGroup: g, TierBar: tierBar(g), SizeBar: sizeBar(g.Storage, largest)})
+	}
+
+	dep := &a.deps
+	d.Deps = depsData{Edges: dep.edges, External: dep.external, From: dep.from, Targets: len(dep.targets)}
+	for _, k := range []string{inventory.DepFork, inventory.DepSubmodule, inventory.DepCIInclude, inventory.DepCITrigger, inventory.DepCIConfig} {
+		if n := dep.byKind[k]; n > 0 {
+			d.Deps.ByKind = append(d.Deps.ByKind, kindCount{k, n})
+		}
+	}
+	base := strings.TrimRight(w.run.GitLabURL, "/")
+	for _, t := range dep.top(maxDependents) {
+		r := dependentRow{dependent: t}
+		var kinds []string
+		for _, k := range d.Deps.ByKind {
+			if n := t.ByKind[k.Kind]; n > 0 {
+				kinds = append(kinds, k.Kind+" "+strconv.Itoa(n))
+			}
+		}
+		r.Kinds = strings.Join(kinds, ", ")
+		if !t.External && base != "" {
+			r.URL = base + "/" + t.Path
+		}
+		d.Deps.Top = append(d.Deps.Top, r)
+	}
+}
+
+// staleAfterLabel says STALE_AFTER in days when it is whole days.
+func staleAfterLabel(after time.Duration) string {
+	if after%day == 0 {
+		return strconv.FormatInt(int64(after/day), 10) + " days"
+	}
+	return after.String()
+}
+
+// stack lays out parts of total as adjacent segments of a bar width px long;
+// cumulative rounding keeps them gapless.
+func stack(width int, total int64, parts []int64, classes, titles []string) []segment {
+	if total <= 0 {
+		return nil
+	}
+	var out []segment
+	var cum int64
+	for i, n := range parts {
+		x := int(cum * int64(width) / total)
+		cum += n
+		if n <= 0 {
+			continue
+		}
+		w := max(int(cum*int64(width)/total)-x, 1) // a non-zero part stays visible
+		out = append(out, segment{X: x, Width: w, Class: classes[i], Title: titles[i]})
+	}
+	return out
+}
+
+var tierClasses = [nTiers]string{"tier-blocker", "tier-data", "tier-ci", "tier-settings", "tier-none", "unknown"}
+
+func tierBar(g *topGroup) stackBar {
+	parts := make([]int64, nTiers)
+	titles := make([]string, nTiers)
+	for i, n := range g.Tiers {
+		parts[i] = int64(n)
+		titles[i] = tierLabels[tierOrder[i]] + ": " + strconv.Itoa(n)
+	}
+	titles[nTiers-1] = "unknown: " + strconv.Itoa(g.Tiers[nTiers-1])
+	return stackBar{stackWidth, stack(stackWidth, int64(g.Projects), parts, tierClasses[:], titles)}
+}
+
+// sizeBar draws a group's storage by part, its length relative to the largest
+// group's total.
+func sizeBar(s storage, largest int64) stackBar {
+	if largest <= 0 {
+		return stackBar{Width: stackWidth}
+	}
+	parts := []int64{s.Repository, s.LFS, s.Registry, s.Packages}
+	titles := []string{
+		"repository: " + readiness.Bytes(s.Repository).String(), "LFS: " + readiness.Bytes(s.LFS).String(),
+		"registry: " + readiness.Bytes(s.Registry).String(), "packages: " + readiness.Bytes(s.Packages).String(),
+	}
+	length := int(int64(stackWidth) * s.Total() / largest)
+	return stackBar{stackWidth, stack(length, s.Total(), parts, []string{"part-repo", "part-lfs", "part-registry", "part-packages"}, titles)}
 }
 
 // writeReport renders the report. html/template escapes markup; what escaping

@@ -16,7 +16,8 @@ type ChangeResult struct {
 	Changed []int64 `json:"changed"`
 	// Since splits the projects: those this change touched have a last_activity_at
 	// after it, all others at or before it. Each change is a day after the previous
-	// one, the first on the day that starts at the instance's fixed "now" (2025-06-01).
+	// one, the first on the day that starts at the instance's "now" (2025-06-01 unless
+	// Options.Now moves it).
 	Since time.Time `json:"since"`
 }
 
@@ -43,7 +44,7 @@ func (s *Server) Change(share float64, seed int64) ChangeResult {
 	defer s.mu.Unlock()
 	in := s.in
 	s.changes++
-	day := simNow + int64(s.changes)*86400
+	day := in.now + int64(s.changes)*86400
 
 	var active []int32
 	for i := range in.projects {

@@ -63,6 +63,11 @@ type Options struct {
 	// NotAdmin makes the token a regular user's: GET /user says is_admin false and
 	// GET /application/statistics answers 403.
 	NotAdmin bool
+
+	// Now is the instance's "now": every generated timestamp moves by Now minus the
+	// default (2025-06-01), so that activity ages relative to Now are as generated.
+	// Zero keeps the default, whose output the recorded digests pin.
+	Now time.Time
 }
 
 // Faults are injected on demand. Request-level faults are decided from

@@ -103,7 +103,8 @@ const (
 	kib = int64(1) << 10
 )
 
-// simNow is the instance's "now": fixed, so that dates do not depend on the wall clock.
+// simNow is the instance's default "now": fixed, so that dates do not depend on the
+// wall clock. Options.Now moves it (see instance.shiftClock).
 var simNow = time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC).Unix()
 
 // maxDepth is the deepest subgroup nesting below a top-level group.
@@ -185,6 +186,7 @@ type instance struct {
 	projects    []project // group projects first, then personal ones: ascending id
 	users       []user
 	byUsername  map[string]int32 // username -> index
+	now         int64            // the instance's "now", Unix seconds: simNow unless Options.Now
 }
 
 // Special roles make sure every readiness rule and the 10,000 cut-off are exercised
@@ -276,7 +278,29 @@ func build(o Options) (*instance, error) {
 	// project's.
 	in.buildUsers(o.Users)
 	in.buildPersonalProjects(o.PersonalProjects)
+	in.now = simNow
+	if !o.Now.IsZero() {
+		in.shiftClock(o.Now.Unix() - simNow)
+	}
 	return in, nil
+}
+
+// shiftClock moves every timestamp of the instance by d seconds, "now" included,
+// so that ages relative to now stay as generated. It runs after everything is drawn,
+// so the instance is otherwise the one the seed gives.
+func (in *instance) shiftClock(d int64) {
+	in.now += d
+	for i := range in.groups {
+		in.groups[i].created += d
+	}
+	for i := range in.projects {
+		p := &in.projects[i]
+		p.created += d
+		p.activity += d
+	}
+	for i := range in.users {
+		in.users[i].created += d
+	}
 }
 
 func (in *instance) buildGroups(n int) {

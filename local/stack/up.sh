@@ -182,7 +182,7 @@ start alertmanager "http://127.0.0.1:$ALERTMANAGER_PORT/-/ready" -- \
 
 start gitlab-sim "http://127.0.0.1:$SIM_PORT/api/v4/version" -H "PRIVATE-TOKEN: $SIM_TOKEN" -- \
   "$BIN/gitlab-sim" --addr "127.0.0.1:$SIM_PORT" --seed 1 --groups "${LOCAL_SIM_GROUPS:-20}" \
-  --projects "${LOCAL_SIM_PROJECTS:-500}" --rate-limit-rpm "${LOCAL_SIM_RATE_LIMIT_RPM:-6000}"
+  --projects "${LOCAL_SIM_PROJECTS:-500}" --rate-limit-rpm "${LOCAL_SIM_RATE_LIMIT_RPM:-6000}" --now today
 
 # The agent gets a clean environment: a GITLAB_TOKEN or ROOT_GROUPS of the caller's shell
 # must not leak into a stack that scans the simulator.

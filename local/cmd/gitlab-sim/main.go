@@ -97,6 +97,7 @@ func parseFlags(args []string) (gitlabsim.Options, string, error) {
 		addr      = fs.String("addr", "127.0.0.1:8929", "listen address")
 		endpoints = fs.String("forbidden-endpoints", "", "comma-separated endpoint classes answering 403 for forbidden projects (\"*\" = all projects/:id endpoints)")
 		limits    = fs.String("endpoint-limits", "", "endpoint classes' own limits, class=limit[/window] comma-separated, such as projects/:id=400,projects=2000/10m (window default 1m)")
+		now       = fs.String("now", "", "the instance's \"now\", a date (2026-12-06), an RFC 3339 time or \"today\" (UTC midnight): every timestamp moves so that activity ages are relative to it; default the fixed 2025-06-01")
 		gitlabCom = fs.Bool("gitlab-com-limits", false, "GitLab.com's documented limits: --rate-limit-rpm 2000 unless given, its per-endpoint limits (--endpoint-limits overrides or adds), quiet unless --endpoint-limits-quiet=false")
 	)
 	fs.Int64Var(&opts.Seed, "seed", 1, "instance seed")
@@ -133,6 +134,11 @@ func parseFlags(args []string) (gitlabsim.Options, string, error) {
 			opts.Faults.ForbiddenEndpoints = append(opts.Faults.ForbiddenEndpoints, strings.TrimSpace(e))
 		}
 	}
+	at, err := parseNow(*now, time.Now())
+	if err != nil {
+		return opts, "", fmt.Errorf("flags: --now: %w", err)
+	}
+	opts.Now = at
 	own, err := gitlabsim.ParseEndpointLimits(*limits)
 	if err != nil {
 		return opts, "", fmt.Errorf("flags: --endpoint-limits: %w", err)
@@ -150,4 +156,23 @@ func parseFlags(args []string) (gitlabsim.Options, string, error) {
 		opts.EndpointLimits = gitlabsim.MergeEndpointLimits(gitlabsim.GitLabComEndpointLimits(), own)
 	}
 	return opts, *addr, nil
+}
+
+// parseNow reads --now: "" is the simulator's fixed clock (the zero time), "today"
+// the UTC midnight that starts wall's day, else a date or an RFC 3339 time.
+func parseNow(v string, wall time.Time) (time.Time, error) {
+	switch v {
+	case "":
+		return time.Time{}, nil
+	case "today":
+		return wall.UTC().Truncate(24 * time.Hour), nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither a date (2006-01-02), an RFC 3339 time nor \"today\"", v)
+	}
+	return t, nil
 }

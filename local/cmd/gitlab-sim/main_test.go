@@ -118,6 +118,7 @@ func TestBadFlags(t *testing.T) {
 		{"--personal-projects", "5"}, // without --users
 		{"--endpoint-limits", "projects/:id/nope=5"},
 		{"--gitlab-com-limits", "--endpoint-limits", "groups=0"},
+		{"--now", "yesterday"},
 	}
 	for _, args := range tests {
 		if err := run(context.Background(), args, slog.New(slog.NewJSONHandler(io.Discard, nil)), nil); err == nil {
@@ -210,5 +211,38 @@ func TestEndpointLimitsFlag(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("stop: %v", err)
+	}
+}
+
+// TestNowFlag: --now takes a date, an RFC 3339 time or "today" (the wall clock's UTC
+// midnight); without it the simulator keeps its fixed clock (the zero Options.Now).
+func TestNowFlag(t *testing.T) {
+	wall := time.Date(2026, 12, 6, 19, 45, 0, 0, time.FixedZone("CET", 3600))
+	tests := []struct {
+		arg  string
+		want time.Time
+	}{
+		{"", time.Time{}},
+		{"today", time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)},
+		{"2026-12-06", time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)},
+		{"2026-01-02T03:04:05Z", time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
+	}
+	for _, tt := range tests {
+		got, err := parseNow(tt.arg, wall)
+		if err != nil || !got.Equal(tt.want) {
+			t.Errorf("parseNow(%q) = %v, %v; want %v", tt.arg, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"yesterday", "2026-13-01", "06/12/2026"} {
+		if _, err := parseNow(bad, wall); err == nil {
+			t.Errorf("parseNow(%q) accepted", bad)
+		}
+	}
+	o, _, err := parseFlags([]string{"--now", "2026-12-06"})
+	if err != nil || !o.Now.Equal(tests[2].want) {
+		t.Errorf("parseFlags(--now 2026-12-06): Now %v, %v", o.Now, err)
+	}
+	if o, _, err := parseFlags(nil); err != nil || !o.Now.IsZero() {
+		t.Errorf("parseFlags(): Now %v, %v; want the zero time", o.Now, err)
 	}
 }
