@@ -28,8 +28,12 @@ func (r *gqlProject) rest() *apiProject {
 // denied reports whether the project's REST endpoint of class c answers 403, or
 // 404 for a deleted project: GraphQL then gives null for what it serves.
 func (r *gqlProject) denied(ctx context.Context, c class) bool {
-	fs := stateOf(ctx).fs
-	return r.s.projectDeleted(fs, r.p.id) || r.s.projectForbidden(fs, r.p.id, c)
+	st := stateOf(ctx)
+	if r.s.projectDeleted(st.fs, r.p.id) || r.s.projectForbidden(st.fs, r.p.id, c) {
+		st.faulted.Store(true)
+		return true
+	}
+	return false
 }
 
 func gqlTime(t time.Time) *graphql.Time { return &graphql.Time{Time: t} }

@@ -50,8 +50,9 @@ func (q *gqlQuery) Project(ctx context.Context, args struct{ FullPath graphql.ID
 // REST detail would answer 403 or 404.
 func (s *Server) readableProject(ctx context.Context, pi int) *gqlProject {
 	p := &s.in.projects[pi]
-	fs := stateOf(ctx).fs
-	if s.projectDeleted(fs, p.id) || s.projectForbidden(fs, p.id, clsProject) {
+	st := stateOf(ctx)
+	if s.projectDeleted(st.fs, p.id) || s.projectForbidden(st.fs, p.id, clsProject) {
+		st.faulted.Store(true)
 		return nil
 	}
 	return &gqlProject{s: s, p: p}

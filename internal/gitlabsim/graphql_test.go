@@ -361,6 +361,9 @@ func TestGraphQLForbiddenProjects(t *testing.T) {
 			if len(a.Errors) > 0 || len(a.Data) != len(s.in.projects) {
 				t.Fatalf("answer %s", a.raw)
 			}
+			if f := s.Stats().Faults; f != 1 {
+				t.Errorf("faults = %d, want 1: the request some fault nulled a part of", f)
+			}
 			nulls := 0
 			for k := range s.in.projects {
 				if checkAgainstREST(t, ts, &s.in.projects[k], a, "p"+strconv.Itoa(k)) {
