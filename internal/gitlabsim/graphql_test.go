@@ -324,6 +324,7 @@ func TestGraphQLFaults(t *testing.T) {
 			return a.status == http.StatusOK && !json.Valid(a.raw)
 		}},
 		{"burst 429", Faults{Burst429Rate: 1}, func(a gqlAnswer) bool { return a.status == http.StatusTooManyRequests }},
+		{"timeout", Faults{TimeoutRate: 1, Hang: time.Millisecond}, func(a gqlAnswer) bool { return a.status == http.StatusGatewayTimeout }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s, ts := startSim(t, Options{Seed: 1, Groups: 2, Projects: 3, Faults: tt.faults})
