@@ -56,6 +56,7 @@ func (r *gqlProject) WebURL() *string          { v := r.rest().WebURL; return &v
 func (r *gqlProject) HTTPURLToRepo() *string   { v := r.rest().HTTPURLToRepo; return &v }
 func (r *gqlProject) SSHURLToRepo() *string    { v := r.rest().SSHURLToRepo; return &v }
 func (r *gqlProject) Namespace() *gqlNamespace { return r.s.namespaceOf(r.p) }
+func (r *gqlProject) ImportStatus() *string    { v := r.rest().ImportStatus; return &v }
 func (r *gqlProject) IsForked() bool           { return r.p.forkOf >= 0 }
 func (r *gqlProject) ForksCount() int32        { return int32(r.rest().ForksCount) }
 func (r *gqlProject) StarCount() int32         { return int32(r.rest().StarCount) }
