@@ -425,7 +425,7 @@ func TestGraphQLMatchesREST(t *testing.T) {
 			t.Fatal(err)
 		}
 		a := gqlPost(t, ts, "sim-token", `query($p: ID!) { p: project(fullPath: $p) {
-		  id fullPath name path visibility archived createdAt lastActivityAt webUrl ciConfigPathOrDefault isForked
+		  id fullPath name path visibility archived createdAt lastActivityAt webUrl ciConfigPathOrDefault isForked importStatus
 		  issuesEnabled mergeRequestsEnabled wikiEnabled jobsEnabled containerRegistryEnabled lfsEnabled
 		  namespace { fullPath } openIssuesCount containerRepositoriesCount
 		  statistics { repositorySize lfsObjectsSize wikiSize packagesSize containerRegistrySize buildArtifactsSize snippetsSize uploadsSize storageSize commitCount }
@@ -434,15 +434,15 @@ func TestGraphQLMatchesREST(t *testing.T) {
 		  repository { rootRef empty blobs(paths: `+string(paths)+`) { nodes { path rawTextBlob size } } }
 		} }`, map[string]any{"p": rest.PathWithNamespace})
 		var g struct {
-			ID, FullPath, Name, Path, Visibility, CreatedAt, LastActivityAt, WebURL, CiConfigPathOrDefault      string
-			Archived, IsForked                                                                                  bool
-			IssuesEnabled, MergeRequestsEnabled, WikiEnabled, JobsEnabled, ContainerRegistryEnabled, LfsEnabled bool
-			Namespace                                                                                           struct{ FullPath string }
-			OpenIssuesCount                                                                                     *int64
-			ContainerRepositoriesCount                                                                          int64
-			Statistics                                                                                          map[string]float64
-			AllMRs, OpenMRs, MergedMRs, Issues, OpenIssues, Pipelines, Releases                                 struct{ Count int64 }
-			Packages                                                                                            struct {
+			ID, FullPath, Name, Path, Visibility, CreatedAt, LastActivityAt, WebURL, CiConfigPathOrDefault, ImportStatus string
+			Archived, IsForked                                                                                           bool
+			IssuesEnabled, MergeRequestsEnabled, WikiEnabled, JobsEnabled, ContainerRegistryEnabled, LfsEnabled          bool
+			Namespace                                                                                                    struct{ FullPath string }
+			OpenIssuesCount                                                                                              *int64
+			ContainerRepositoriesCount                                                                                   int64
+			Statistics                                                                                                   map[string]float64
+			AllMRs, OpenMRs, MergedMRs, Issues, OpenIssues, Pipelines, Releases                                          struct{ Count int64 }
+			Packages                                                                                                     struct {
 				Count int64
 				Nodes []struct{ PackageType string }
 			}
@@ -466,7 +466,7 @@ func TestGraphQLMatchesREST(t *testing.T) {
 			{"archived", g.Archived, rest.Archived}, {"isForked", g.IsForked, rest.ForkedFromProject != nil},
 			{"createdAt", g.CreatedAt, rest.CreatedAt.Format("2006-01-02T15:04:05Z07:00")},
 			{"lastActivityAt", g.LastActivityAt, rest.LastActivityAt.Format("2006-01-02T15:04:05Z07:00")},
-			{"webUrl", g.WebURL, rest.WebURL}, {"ciConfigPathOrDefault", g.CiConfigPathOrDefault, ciPath},
+			{"webUrl", g.WebURL, rest.WebURL}, {"importStatus", g.ImportStatus, rest.ImportStatus}, {"ciConfigPathOrDefault", g.CiConfigPathOrDefault, ciPath},
 			{"issuesEnabled", g.IssuesEnabled, rest.IssuesEnabled}, {"mergeRequestsEnabled", g.MergeRequestsEnabled, rest.MergeRequestsEnabled},
 			{"wikiEnabled", g.WikiEnabled, rest.WikiEnabled}, {"jobsEnabled", g.JobsEnabled, rest.JobsEnabled},
 			{"containerRegistryEnabled", g.ContainerRegistryEnabled, rest.ContainerRegistryEnabled}, {"lfsEnabled", g.LfsEnabled, rest.LFSEnabled},
@@ -578,6 +578,7 @@ type restProject struct {
 	Archived                 bool           `json:"archived"`
 	ForkedFromProject        *apiForkParent `json:"forked_from_project"`
 	CIConfigPath             string         `json:"ci_config_path"`
+	ImportStatus             string         `json:"import_status"`
 	IssuesEnabled            bool           `json:"issues_enabled"`
 	MergeRequestsEnabled     bool           `json:"merge_requests_enabled"`
 	WikiEnabled              bool           `json:"wiki_enabled"`
