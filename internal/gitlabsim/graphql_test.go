@@ -408,3 +408,48 @@ func checkAgainstREST(t *testing.T, ts *httptest.Server, p *project, a gqlAnswer
 	}
 	return false
 }
+
+// TestGraphQLNamespaceProjects: namespace(fullPath) lists a user's personal
+// projects as GET /users/:id/projects does, and a group's as group(fullPath).
+func TestGraphQLNamespaceProjects(t *testing.T) {
+	s, ts := startSim(t, Options{Seed: 4, Groups: 3, Projects: 10, Users: 3, PersonalProjects: 12})
+	for _, u := range s.in.users {
+		_, _, body := restGet(t, ts, "users/"+u.username+"/projects?per_page=100&sort=asc")
+		var rest []struct {
+			PathWithNamespace string `json:"path_with_namespace"`
+		}
+		if err := json.Unmarshal(body, &rest); err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, p := range rest {
+			want = append(want, p.PathWithNamespace)
+		}
+		a := gqlPost(t, ts, "sim-token", `query($u: ID!) { n: namespace(fullPath: $u) { id fullPath projects(first: 100) { count nodes { fullPath } } } }`, map[string]any{"u": u.username})
+		var n struct {
+			ID, FullPath string
+			Projects     struct {
+				Count int
+				Nodes []struct{ FullPath string }
+			}
+		}
+		a.decode(t, "n", &n)
+		var got []string
+		for _, p := range n.Projects.Nodes {
+			got = append(got, p.FullPath)
+		}
+		if n.ID != fmt.Sprintf("gid://gitlab/Namespaces::UserNamespace/%d", u.id) || n.Projects.Count != len(want) || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("namespace %s: %s %d %v; REST %v", u.username, n.ID, n.Projects.Count, got, want)
+		}
+	}
+	g := &s.in.groups[0]
+	a := gqlPost(t, ts, "sim-token", `query($g: ID!) { n: namespace(fullPath: $g) { id projects(includeSubgroups: true) { count } } }`, map[string]any{"g": g.fullPath})
+	var n struct {
+		ID       string
+		Projects struct{ Count int }
+	}
+	a.decode(t, "n", &n)
+	if n.ID != fmt.Sprintf("gid://gitlab/Group/%d", g.id) || n.Projects.Count != len(g.subtree) {
+		t.Errorf("group namespace: %+v, want %d projects", n, len(g.subtree))
+	}
+}
