@@ -55,13 +55,15 @@ func (s *gqlState) batch() int {
 }
 
 // learn sizes the next batches from a query of n projects that scored score against
-// limit: as many projects as fit in 90% of the limit, at most gqlMaxBatch.
+// limit: as many projects as fit, at most gqlMaxBatch. Every alias has the same
+// selection, so a query's score grows with its projects; the query's own overhead,
+// counted in each project's share, leaves the estimate on the safe side.
 func (s *gqlState) learn(n, score, limit int) int {
 	if n <= 0 || score <= 0 || limit <= 0 {
 		return s.batch()
 	}
 	per := float64(score) / float64(n)
-	next := min(max(int(0.9*float64(limit)/per), 1), gqlMaxBatch)
+	next := min(max(int(float64(limit)/per), 1), gqlMaxBatch)
 	s.size.Store(int64(next))
 	return next
 }

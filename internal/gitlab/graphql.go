@@ -59,8 +59,9 @@ func (e GraphQLError) Field() string {
 
 // QueryError is a GraphQL answer with errors and no data: the query as a whole failed.
 type QueryError struct {
-	Errors []GraphQLError
-	msg    string // redacted, cut
+	Errors       []GraphQLError
+	msg          string // redacted, cut
+	score, limit int    // of a refusal for complexity, read before redaction
 }
 
 func (e *QueryError) Error() string { return e.msg }
@@ -78,14 +79,20 @@ var complexityRE = regexp.MustCompile(`complexity of (\d+), which exceeds max co
 
 // Complexity returns the score and limit GitLab named when it refused the query.
 func (e *QueryError) Complexity() (score, limit int, ok bool) {
-	for _, ge := range e.Errors {
+	return e.score, e.limit, e.limit > 0
+}
+
+// complexityIn reads the score and limit of a refusal for complexity from GitLab's
+// error messages.
+func complexityIn(errs []GraphQLError) (score, limit int) {
+	for _, ge := range errs {
 		if m := complexityRE.FindStringSubmatch(ge.Message); m != nil {
 			s, _ := strconv.Atoi(m[1])
 			l, _ := strconv.Atoi(m[2])
-			return s, l, l > 0
+			return s, l
 		}
 	}
-	return 0, 0, false
+	return 0, 0
 }
 
 // ComplexityOf returns the score and limit of a query GitLab refused as too complex.
@@ -165,6 +172,7 @@ func (c *Client) tryGraphQL(ctx context.Context, query string, vars map[string]a
 	if err := json.Unmarshal(buf.Bytes(), &a); err != nil {
 		return nil, &decodeError{err}
 	}
+	score, limit := complexityIn(a.Errors)
 	for i := range a.Errors {
 		a.Errors[i].Message = c.redact.clean(a.Errors[i].Message)
 	}
@@ -176,7 +184,7 @@ func (c *Client) tryGraphQL(ctx context.Context, query string, vars map[string]a
 		for i, e := range a.Errors {
 			msgs[i] = e.Message
 		}
-		return nil, &QueryError{Errors: a.Errors, msg: c.redact.clean("POST graphql: " + strings.Join(msgs, "; "))}
+		return nil, &QueryError{Errors: a.Errors, msg: c.redact.clean("POST graphql: " + strings.Join(msgs, "; ")), score: score, limit: limit}
 	}
 	if data != nil {
 		if err := json.Unmarshal(a.Data, data); err != nil {
