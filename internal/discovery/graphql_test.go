@@ -29,10 +29,10 @@ type fakeGQL struct {
 	limit      int // complexity limit
 	perProject int // complexity of one project's selection
 	off        bool
-	files      map[string]*string         // every project's repository
-	denied     map[string]bool            // full paths GraphQL answers null with an error
-	fieldErr   map[string]string          // full path -> count name answered null with an error
-	restDenied map[string]bool            // REST resources (e.g. "merge_requests") answering 403
+	files      map[string]*string // every project's repository
+	denied     map[string]bool    // full paths GraphQL answers null with an error
+	fieldErr   map[string]string  // full path -> count name answered null with an error
+	restDenied map[string]bool    // REST resources (e.g. "merge_requests") answering 403
 	mu         sync.Mutex
 	gqlCalls   int
 	batches    []int    // projects per answered query
