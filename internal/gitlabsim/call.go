@@ -26,6 +26,7 @@ type call struct {
 	status    int
 	throttled bool
 	fault     bool
+	op        string // GraphQL operation name, for the stats
 }
 
 func (c *call) q() url.Values {

@@ -12,6 +12,7 @@
 package gitlabsim
 
 import (
+	"cmp"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -63,6 +64,12 @@ type Options struct {
 	// NotAdmin makes the token a regular user's: GET /user says is_admin false and
 	// GET /application/statistics answers 403.
 	NotAdmin bool
+
+	// GraphQLComplexity is the GraphQL query complexity limit; 0 means
+	// DefaultGraphQLComplexity, GitLab's for an authenticated user.
+	GraphQLComplexity int
+	// NoGraphQL serves no /api/graphql (404), like a GitLab older than 12.1.
+	NoGraphQL bool
 }
 
 // Faults are injected on demand. Request-level faults are decided from
@@ -155,6 +162,7 @@ type Server struct {
 	quietClassLimits bool
 	hideHeaders      bool
 	notAdmin         bool
+	gql              *graphQLServer // nil when GraphQL is off
 
 	// mu guards the projects' changing fields: API answers and the truth read
 	// under RLock, Change writes under Lock.
@@ -191,6 +199,9 @@ func New(opts Options) (*Server, error) {
 	if err := opts.Faults.Validate(); err != nil {
 		return nil, fmt.Errorf("gitlabsim: faults: %w", err)
 	}
+	if opts.GraphQLComplexity < 0 {
+		return nil, fmt.Errorf("gitlabsim: negative GraphQL complexity limit %d", opts.GraphQLComplexity)
+	}
 	in, err := build(opts)
 	if err != nil {
 		return nil, err
@@ -208,6 +219,11 @@ func New(opts Options) (*Server, error) {
 		s.classLim[c] = newEndpointLimiter(l)
 	}
 	s.faults.Store(newFaultState(opts.Faults))
+	if !opts.NoGraphQL {
+		if s.gql, err = newGraphQLServer(s, cmp.Or(opts.GraphQLComplexity, DefaultGraphQLComplexity)); err != nil {
+			return nil, fmt.Errorf("gitlabsim: graphql: %w", err)
+		}
+	}
 	s.allProjects = make([]int32, len(in.projects))
 	for i := range s.allProjects {
 		s.allProjects[i] = int32(i)
@@ -257,6 +273,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{s: s, w: w, r: r, route: rt}
 	s.serveAPI(c)
 	s.stats.record(rt.cls, c.status, c.throttled, c.fault, time.Now())
+	if c.op != "" {
+		s.stats.recordOperation(c.op)
+	}
 }
 
 func (s *Server) authorized(r *http.Request) bool {
@@ -270,11 +289,23 @@ func (s *Server) authorized(r *http.Request) bool {
 }
 
 func (s *Server) serveAPI(c *call) {
-	if c.route.cls == clsOther {
+	isGQL := c.route.cls == clsGraphQL
+	if c.route.cls == clsOther || isGQL && s.gql == nil {
 		c.error(http.StatusNotFound, "error", "404 Not Found")
 		return
 	}
+	var gq gqlRequest
+	var gqBody []byte
+	var gqErr error
+	if isGQL {
+		gq, gqBody, gqErr = readGraphQL(c.r)
+		c.op = operationName(gq)
+	}
 	if !s.authorized(c.r) {
+		if isGQL {
+			c.gqlError(http.StatusUnauthorized, "Invalid token")
+			return
+		}
 		c.error(http.StatusUnauthorized, "message", "401 Unauthorized")
 		return
 	}
@@ -283,12 +314,14 @@ func (s *Server) serveAPI(c *call) {
 	if !s.admit(c) {
 		return
 	}
-	if c.r.Method != http.MethodGet && c.r.Method != http.MethodHead {
+	if c.r.Method != http.MethodGet && c.r.Method != http.MethodHead && !(isGQL && c.r.Method == http.MethodPost) {
 		c.error(http.StatusMethodNotAllowed, "message", "405 Method Not Allowed")
 		return
 	}
 	if fs.perRequest {
-		c.key = hashString(uint64(s.seed), c.r.Method+" "+c.r.URL.RequestURI())
+		// A GraphQL request is told apart by its body: a retry of the same query
+		// draws its next fault, as a retried GET does.
+		c.key = hashString(uint64(s.seed), c.r.Method+" "+c.r.URL.RequestURI()+"\n"+string(gqBody))
 		c.n = s.seen.next(c.key)
 	}
 	if d := fs.Latency + time.Duration(float64(fs.Jitter)*c.draw(saltFaultLatency)); d > 0 {
@@ -323,6 +356,10 @@ func (s *Server) serveAPI(c *call) {
 	c.malformed = fs.MalformedRate > 0 && c.draw(saltFaultMalformed) < fs.MalformedRate
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if isGQL {
+		s.serveGraphQL(c, gq, gqErr)
+		return
+	}
 	s.dispatch(c)
 }
 

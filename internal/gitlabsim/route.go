@@ -20,6 +20,7 @@ const (
 	clsGroupProjects
 	clsProjects
 	clsUserProjects
+	clsGraphQL
 	clsProject
 	clsBranches
 	clsTags
@@ -50,6 +51,7 @@ var classNames = [nClasses]string{
 	clsGroupProjects:     "groups/:id/projects",
 	clsProjects:          "projects",
 	clsUserProjects:      "users/:id/projects",
+	clsGraphQL:           "graphql",
 	clsProject:           "projects/:id",
 	clsBranches:          "projects/:id/repository/branches",
 	clsTags:              "projects/:id/repository/tags",
@@ -107,6 +109,9 @@ func EndpointClass(path string) string {
 }
 
 func parseRoute(escapedPath string) route {
+	if strings.TrimSuffix(escapedPath, "/") == "/api/graphql" {
+		return route{cls: clsGraphQL}
+	}
 	rest, ok := strings.CutPrefix(escapedPath, "/api/v4/")
 	if !ok {
 		return route{}

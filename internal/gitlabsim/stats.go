@@ -1,6 +1,7 @@
 package gitlabsim
 
 import (
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,9 @@ type Stats struct {
 	PeakPerMinute int64            `json:"peak_per_minute"` // most requests in any 60 s window (1 s resolution)
 	// PeakPerMinuteByClass is the same per endpoint class, to check per-endpoint limits.
 	PeakPerMinuteByClass map[string]int64 `json:"peak_per_minute_by_class"`
+	// GraphQLOperations counts POST /api/graphql requests by operation name
+	// ("anonymous" when unnamed); each is also one request of class "graphql".
+	GraphQLOperations map[string]int64 `json:"graphql_operations"`
 }
 
 type counters struct {
@@ -28,6 +32,21 @@ type counters struct {
 	mu         sync.Mutex
 	all        window
 	byClassWin [nClasses]window
+	ops        map[string]int64
+}
+
+// recordOperation counts a GraphQL request under its operation name; names past
+// graphQLMaxOperations distinct ones are counted as "other".
+func (c *counters) recordOperation(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ops == nil {
+		c.ops = map[string]int64{}
+	}
+	if _, ok := c.ops[name]; !ok && len(c.ops) >= graphQLMaxOperations {
+		name = "other"
+	}
+	c.ops[name]++
 }
 
 // window counts requests in a sliding minute at one-second resolution.
@@ -96,6 +115,10 @@ func (c *counters) snapshot() Stats {
 		}
 	}
 	c.mu.Lock()
+	st.GraphQLOperations = maps.Clone(c.ops)
+	if st.GraphQLOperations == nil {
+		st.GraphQLOperations = map[string]int64{}
+	}
 	st.PeakPerMinute = c.all.peak
 	st.PeakPerMinuteByClass = map[string]int64{}
 	for i := range c.byClassWin {
@@ -120,6 +143,7 @@ func (c *counters) reset() {
 	c.mu.Lock()
 	c.all = window{}
 	c.byClassWin = [nClasses]window{}
+	c.ops = nil
 	c.mu.Unlock()
 }
 
