@@ -34,6 +34,8 @@ const (
 	// gqlMaxPaths bounds the file paths one query asks for: blobs(paths:) is a
 	// connection of at most 100 nodes.
 	gqlMaxPaths = 90
+	// gqlPackageTypes is the page of packages read for their types.
+	gqlPackageTypes = 20
 )
 
 // codeownersPaths are where GitLab reads CODEOWNERS, in its order.
@@ -85,24 +87,25 @@ func (w *Worker) useGraphQL() bool {
 // nor the reverse.
 type prefetched struct {
 	counts       map[string]int64 // by facts.Count name
+	lower        map[string]bool  // counts that are lower bounds (facts.TotalCap)
 	registry     *int64           // container repositories
 	packageTypes []string         // nil: unknown
 	files        map[string]*string
 	filesKnown   bool // files lists every present one of the paths asked for
 }
 
-func (pf *prefetched) count(name string) (int64, bool) {
+func (pf *prefetched) count(name string) (n int64, lower, ok bool) {
 	if pf == nil {
-		return 0, false
+		return 0, false, false
 	}
-	n, ok := pf.counts[name]
-	return n, ok
+	n, ok = pf.counts[name]
+	return n, pf.lower[name], ok
 }
 
 // gqlProjectFields is the selection on Project the query asks of every project:
 // the declared GraphQL counts (facts.Count.GraphQL) under their names, the registry,
 // the package types and the files that shape a migration.
-func gqlProjectFields() string {
+func gqlProjectFields(paths int) string {
 	var b strings.Builder
 	b.WriteString("id ")
 	for _, c := range facts.Counts {
@@ -111,14 +114,16 @@ func gqlProjectFields() string {
 		}
 	}
 	b.WriteString("containerRepositoriesCount ")
-	b.WriteString("packages(first: 100) { pageInfo { hasNextPage } nodes { packageType } } ")
-	b.WriteString("repository { blobs(paths: $paths) { nodes { path rawTextBlob } } }")
+	// A connection's complexity grows with its page: the package types of a few
+	// packages here, REST's walk for a project with more; blobs no more than asked.
+	fmt.Fprintf(&b, "packages(first: %d) { pageInfo { hasNextPage } nodes { packageType } } ", gqlPackageTypes)
+	fmt.Fprintf(&b, "repository { blobs(paths: $paths, first: %d) { pageInfo { hasNextPage } nodes { path rawTextBlob } } }", max(paths, 1))
 	return b.String()
 }
 
 // gqlQuery is the query for n projects, aliased p0…p(n-1), their full paths in the
-// variables $p0…, the files in $paths.
-func gqlQuery(n int) string {
+// variables $p0…, the files (paths of them) in $paths.
+func gqlQuery(n, paths int) string {
 	var b strings.Builder
 	b.WriteString("query profile($paths: [String!]!")
 	for i := range n {
@@ -129,7 +134,7 @@ func gqlQuery(n int) string {
 		fmt.Fprintf(&b, "p%d: project(fullPath: $p%d) { ...profile } ", i, i)
 	}
 	b.WriteString("} fragment profile on Project { ")
-	b.WriteString(gqlProjectFields())
+	b.WriteString(gqlProjectFields(paths))
 	b.WriteString(" }")
 	return b.String()
 }
@@ -187,6 +192,9 @@ type gqlPackages struct {
 
 type gqlRepository struct {
 	Blobs *struct {
+		PageInfo struct {
+			HasNextPage bool `json:"hasNextPage"`
+		} `json:"pageInfo"`
 		Nodes []struct {
 			Path        string  `json:"path"`
 			RawTextBlob *string `json:"rawTextBlob"`
@@ -211,7 +219,7 @@ func decodeGQLProject(raw json.RawMessage, failed map[string]bool) (*prefetched,
 	if err := json.Unmarshal(raw, &fields); err != nil {
 		return nil, err
 	}
-	pf := &prefetched{counts: map[string]int64{}}
+	pf := &prefetched{counts: map[string]int64{}, lower: map[string]bool{}}
 	for _, c := range facts.Counts {
 		if c.GraphQL == "" || failed[c.Name] {
 			continue
@@ -220,7 +228,10 @@ func decodeGQLProject(raw json.RawMessage, failed map[string]bool) (*prefetched,
 			Count *int64 `json:"count"`
 		}
 		if json.Unmarshal(fields[c.Name], &v) == nil && v != nil && v.Count != nil && *v.Count >= 0 && *v.Count <= gitlab.MaxCount {
-			pf.counts[c.Name] = *v.Count
+			// GraphQL counts past REST's cap; the exports say what REST says, one
+			// meaning for a count whichever API read it.
+			pf.counts[c.Name] = min(*v.Count, facts.TotalCap)
+			pf.lower[c.Name] = *v.Count > facts.TotalCap
 		}
 	}
 	if n := gp.ContainerRepositoriesCount; n != nil && *n >= 0 && !failed["containerRepositoriesCount"] {
@@ -236,7 +247,7 @@ func decodeGQLProject(raw json.RawMessage, failed map[string]bool) (*prefetched,
 		slices.Sort(types)
 		pf.packageTypes = types
 	}
-	if r := gp.Repository; r != nil && r.Blobs != nil && !failed["repository"] {
+	if r := gp.Repository; r != nil && r.Blobs != nil && !r.Blobs.PageInfo.HasNextPage && !failed["repository"] {
 		pf.filesKnown = true
 		pf.files = map[string]*string{}
 		for _, n := range r.Blobs.Nodes {
@@ -333,7 +344,7 @@ func (w *Worker) queryBatch(ctx context.Context, batch []gitlab.Project) (map[in
 	}
 	vars["paths"] = paths
 	var a gqlAnswer
-	errs, err := w.GitLab.GraphQL(ctx, gqlQuery(len(batch)), vars, &a)
+	errs, err := w.GitLab.GraphQL(ctx, gqlQuery(len(batch), len(paths)), vars, &a)
 	if err != nil {
 		return nil, err
 	}

@@ -8,12 +8,16 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	graphql "github.com/graph-gophers/graphql-go"
 
 	"github.com/gl2gh/discovery-agent/internal/budget"
 	"github.com/gl2gh/discovery-agent/internal/facts"
@@ -333,5 +337,32 @@ func TestGraphQLFiles(t *testing.T) {
 	}
 	if want := []string{"repository/files/ci%2Fmain.yml/raw"}; !slices.Equal(files, want) && !slices.Equal(files, []string{"repository/files/ci/main.yml/raw"}) {
 		t.Errorf("repository requests %v, want only the CI file without text", files)
+	}
+}
+
+// TestGraphQLQueryValidates: the profile query is valid against the GitLab schema
+// subset the simulator declares from GitLab's own type definitions, for one project
+// and for the largest batch, with variables as the worker sends them.
+func TestGraphQLQueryValidates(t *testing.T) {
+	sdl, err := os.ReadFile(filepath.Join("..", "gitlabsim", "schema.graphql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, err := graphql.ParseSchema(string(sdl), nil, graphql.UseStringDescriptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, gqlMaxBatch} {
+		q := gqlQuery(n, 2)
+		vars := map[string]any{"paths": []any{".gitmodules", "ci/x.yml"}}
+		for i := range n {
+			vars["p"+strconv.Itoa(i)] = "g/p" + strconv.Itoa(i)
+		}
+		if errs := schema.ValidateWithVariables(q, vars); len(errs) > 0 {
+			t.Errorf("%d projects: %v\n%s", n, errs, q)
+		}
+		if len(q) > 10_000 {
+			t.Errorf("%d projects: %d characters, past GitLab's 10,000", n, len(q))
+		}
 	}
 }

@@ -199,9 +199,12 @@ func (pr *profiler) counts(ctx context.Context) error {
 				*dst = &n
 				continue
 			}
-			if n, ok := pr.pre.count(f.Name); ok {
-				pr.ok++ // GraphQL's count is exact: never a lower bound
+			if n, lower, ok := pr.pre.count(f.Name); ok {
+				pr.ok++
 				*dst = &n
+				if lower {
+					cnt.LowerBounds = append(cnt.LowerBounds, f.Name)
+				}
 				continue
 			}
 			n, lower, err := pr.w.GitLab.Count(ctx, pr.gp.ID, f.Resource(), f.Values())
