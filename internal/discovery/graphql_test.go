@@ -366,3 +366,36 @@ func TestGraphQLQueryValidates(t *testing.T) {
 		}
 	}
 }
+
+// TestWhichAPIDocumented: docs/EXPORTS.md says for every count which API gives it in
+// GraphQL mode, with the selection the query really uses.
+func TestWhichAPIDocumented(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "EXPORTS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(doc), "## Which API gives each fact\n")
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	if !ok {
+		t.Fatal("docs/EXPORTS.md has no section on which API gives each fact")
+	}
+	for _, c := range facts.Counts {
+		if c.Listed() {
+			continue
+		}
+		var row string
+		for _, line := range strings.Split(sec, "\n") {
+			if strings.HasPrefix(line, "| ") && strings.Contains(strings.SplitN(line, "|", 3)[1], "`"+c.Name+"`") {
+				row = line
+			}
+		}
+		switch {
+		case row == "":
+			t.Errorf("%s: no row", c.Name)
+		case c.GraphQL != "" && !strings.Contains(row, "`"+c.GraphQL+" { count }`"):
+			t.Errorf("%s: row %q does not name %s { count }", c.Name, row, c.GraphQL)
+		case c.GraphQL == "" && !strings.Contains(row, "REST"):
+			t.Errorf("%s: row %q does not say REST", c.Name, row)
+		}
+	}
+}
