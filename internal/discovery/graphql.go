@@ -29,7 +29,7 @@ var APIs = []string{APIAuto, APIGraphQL, APIREST}
 // its complexity (250 on GitLab.com) and its size (10,000 characters): the size adapts
 // to the complexity GitLab reports, within these bounds.
 const (
-	gqlFirstBatch = 8
+	gqlFirstBatch = 6
 	gqlMaxBatch   = 50
 	// gqlMaxPaths bounds the file paths one query asks for: blobs(paths:) is a
 	// connection of at most 100 nodes.

@@ -185,8 +185,8 @@ func TestGraphQLBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 8 first (241 of 250), then as many as fit: 8 again (250 / 30.1).
-	if want := []int{8, 8, 4}; !slices.Equal(f.batches, want) || f.gqlCalls != 3 {
+	// 6 first (181 of 250), then as many as fit: 8 (250 / 30.2).
+	if want := []int{6, 8, 6}; !slices.Equal(f.batches, want) || f.gqlCalls != 3 {
 		t.Errorf("batches %v in %d calls, want %v in 3", f.batches, f.gqlCalls, want)
 	}
 	if len(pre) != 20 {
@@ -224,7 +224,7 @@ func TestGraphQLShrinksOnComplexity(t *testing.T) {
 	if len(pre) != 20 {
 		t.Fatalf("%d projects prefetched, want 20", len(pre))
 	}
-	// 8 refused (241 > 100): 3 per query (100 / 30.1), 7 queries.
+	// 6 refused (181 > 100): 3 per query (100 / 30.2), 7 queries.
 	if f.gqlCalls != 8 || slices.Max(f.batches) != 3 {
 		t.Errorf("%d calls, batches %v; want 1 refused + 7 of at most 3", f.gqlCalls, f.batches)
 	}
