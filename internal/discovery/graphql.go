@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/gl2gh/discovery-agent/internal/budget"
 	"github.com/gl2gh/discovery-agent/internal/facts"
 	"github.com/gl2gh/discovery-agent/internal/gitlab"
 )
@@ -71,14 +72,10 @@ func (s *gqlState) learn(n, score, limit int) int {
 }
 
 // useGraphQL reports whether the worker profiles through GraphQL now.
+// GraphQL is off in auto mode on a GitLab without it, in any mode on one whose limit
+// no single project's query fits.
 func (w *Worker) useGraphQL() bool {
-	switch w.API {
-	case APIREST:
-		return false
-	case APIGraphQL:
-		return true
-	}
-	return !w.gql.off.Load()
+	return w.API != APIREST && !w.gql.off.Load()
 }
 
 // prefetched is what one GraphQL query said about one project. A fact it does not
@@ -295,15 +292,16 @@ func (w *Worker) prefetch(ctx context.Context, projects []gitlab.Project) (map[i
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			var score, limit int
-			var ok bool
-			if score, limit, ok = gitlab.ComplexityOf(err); ok && len(batch) > 1 {
+			if score, limit, ok := gitlab.ComplexityOf(err); ok && len(batch) > 1 {
 				// Too complex: learn the size from GitLab's figures and ask again.
 				w.gql.learn(len(batch), score, limit)
 				rest = append(slices.Clone(batch), rest...)
 				continue
 			}
 			w.graphQLFailed(err, len(batch))
+			if errors.Is(err, budget.ErrExhausted) {
+				return out, nil // every further request is refused too
+			}
 			continue
 		}
 		for id, pf := range got {
@@ -373,14 +371,26 @@ func (w *Worker) queryBatch(ctx context.Context, batch []gitlab.Project) (map[in
 // graphQLFailed handles a query that failed as a whole: its projects are profiled
 // through REST. An instance without GraphQL turns it off in auto mode, said once.
 func (w *Worker) graphQLFailed(err error, projects int) {
-	if errors.Is(err, gitlab.ErrGraphQLUnavailable) && w.API != APIGraphQL {
-		w.gql.offOnce.Do(func() {
-			w.gql.off.Store(true)
-			w.log().Warn("GitLab does not answer GraphQL (/api/graphql); profiling through REST", "err", err)
-		})
+	_, _, complex := gitlab.ComplexityOf(err)
+	switch {
+	case errors.Is(err, budget.ErrExhausted), errors.Is(err, gitlab.ErrProjectBudget):
+		return // the REST steps record it on each project
+	case errors.Is(err, gitlab.ErrGraphQLUnavailable) && w.API != APIGraphQL:
+		w.graphQLOff("GitLab does not answer GraphQL (/api/graphql); profiling through REST", err)
+		return
+	case complex && projects == 1:
+		w.graphQLOff("GitLab's GraphQL complexity limit admits not even one project's query; profiling through REST", err)
 		return
 	}
 	// Timeouts and failures may come from the size: ask fewer at a time.
 	w.gql.size.Store(int64(max(w.gql.batch()/2, 1)))
 	w.log().Warn("GraphQL query failed; its projects are profiled through REST", "projects", projects, "err", err)
+}
+
+// graphQLOff turns GraphQL off for the worker, saying why once.
+func (w *Worker) graphQLOff(why string, err error) {
+	w.gql.offOnce.Do(func() {
+		w.gql.off.Store(true)
+		w.log().Warn(why, "err", err)
+	})
 }

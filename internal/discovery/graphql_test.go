@@ -230,6 +230,23 @@ func TestGraphQLShrinksOnComplexity(t *testing.T) {
 	}
 }
 
+// TestGraphQLLimitBelowOneProject: a limit no single project's query fits turns
+// GraphQL off after the query of one project was refused, said once.
+func TestGraphQLLimitBelowOneProject(t *testing.T) {
+	f := &fakeGQL{limit: 20, perProject: 30}
+	var log bytes.Buffer
+	w := gqlWorker(t, f, APIGraphQL, &log)
+	for range 2 {
+		if pre, err := w.prefetch(context.Background(), gqlProjects(10)); err != nil || len(pre) != 0 {
+			t.Fatalf("prefetch: %v, %d projects", err, len(pre))
+		}
+	}
+	// 6 refused, then 1 (of 20 at most 0 fit: at least one is asked) refused.
+	if f.gqlCalls != 2 || strings.Count(log.String(), "admits not even one project") != 1 {
+		t.Errorf("%d GraphQL calls, log:\n%s", f.gqlCalls, log.String())
+	}
+}
+
 // TestGraphQLPartialAnswer: a project GraphQL refused is profiled through REST alone;
 // a count that failed in GraphQL is read from REST for that project only; and a count
 // neither gives stays unknown (nil), never 0.
