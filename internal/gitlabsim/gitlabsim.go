@@ -321,7 +321,11 @@ func (s *Server) serveAPI(c *call) {
 	if fs.perRequest {
 		// A GraphQL request is told apart by its body: a retry of the same query
 		// draws its next fault, as a retried GET does.
-		c.key = hashString(uint64(s.seed), c.r.Method+" "+c.r.URL.RequestURI()+"\n"+string(gqBody))
+		id := c.r.Method + " " + c.r.URL.RequestURI()
+		if isGQL {
+			id += "\n" + string(gqBody)
+		}
+		c.key = hashString(uint64(s.seed), id)
 		c.n = s.seen.next(c.key)
 	}
 	if d := fs.Latency + time.Duration(float64(fs.Jitter)*c.draw(saltFaultLatency)); d > 0 {

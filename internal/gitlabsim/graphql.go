@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	graphql "github.com/graph-gophers/graphql-go"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -120,9 +121,10 @@ func (c *call) rawJSON(status int, body []byte) {
 type gqlCtxKey struct{}
 
 type gqlState struct {
-	fs    *faultState
-	score int
-	limit int
+	fs      *faultState
+	score   int
+	limit   int
+	faulted atomic.Bool // a project fault nulled some field: the request counts as a fault
 }
 
 func stateOf(ctx context.Context) *gqlState {
@@ -168,7 +170,11 @@ func (s *Server) serveGraphQL(c *call, req gqlRequest, readErr error) {
 		return
 	}
 	ctx := context.WithValue(c.r.Context(), gqlCtxKey{}, &gqlState{fs: c.fs, score: score, limit: g.limit})
+	st := ctx.Value(gqlCtxKey{}).(*gqlState)
 	resp := g.exec.Exec(ctx, req.Query, req.OperationName, req.Variables)
+	if st.faulted.Load() {
+		c.fault = true
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)

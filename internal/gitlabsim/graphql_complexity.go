@@ -176,11 +176,8 @@ func (w walker) fieldCost(f *ast.Field) int {
 			}
 		}
 		mult := 0.01
-		if _, iid := args["iid"]; iid {
-			mult = 0
-		}
-		if _, iids := args["iids"]; iids {
-			mult = 0
+		if args["iid"] != nil || args["iids"] != nil {
+			mult = 0 // [args[:iid], args[:iids]].any?
 		}
 		c += c * limit * mult
 	}

@@ -28,8 +28,12 @@ func (r *gqlProject) rest() *apiProject {
 // denied reports whether the project's REST endpoint of class c answers 403, or
 // 404 for a deleted project: GraphQL then gives null for what it serves.
 func (r *gqlProject) denied(ctx context.Context, c class) bool {
-	fs := stateOf(ctx).fs
-	return r.s.projectDeleted(fs, r.p.id) || r.s.projectForbidden(fs, r.p.id, c)
+	st := stateOf(ctx)
+	if r.s.projectDeleted(st.fs, r.p.id) || r.s.projectForbidden(st.fs, r.p.id, c) {
+		st.faulted.Store(true)
+		return true
+	}
+	return false
 }
 
 func gqlTime(t time.Time) *graphql.Time { return &graphql.Time{Time: t} }
@@ -52,6 +56,7 @@ func (r *gqlProject) WebURL() *string          { v := r.rest().WebURL; return &v
 func (r *gqlProject) HTTPURLToRepo() *string   { v := r.rest().HTTPURLToRepo; return &v }
 func (r *gqlProject) SSHURLToRepo() *string    { v := r.rest().SSHURLToRepo; return &v }
 func (r *gqlProject) Namespace() *gqlNamespace { return r.s.namespaceOf(r.p) }
+func (r *gqlProject) ImportStatus() *string    { v := r.rest().ImportStatus; return &v }
 func (r *gqlProject) IsForked() bool           { return r.p.forkOf >= 0 }
 func (r *gqlProject) ForksCount() int32        { return int32(r.rest().ForksCount) }
 func (r *gqlProject) StarCount() int32         { return int32(r.rest().StarCount) }

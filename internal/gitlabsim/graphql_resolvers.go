@@ -50,8 +50,9 @@ func (q *gqlQuery) Project(ctx context.Context, args struct{ FullPath graphql.ID
 // REST detail would answer 403 or 404.
 func (s *Server) readableProject(ctx context.Context, pi int) *gqlProject {
 	p := &s.in.projects[pi]
-	fs := stateOf(ctx).fs
-	if s.projectDeleted(fs, p.id) || s.projectForbidden(fs, p.id, clsProject) {
+	st := stateOf(ctx)
+	if s.projectDeleted(st.fs, p.id) || s.projectForbidden(st.fs, p.id, clsProject) {
+		st.faulted.Store(true)
 		return nil
 	}
 	return &gqlProject{s: s, p: p}
@@ -235,6 +236,10 @@ func (g *gqlGroup) Projects(args groupProjectsArgs) (*conn[gqlProject], error) {
 	if args.IncludeSubgroups {
 		idx = g.g.subtree
 	}
+	return g.s.listNamespaceProjects(idx, args)
+}
+
+func (s *Server) listNamespaceProjects(idx []int32, args groupProjectsArgs) (*conn[gqlProject], error) {
 	if args.IDs != nil {
 		keep := map[int64]bool{}
 		for _, id := range *args.IDs {
@@ -244,12 +249,12 @@ func (g *gqlGroup) Projects(args groupProjectsArgs) (*conn[gqlProject], error) {
 			}
 			keep[n] = true
 		}
-		idx = slices.DeleteFunc(slices.Clone(idx), func(i int32) bool { return !keep[g.s.in.projects[i].id] })
+		idx = slices.DeleteFunc(slices.Clone(idx), func(i int32) bool { return !keep[s.in.projects[i].id] })
 	}
-	idx = g.s.filterProjects(idx, projectFilter{
+	idx = s.filterProjects(idx, projectFilter{
 		search: args.Search, issues: args.WithIssuesEnabled, mrs: args.WithMergeRequestsEnabled, archived: args.IncludeArchived,
 	})
-	return g.s.projectConn(idx, args.pageArgs)
+	return s.projectConn(idx, args.pageArgs)
 }
 
 type descendantArgs struct {
@@ -273,20 +278,43 @@ func (g *gqlGroup) DescendantGroups(args descendantArgs) (*conn[gqlGroup], error
 	return newConn(len(idx), args.pageArgs, func(k int) *gqlGroup { return &gqlGroup{s: g.s, g: &g.s.in.groups[idx[k]]} })
 }
 
-// gqlNamespace is a project's namespace: a group's, or a user's for a personal project.
+// gqlNamespace is a namespace: a group's, or a user's holding personal projects.
 type gqlNamespace struct {
+	s                              *Server
+	group                          *gqlGroup // nil for a user namespace
+	user                           *user
 	id                             graphql.ID
 	fullPath, fullName, name, path string
 	vis                            *string
 }
 
+func (q *gqlQuery) Namespace(args struct{ FullPath graphql.ID }) *gqlNamespace {
+	ref := string(args.FullPath)
+	if isNumeric(ref) {
+		return nil
+	}
+	if g := q.Group(args); g != nil {
+		return g.namespace()
+	}
+	if ui, ok := q.s.in.lookupUser(ref); ok {
+		return q.s.userNamespace(&q.s.in.users[ui])
+	}
+	return nil
+}
+
+func (s *Server) userNamespace(u *user) *gqlNamespace {
+	return &gqlNamespace{s: s, user: u, id: gid("Namespaces::UserNamespace", u.id), fullPath: u.username, fullName: u.name, name: u.name, path: u.username}
+}
+
+func (g *gqlGroup) namespace() *gqlNamespace {
+	return &gqlNamespace{s: g.s, group: g, id: g.ID(), fullPath: g.g.fullPath, fullName: g.FullName(), name: g.g.name, path: g.g.path, vis: g.Visibility()}
+}
+
 func (s *Server) namespaceOf(p *project) *gqlNamespace {
 	if p.owner >= 0 {
-		u := &s.in.users[p.owner]
-		return &gqlNamespace{id: gid("Namespaces::UserNamespace", u.id), fullPath: u.username, fullName: u.name, name: u.name, path: u.username}
+		return s.userNamespace(&s.in.users[p.owner])
 	}
-	g := &gqlGroup{s: s, g: &s.in.groups[p.group]}
-	return &gqlNamespace{id: g.ID(), fullPath: g.g.fullPath, fullName: g.FullName(), name: g.g.name, path: g.g.path, vis: g.Visibility()}
+	return (&gqlGroup{s: s, g: &s.in.groups[p.group]}).namespace()
 }
 
 func (n *gqlNamespace) ID() graphql.ID       { return n.id }
@@ -295,3 +323,12 @@ func (n *gqlNamespace) FullName() string     { return n.fullName }
 func (n *gqlNamespace) Name() string         { return n.name }
 func (n *gqlNamespace) Path() string         { return n.path }
 func (n *gqlNamespace) Visibility() *string  { return n.vis }
+
+// Projects are a group's projects, or a user's personal projects (as GET
+// /users/:id/projects lists them), in ascending id.
+func (n *gqlNamespace) Projects(args groupProjectsArgs) (*conn[gqlProject], error) {
+	if n.group != nil {
+		return n.group.Projects(args)
+	}
+	return n.s.listNamespaceProjects(n.user.projects, args)
+}

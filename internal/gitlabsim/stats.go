@@ -19,7 +19,7 @@ type Stats struct {
 	PeakPerMinuteByClass map[string]int64 `json:"peak_per_minute_by_class"`
 	// GraphQLOperations counts POST /api/graphql requests by operation name
 	// ("anonymous" when unnamed); each is also one request of class "graphql".
-	GraphQLOperations map[string]int64 `json:"graphql_operations"`
+	GraphQLOperations map[string]int64 `json:"graphql_operations,omitempty"`
 }
 
 type counters struct {
@@ -116,9 +116,6 @@ func (c *counters) snapshot() Stats {
 	}
 	c.mu.Lock()
 	st.GraphQLOperations = maps.Clone(c.ops)
-	if st.GraphQLOperations == nil {
-		st.GraphQLOperations = map[string]int64{}
-	}
 	st.PeakPerMinute = c.all.peak
 	st.PeakPerMinuteByClass = map[string]int64{}
 	for i := range c.byClassWin {

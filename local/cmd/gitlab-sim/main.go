@@ -120,6 +120,8 @@ func parseFlags(args []string) (gitlabsim.Options, string, error) {
 	fs.Float64Var(&opts.Faults.DeletedRate, "deleted-rate", 0, "fraction of projects listed but answering 404")
 	fs.Float64Var(&opts.Faults.Burst429Rate, "burst429-rate", 0, "fraction of requests answered 429 regardless of the limit")
 	fs.BoolVar(&opts.Faults.NoHeaders429, "no-headers-429", false, "429s without rate-limit headers and Retry-After")
+	fs.IntVar(&opts.GraphQLComplexity, "graphql-complexity", gitlabsim.DefaultGraphQLComplexity, "GraphQL query complexity limit (GitLab: 250 for a user, 300 for an administrator)")
+	fs.BoolVar(&opts.NoGraphQL, "no-graphql", false, "serve no GraphQL API: /api/graphql answers 404, as a GitLab before 12.1")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(os.Stderr)

@@ -212,3 +212,23 @@ func TestEndpointLimitsFlag(t *testing.T) {
 		t.Fatalf("stop: %v", err)
 	}
 }
+
+func TestGraphQLFlags(t *testing.T) {
+	for _, tt := range []struct {
+		args  []string
+		limit int
+		off   bool
+	}{
+		{nil, gitlabsim.DefaultGraphQLComplexity, false},
+		{[]string{"--graphql-complexity", "100"}, 100, false},
+		{[]string{"--no-graphql"}, gitlabsim.DefaultGraphQLComplexity, true},
+	} {
+		o, _, err := parseFlags(tt.args)
+		if err != nil || o.GraphQLComplexity != tt.limit || o.NoGraphQL != tt.off {
+			t.Errorf("parseFlags(%v): limit %d, off %v, %v; want %d, %v", tt.args, o.GraphQLComplexity, o.NoGraphQL, err, tt.limit, tt.off)
+		}
+	}
+	if _, err := gitlabsim.New(gitlabsim.Options{Groups: 1, GraphQLComplexity: -1}); err == nil {
+		t.Error("a negative complexity limit is accepted")
+	}
+}
