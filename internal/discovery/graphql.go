@@ -199,9 +199,9 @@ type gqlRepository struct {
 	} `json:"blobs"`
 }
 
-// decodeProject reads one alias's project; failed names the facts an error or a null
-// made unknown ("" for the whole project).
-func decodeGQLProject(raw json.RawMessage, failed map[string]bool) (*prefetched, error) {
+// decodeGQLProject reads one alias's answer for project id; failed names the facts
+// an error or a null made unknown ("" for the whole project).
+func decodeGQLProject(raw json.RawMessage, id int64, failed map[string]bool) (*prefetched, error) {
 	if failed[""] || len(raw) == 0 || string(raw) == "null" {
 		return nil, nil // not visible, gone or refused: REST tells which
 	}
@@ -209,8 +209,14 @@ func decodeGQLProject(raw json.RawMessage, failed map[string]bool) (*prefetched,
 	if err := json.Unmarshal(raw, &gp); err != nil {
 		return nil, err
 	}
-	if _, err := gitlab.ParseGID(gp.ID); err != nil {
+	got, err := gitlab.ParseGID(gp.ID)
+	if err != nil {
 		return nil, err
+	}
+	if got != id {
+		// The path names another project now (renamed, moved, its path reused since
+		// the listing): its facts are not this one's.
+		return nil, fmt.Errorf("its path is project %d's now", got)
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
@@ -353,7 +359,7 @@ func (w *Worker) queryBatch(ctx context.Context, batch []gitlab.Project) (map[in
 	out := map[int64]*prefetched{}
 	for i, gp := range batch {
 		alias := "p" + strconv.Itoa(i)
-		pf, err := decodeGQLProject(a.Projects[alias], failed[alias])
+		pf, err := decodeGQLProject(a.Projects[alias], gp.ID, failed[alias])
 		if err != nil {
 			w.log().Warn("GraphQL answer for a project did not decode; profiling it through REST", "project_id", gp.ID, "err", err)
 			continue

@@ -37,6 +37,7 @@ type fakeGQL struct {
 	denied     map[string]bool    // full paths GraphQL answers null with an error
 	fieldErr   map[string]string  // full path -> count name answered null with an error
 	restDenied map[string]bool    // REST resources (e.g. "merge_requests") answering 403
+	moved      map[string]bool    // full paths that name another project now
 	mu         sync.Mutex
 	gqlCalls   int
 	batches    []int    // projects per answered query
@@ -103,7 +104,11 @@ func (f *fakeGQL) graphql(w http.ResponseWriter, r *http.Request) {
 			errs = append(errs, map[string]any{"message": "The resource that you are attempting to access does not exist or you don't have permission to perform this action", "path": []string{alias}})
 			continue
 		}
-		p := map[string]any{"id": "gid://gitlab/Project/" + strings.TrimPrefix(path, "g/p"), "containerRepositoriesCount": 0,
+		gid := "gid://gitlab/Project/" + strings.TrimPrefix(path, "g/p")
+		if f.moved[path] {
+			gid = "gid://gitlab/Project/999"
+		}
+		p := map[string]any{"id": gid, "containerRepositoriesCount": 0,
 			"packages": map[string]any{"pageInfo": map[string]bool{"hasNextPage": false}, "nodes": []map[string]string{{"packageType": "NPM"}, {"packageType": "MAVEN"}, {"packageType": "NPM"}}}}
 		for _, c := range facts.Counts {
 			if c.GraphQL != "" {
@@ -247,22 +252,23 @@ func TestGraphQLLimitBelowOneProject(t *testing.T) {
 	}
 }
 
-// TestGraphQLPartialAnswer: a project GraphQL refused is profiled through REST alone;
+// TestGraphQLPartialAnswer: a project GraphQL refused, or whose path names another
+// project now, is profiled through REST alone;
 // a count that failed in GraphQL is read from REST for that project only; and a count
 // neither gives stays unknown (nil), never 0.
 func TestGraphQLPartialAnswer(t *testing.T) {
 	f := &fakeGQL{limit: 250, perProject: 10,
 		denied: map[string]bool{"g/p2": true}, fieldErr: map[string]string{"g/p3": "merge_requests", "g/p4": "issues"},
-		restDenied: map[string]bool{"issues": true}}
+		restDenied: map[string]bool{"issues": true}, moved: map[string]bool{"g/p5": true}}
 	w := gqlWorker(t, f, APIAuto, nil)
 	ctx := context.Background()
-	ps := gqlProjects(4)
+	ps := gqlProjects(5)
 	pre, err := w.prefetch(ctx, ps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pre[2] != nil || pre[1] == nil || pre[3] == nil {
-		t.Fatalf("prefetched %v; want all but project 2", pre)
+	if pre[2] != nil || pre[5] != nil || pre[1] == nil || pre[3] == nil {
+		t.Fatalf("prefetched %v; want all but projects 2 and 5", pre)
 	}
 	profiles := map[int64]inventory.Project{}
 	for _, gp := range ps {
@@ -276,8 +282,10 @@ func TestGraphQLPartialAnswer(t *testing.T) {
 	if got := f.restOf(3); slices.Index(got, "merge_requests") < 0 || slices.Contains(got, "pipelines") {
 		t.Errorf("project 3 asked REST %v; want merge_requests (its failed count) and no pipelines", got)
 	}
-	if got := f.restOf(2); !slices.Contains(got, "pipelines") || !slices.Contains(got, "repository/tree") {
-		t.Errorf("project 2 asked REST %v; want its whole profile", got)
+	for _, id := range []int64{2, 5} {
+		if got := f.restOf(id); !slices.Contains(got, "pipelines") || !slices.Contains(got, "repository/tree") {
+			t.Errorf("project %d asked REST %v; want its whole profile", id, got)
+		}
 	}
 	p3 := profiles[3].Counts
 	if *p3.MergeRequests != 5 || *p3.OpenMergeRequests != 7 {
