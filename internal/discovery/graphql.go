@@ -299,8 +299,9 @@ func (w *Worker) prefetch(ctx context.Context, projects []gitlab.Project) (map[i
 				return nil, ctx.Err()
 			}
 			if score, limit, ok := gitlab.ComplexityOf(err); ok && len(batch) > 1 {
-				// Too complex: learn the size from GitLab's figures and ask again.
-				w.gql.learn(len(batch), score, limit)
+				// Too complex: learn the size from GitLab's figures and ask again, with
+				// fewer whatever the figures say.
+				w.gql.size.Store(int64(min(w.gql.learn(len(batch), score, limit), len(batch)-1)))
 				rest = append(slices.Clone(batch), rest...)
 				continue
 			}

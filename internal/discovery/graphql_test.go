@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -249,6 +250,29 @@ func TestGraphQLLimitBelowOneProject(t *testing.T) {
 	// 6 refused, then 1 (of 20 at most 0 fit: at least one is asked) refused.
 	if f.gqlCalls != 2 || strings.Count(log.String(), "admits not even one project") != 1 {
 		t.Errorf("%d GraphQL calls, log:\n%s", f.gqlCalls, log.String())
+	}
+}
+
+// TestGraphQLRefusalFiguresThatLie: a refusal whose figures say more would fit still
+// shrinks the batch, so the queries end.
+func TestGraphQLRefusalFiguresThatLie(t *testing.T) {
+	var calls int
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		fmt.Fprint(w, `{"errors":[{"message":"Query has complexity of 1, which exceeds max complexity of 1000"}]}`)
+	}))
+	defer ts.Close()
+	gl, err := gitlab.New(ts.URL, "t", gitlab.Options{Limiter: budget.NewMemory(budget.Config{}), MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &Worker{GitLab: gl, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if pre, err := w.prefetch(context.Background(), gqlProjects(4)); err != nil || len(pre) != 0 {
+		t.Fatalf("prefetch: %v, %d projects", err, len(pre))
+	}
+	// 4, 3, 2, 1 refused; the last turns GraphQL off.
+	if calls != 4 || w.useGraphQL() {
+		t.Errorf("%d calls, GraphQL still on: %v", calls, w.useGraphQL())
 	}
 }
 
