@@ -23,6 +23,7 @@ import (
 type Config struct {
 	GitLabURL          string         // GITLAB_URL
 	Token              string         // GITLAB_TOKEN (never logged)
+	API                string         // GITLAB_API: auto, graphql or rest
 	RootGroups         []string       // ROOT_GROUPS, comma-separated paths or IDs; empty = every top-level group
 	IncludePersonal    bool           // INCLUDE_PERSONAL_PROJECTS
 	cacheTTL           *time.Duration // CACHE_TTL, the older name of FULL_SCAN_EVERY
@@ -55,6 +56,15 @@ func (c *Config) declare() *Set {
 	s.Func("GITLAB_URL", "", "Base URL of the GitLab instance, e.g. https://gitlab.example.com (required)",
 		func(v string) error { c.GitLabURL = strings.TrimRight(v, "/"); return nil })
 	s.String(&c.Token, "GITLAB_TOKEN", "", "Personal/group access token with read_api scope (required; never logged; Lambda reads it from Secrets Manager)")
+	s.Func("GITLAB_API", "auto", "API a project is profiled through: `auto` uses GraphQL (`/api/graphql`, many projects' counts, packages and files in one request) where the instance answers it and REST otherwise, saying so once in the log; `graphql` always tries GraphQL first; `rest` never uses it. Facts GraphQL lacks (branches, tags, webhooks, protected branches, CI variables, environments) come from REST in every mode ([docs/EXPORTS.md](docs/EXPORTS.md#which-api-gives-each-fact))",
+		func(v string) error {
+			switch v = strings.ToLower(v); v {
+			case "auto", "graphql", "rest":
+				c.API = v
+				return nil
+			}
+			return errors.New("want auto, graphql or rest")
+		})
 	s.Func("ROOT_GROUPS", "", "Comma-separated group paths or IDs to scan; empty = every top-level group the token can see",
 		func(v string) error { c.RootGroups = rootGroups(v); return nil })
 	s.Bool(&c.IncludePersonal, "INCLUDE_PERSONAL_PROJECTS", false, "`true`: also scan projects in personal (user) namespaces, which no group holds, by walking the project list (keyset); an admin token sees every user's")

@@ -78,6 +78,9 @@ func (pr *profiler) files(ctx context.Context) error {
 		}
 		return nil
 	}
+	if pr.pre != nil && pr.pre.filesKnown {
+		return pr.blobs(ctx, cfg, pr.pre.files)
+	}
 	tree, err := pr.w.GitLab.Tree(ctx, pr.gp.ID, "", pr.gp.DefaultBranch)
 	if err := pr.check(ctx, facts.Tree.Name, err); err != nil {
 		return err

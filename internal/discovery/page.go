@@ -16,19 +16,47 @@ import (
 )
 
 // profilePage profiles a page of projects concurrently and records each; skipStored
-// leaves out those the run already holds (a page resumed after a crash).
+// leaves out those the run already holds (a page resumed after a crash). In GraphQL
+// mode the facts of the projects to be profiled are asked for in batches first.
 func (w *Worker) profilePage(ctx context.Context, runID string, projects []gitlab.Project, skipStored bool) error {
+	todo := make([]*pageProject, len(projects))
+	if err := w.each(ctx, projects, func(ctx context.Context, i int, gp gitlab.Project) (err error) {
+		todo[i], err = w.triage(ctx, runID, gp, skipStored)
+		return err
+	}); err != nil {
+		return err
+	}
+	var profile []gitlab.Project
+	for _, t := range todo {
+		if t != nil && !t.carried {
+			profile = append(profile, t.gp)
+		}
+	}
+	pre, err := w.prefetch(ctx, profile)
+	if err != nil {
+		return err
+	}
+	return w.each(ctx, projects, func(ctx context.Context, i int, gp gitlab.Project) error {
+		if todo[i] == nil {
+			return nil
+		}
+		return w.finish(ctx, runID, todo[i], pre[gp.ID])
+	})
+}
+
+// each runs fn for every project, Concurrency at a time; the first error stops it.
+func (w *Worker) each(ctx context.Context, projects []gitlab.Project, fn func(context.Context, int, gitlab.Project) error) error {
 	n := w.Concurrency
 	if n <= 0 {
 		n = 8
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(n)
-	for _, gp := range projects {
+	for i, gp := range projects {
 		if gctx.Err() != nil {
 			break // a project failed: the page is retried from its checkpoint
 		}
-		g.Go(func() error { return w.profileOne(gctx, runID, gp, skipStored) })
+		g.Go(func() error { return fn(gctx, i, gp) })
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -36,30 +64,48 @@ func (w *Worker) profilePage(ctx context.Context, runID string, projects []gitla
 	return ctx.Err()
 }
 
-func (w *Worker) profileOne(ctx context.Context, runID string, gp gitlab.Project, skipStored bool) error {
+// pageProject is a project of a page to be recorded: carried over from the previous
+// run (p), or to be profiled.
+type pageProject struct {
+	gp      gitlab.Project
+	p       inventory.Project
+	carried bool
+}
+
+// triage decides what becomes of a listed project: nil when there is nothing to
+// record (no ID, or stored already by an earlier delivery of the page).
+func (w *Worker) triage(ctx context.Context, runID string, gp gitlab.Project, skipStored bool) (*pageProject, error) {
 	if gp.ID <= 0 {
 		// A record without a readable ID has no project to be recorded on.
 		w.log().Warn("project record without an ID skipped", "err", gp.Validate())
 		if w.Recorder != nil {
 			w.Recorder.ScanError("malformed", "listing")
 		}
-		return nil
+		return nil, nil
 	}
 	// A page interrupted part-way (a timeout, a kill) keeps the projects it stored: a
 	// redelivery skips them instead of asking GitLab again.
 	if skipStored {
 		if _, done, err := w.Store.GetProject(ctx, runID, gp.ID); err != nil {
-			return fmt.Errorf("profile project %d: %w", gp.ID, err)
+			return nil, fmt.Errorf("profile project %d: %w", gp.ID, err)
 		} else if done {
-			return nil
+			return nil, nil
 		}
 	}
 	p, ok, err := w.carryOver(ctx, runID, gp)
 	if err != nil {
-		return fmt.Errorf("profile project %d: %w", gp.ID, err)
+		return nil, fmt.Errorf("profile project %d: %w", gp.ID, err)
 	}
-	if !ok {
-		if p, err = w.profile(ctx, gp); err != nil {
+	return &pageProject{gp: gp, p: p, carried: ok}, nil
+}
+
+// finish profiles a project not carried over, with what GraphQL said of it (pre, nil
+// for none), and records it.
+func (w *Worker) finish(ctx context.Context, runID string, t *pageProject, pre *prefetched) error {
+	p, gp := t.p, t.gp
+	if !t.carried {
+		var err error
+		if p, err = w.profile(ctx, gp, pre); err != nil {
 			return fmt.Errorf("profile project %d: %w", gp.ID, err)
 		}
 		p.LastProfiledAt = w.now()

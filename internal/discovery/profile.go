@@ -26,11 +26,12 @@ type profiler struct {
 	gone     bool
 	deniedAt string // first step that answered 403 on the project itself
 	budget   bool
+	pre      *prefetched // what GraphQL said; nil: everything from REST
 }
 
-func (w *Worker) profile(ctx context.Context, gp gitlab.Project) (inventory.Project, error) {
+func (w *Worker) profile(ctx context.Context, gp gitlab.Project, pre *prefetched) (inventory.Project, error) {
 	ctx, _ = gitlab.WithCallCounter(ctx, w.MaxPerProjectCalls)
-	pr := &profiler{w: w, gp: gp, p: identity(gp)}
+	pr := &profiler{w: w, gp: gp, p: identity(gp), pre: pre}
 	var err error
 	if verr := gp.Validate(); verr != nil {
 		// GitLab's record is wrong (a field's type, an impossible number): the project
@@ -198,6 +199,14 @@ func (pr *profiler) counts(ctx context.Context) error {
 				*dst = &n
 				continue
 			}
+			if n, lower, ok := pr.pre.count(f.Name); ok {
+				pr.ok++
+				*dst = &n
+				if lower {
+					cnt.LowerBounds = append(cnt.LowerBounds, f.Name)
+				}
+				continue
+			}
 			n, lower, err := pr.w.GitLab.Count(ctx, pr.gp.ID, f.Resource(), f.Values())
 			if err := pr.check(ctx, f.Name, err); err != nil {
 				return err
@@ -229,6 +238,9 @@ func (pr *profiler) registryAndPackages(ctx context.Context, stats *inventory.St
 	switch {
 	case stats != nil:
 		feat.RegistryInUse = new(stats.ContainerRegistrySize > 0)
+	case feat.RegistryEnabled && pr.pre != nil && pr.pre.registry != nil:
+		pr.ok++
+		feat.RegistryInUse = new(*pr.pre.registry > 0)
 	case feat.RegistryEnabled:
 		n, _, err := c.Count(ctx, id, "registry/repositories", nil)
 		if err := pr.check(ctx, facts.Registry.Name, err); err != nil {
@@ -242,6 +254,11 @@ func (pr *profiler) registryAndPackages(ctx context.Context, stats *inventory.St
 	}
 	if !pr.gp.PackagesOn() || (stats != nil && stats.PackagesSize == 0) {
 		feat.PackageTypes = []string{}
+		return nil
+	}
+	if pr.pre != nil && pr.pre.packageTypes != nil {
+		pr.ok++
+		feat.PackageTypes = append([]string{}, pr.pre.packageTypes...)
 		return nil
 	}
 	types, err := c.PackageTypes(ctx, id)

@@ -45,6 +45,11 @@ type Worker struct {
 	FullScanEvery time.Duration
 	// Now is the clock of last_profiled_at and of a profile's age; default time.Now.
 	Now func() time.Time
+	// API (GITLAB_API) is the API projects are profiled through: APIAuto (also ""),
+	// APIGraphQL or APIREST.
+	API string
+
+	gql gqlState
 
 	bases sync.Map // run ID -> *base: the run and the previous run it carries over from
 }

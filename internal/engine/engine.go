@@ -149,6 +149,7 @@ func (e *Engine) Worker(gl *gitlab.Client) *discovery.Worker {
 		MaxPerProjectCalls: e.cfg.MaxPerProjectCalls,
 		Concurrency:        e.cfg.Concurrency,
 		FullScanEvery:      e.cfg.FullScanEvery,
+		API:                e.cfg.API,
 		DeadlineMargin:     e.opts.DeadlineMargin,
 		OnRunFinished:      e.opts.OnRunFinished,
 	}
@@ -183,6 +184,7 @@ type Effective struct {
 	Thresholds         readiness.Thresholds
 	RootGroups         []string
 	IncludePersonal    bool
+	API                string // GITLAB_API
 }
 
 // Describe reads the effective settings off a built worker, scheduler and client.
@@ -192,7 +194,7 @@ func Describe(w *discovery.Worker, s *discovery.Scheduler, gl *gitlab.Client) Ef
 		FullScanEvery: w.FullScanEvery, MaxPerProjectCalls: w.MaxPerProjectCalls, Concurrency: w.Concurrency,
 		DeadlineMargin: w.DeadlineMargin, Thresholds: w.Thresholds,
 		RequestConcurrency: cs.Concurrency, RequestTimeout: cs.Timeout,
-		RootGroups: s.RootGroups, IncludePersonal: s.IncludePersonal,
+		RootGroups: s.RootGroups, IncludePersonal: s.IncludePersonal, API: w.API,
 	}
 	for class, l := range cs.EndpointLimiters {
 		if r, ok := l.(interface{ RPM() int }); ok {
@@ -211,5 +213,5 @@ func (a Effective) Equal(b Effective) bool {
 		a.MaxPerProjectCalls == b.MaxPerProjectCalls && a.Concurrency == b.Concurrency &&
 		a.RequestConcurrency == b.RequestConcurrency && a.RequestTimeout == b.RequestTimeout &&
 		a.DeadlineMargin == b.DeadlineMargin && a.Thresholds == b.Thresholds &&
-		fmt.Sprint(a.RootGroups) == fmt.Sprint(b.RootGroups) && a.IncludePersonal == b.IncludePersonal
+		fmt.Sprint(a.RootGroups) == fmt.Sprint(b.RootGroups) && a.IncludePersonal == b.IncludePersonal && a.API == b.API
 }

@@ -31,7 +31,7 @@ func TestRootsAgree(t *testing.T) {
 		"ROOT_GROUPS": "a,b/c", "INCLUDE_PERSONAL_PROJECTS": "true",
 		"RATE_LIMIT_RPM": "900", "RATE_LIMIT_ENDPOINTS": "groups/:id/projects=300,projects/:id=200",
 		"MAX_API_CALLS": "5000", "MAX_PER_PROJECT_CALLS": "77", "CONCURRENT_REQUESTS": "3",
-		"REQUEST_TIMEOUT": "7s", "FULL_SCAN_EVERY": "24h", "READINESS_THRESHOLDS": th, "MIGRATION_PATH": "gei",
+		"REQUEST_TIMEOUT": "7s", "FULL_SCAN_EVERY": "24h", "GITLAB_API": "rest", "READINESS_THRESHOLDS": th, "MIGRATION_PATH": "gei",
 		"DATA_DIR": filepath.Join(dir, "data"), "EXPORT_DIR": filepath.Join(dir, "exports"),
 		// The Lambda variables (an emulator endpoint lets GITLAB_TOKEN stand).
 		"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "STORE_TABLE": "store", "BUDGET_TABLE": "budget",
@@ -50,7 +50,7 @@ func TestRootsAgree(t *testing.T) {
 	want := engine.Effective{
 		FullScanEvery: 24 * time.Hour, EndpointRPM: map[string]int{"groups/:id/projects": 300, "projects/:id": 200},
 		MaxPerProjectCalls: 77, Concurrency: 3, RequestConcurrency: 3, RequestTimeout: 7 * time.Second,
-		Thresholds: wantTh, RootGroups: []string{"a", "b/c"}, IncludePersonal: true,
+		Thresholds: wantTh, RootGroups: []string{"a", "b/c"}, IncludePersonal: true, API: "rest",
 	}
 
 	cfg, err := config.FromEnv()

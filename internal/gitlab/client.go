@@ -29,6 +29,7 @@ import (
 	gogitlab "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/gl2gh/discovery-agent/internal/budget"
+	"github.com/gl2gh/discovery-agent/internal/facts"
 )
 
 // Classified failures; an *APIError matches the first three with errors.Is.
@@ -344,7 +345,7 @@ func (p *projectRecord) decodeJSON(data []byte, r redactor) error {
 }
 
 // TotalCap is where GitLab stops counting: above it X-Total is omitted.
-const TotalCap = 10000
+const TotalCap = facts.TotalCap
 
 // Count returns how many items a project list resource holds, from X-Total of a
 // one-item page. Above 10,000 GitLab omits X-Total: the count is then the lower bound

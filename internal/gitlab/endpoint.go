@@ -13,6 +13,9 @@ const rawFileClass = "projects/:id/repository/files/:path/raw"
 // EndpointClass maps a request path to a bounded endpoint class such as
 // "projects/:id/merge_requests": metric labels and stats must never carry raw IDs.
 func EndpointClass(path string) string {
+	if strings.HasSuffix(path, "/api/graphql") {
+		return GraphQLClass
+	}
 	p := strings.TrimPrefix(path, "/api/v4/")
 	if p == path {
 		return "other"
@@ -49,10 +52,11 @@ var walkClasses = []string{"version", "user", "groups", "projects", "groups/:id"
 	"groups/:id/descendant_groups", "groups/:id/projects"}
 
 // EndpointClasses lists the endpoint classes of the requests the agent makes, each
-// once, and "other" last: the walk's, then those of the facts a profile reads.
+// once, and "other" last: the walk's, then those of the facts a profile reads, then
+// GraphQL's.
 func EndpointClasses() []string {
 	out := append(slices.Clone(walkClasses), facts.Endpoints()...)
-	return append(out, "other")
+	return append(out, GraphQLClass, "other")
 }
 
 var known = func() map[string]bool {

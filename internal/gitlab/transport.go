@@ -1,6 +1,7 @@
 package gitlab
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -81,6 +82,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	endpoint := EndpointClass(req.URL.Path)
 	classLimiter := t.perEndpoint[endpoint]
+	if err := rewindable(req); err != nil {
+		return nil, err
+	}
 	for attempt := 0; ; attempt++ {
 		resp, err := t.attempt(ctx, req, endpoint, classLimiter)
 		reason, wait := t.retryable(resp, err)
@@ -140,7 +144,17 @@ func (t *transport) attempt(ctx context.Context, req *http.Request, endpoint str
 
 	actx, cancel := context.WithTimeout(ctx, t.timeout)
 	start := time.Now()
-	resp, err := t.next.RoundTrip(req.Clone(actx))
+	try := req.Clone(actx)
+	if req.GetBody != nil {
+		// A retried POST (GraphQL) sends its body again, not what the last attempt left.
+		body, err := req.GetBody()
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		try.Body = body
+	}
+	resp, err := t.next.RoundTrip(try)
 	d := time.Since(start)
 	if err != nil {
 		cancel()
@@ -324,6 +338,22 @@ func unixCapped(now time.Time, s int64) time.Time {
 
 func (t *transport) backoff(attempt int) time.Duration {
 	return backoff.Exp(t.baseBackoff, t.maxBackoff, attempt)
+}
+
+// rewindable makes a request body readable once per attempt: our own bodies (a GraphQL
+// query) are small, so one that cannot be rewound is read once and kept.
+func rewindable(req *http.Request) error {
+	if req.Body == nil || req.Body == http.NoBody || req.GetBody != nil {
+		return nil
+	}
+	b, err := io.ReadAll(io.LimitReader(req.Body, MaxBodySize+1))
+	req.Body.Close()
+	if err != nil {
+		return err
+	}
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	req.Body, _ = req.GetBody()
+	return nil
 }
 
 func drain(resp *http.Response) {

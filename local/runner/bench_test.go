@@ -17,26 +17,32 @@ import (
 )
 
 // BenchmarkScan runs a whole local discovery of a simulated estate and reports what is
-// deterministic (API calls per project, export bytes per project) next to the speed.
+// deterministic (API calls per project, in all and through GraphQL, export bytes per
+// project) next to the speed, for each GITLAB_API: rest, and graphql (what auto
+// chooses on a GitLab that answers GraphQL). "5xx+malformed" is the fault mix
+// (5% 5xx, 1% malformed bodies); "faults" adds forbidden and deleted projects.
 func BenchmarkScan(b *testing.B) {
 	cases := []struct {
 		name   string
 		faults gitlabsim.Faults
 	}{
 		{"clean", gitlabsim.Faults{}},
+		{"5xx+malformed", gitlabsim.Faults{ErrorRate: 0.05, MalformedRate: 0.01}},
 		{"faults", gitlabsim.Faults{ErrorRate: 0.05, MalformedRate: 0.01, ForbiddenRate: 0.05,
 			ForbiddenEndpoints: []string{"projects/:id/hooks", "projects/:id/variables"}, DeletedRate: 0.01}},
 	}
-	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
-			for b.Loop() {
-				benchScan(b, c.faults)
-			}
-		})
+	for _, api := range []string{"rest", "graphql"} {
+		for _, c := range cases {
+			b.Run(api+"/"+c.name, func(b *testing.B) {
+				for b.Loop() {
+					benchScan(b, api, c.faults)
+				}
+			})
+		}
 	}
 }
 
-func benchScan(b *testing.B, faults gitlabsim.Faults) {
+func benchScan(b *testing.B, api string, faults gitlabsim.Faults) {
 	b.StopTimer()
 	sim, err := gitlabsim.New(gitlabsim.Options{Seed: 1, Groups: 40, Projects: 2000, Token: "t", Faults: faults})
 	if err != nil {
@@ -46,7 +52,7 @@ func benchScan(b *testing.B, faults gitlabsim.Faults) {
 	defer ts.Close()
 	dir := b.TempDir()
 	cfg := config.Config{GitLabURL: ts.URL, Token: "t", DataDir: filepath.Join(dir, "data"), ExportDir: filepath.Join(dir, "exports"),
-		MaxPerProjectCalls: 200, Concurrency: 16, RequestTimeout: 5 * time.Second}
+		MaxPerProjectCalls: 200, Concurrency: 16, RequestTimeout: 5 * time.Second, API: api}
 	r, err := New(cfg, Options{Log: slog.New(slog.NewJSONHandler(io.Discard, nil)), RetryDelay: time.Millisecond,
 		GitLab: gitlab.Options{BaseBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}})
 	if err != nil {
@@ -71,6 +77,7 @@ func benchScan(b *testing.B, faults gitlabsim.Faults) {
 		}
 	}
 	b.ReportMetric(float64(st.Requests)/projects, "calls/project")
+	b.ReportMetric(float64(st.ByClass[gitlab.GraphQLClass])/projects, "graphql-calls/project")
 	b.ReportMetric(projects/elapsed.Seconds(), "projects/s")
 	b.ReportMetric(float64(exportBytes)/projects, "export-B/project")
 	b.StartTimer()

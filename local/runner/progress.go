@@ -22,6 +22,7 @@ type Progress struct {
 	errors    atomic.Int64
 	remaining atomic.Int64 // last RateLimit-Remaining seen, -1 unknown
 	pending   atomic.Int64
+	graphql   atomic.Int64 // GraphQL requests, retries included, as the client counts
 	client    atomic.Pointer[gitlab.Client]
 	limiter   atomic.Pointer[budget.Memory]
 }
@@ -35,11 +36,15 @@ func (p *Progress) start(runID string, total int64, c *gitlab.Client, l *budget.
 	p.started.Store(time.Now().UnixNano())
 	p.remaining.Store(-1)
 	p.pending.Store(-1)
+	p.graphql.Store(0)
 	p.client.Store(c)
 	p.limiter.Store(l)
 }
 
 func (p *Progress) Request(endpoint string, status int, d time.Duration) {
+	if endpoint == gitlab.GraphQLClass {
+		p.graphql.Add(1)
+	}
 	if p.next != nil {
 		p.next.Request(endpoint, status, d)
 	}
@@ -101,6 +106,7 @@ type Snapshot struct {
 	Total         int64 // projects in scope, counted when the run started; 0 unknown
 	Errors        int64
 	APICalls      int64
+	GraphQLCalls  int64 // of APICalls, those to GraphQL (GITLAB_API); the rest are REST
 	RateRemaining int64 // -1 unknown
 	PendingGroups int64 // -1 unknown
 	BudgetTokens  float64
@@ -111,7 +117,7 @@ type Snapshot struct {
 func (p *Progress) Snapshot() Snapshot {
 	s := Snapshot{
 		Groups: p.groups.Load(), Projects: p.projects.Load(), Total: p.total.Load(), Errors: p.errors.Load(),
-		RateRemaining: p.remaining.Load(), PendingGroups: p.pending.Load(),
+		RateRemaining: p.remaining.Load(), PendingGroups: p.pending.Load(), GraphQLCalls: p.graphql.Load(),
 	}
 	if id, ok := p.runID.Load().(string); ok {
 		s.RunID = id
@@ -164,6 +170,16 @@ func (s Snapshot) String() string {
 	if s.Total > 0 {
 		projects = fmt.Sprintf("%d/%d (%.0f%%)", s.Projects, s.Total, 100*float64(s.Projects)/float64(s.Total))
 	}
-	return fmt.Sprintf("projects %s  %.1f/s  groups %d  errors %d  api calls %d  pace %s  rate remaining %s  elapsed %s  eta %s",
-		projects, s.Rate(), s.Groups, s.Errors, s.APICalls, pace, rate, s.Elapsed.Round(time.Second), eta)
+	return fmt.Sprintf("projects %s  %.1f/s  groups %d  errors %d  api calls %d%s  pace %s  rate remaining %s  elapsed %s  eta %s",
+		projects, s.Rate(), s.Groups, s.Errors, s.APICalls, s.perProject(), pace, rate, s.Elapsed.Round(time.Second), eta)
+}
+
+// perProject is the calls per project done so far by API kind, e.g. " (rest 5.8,
+// graphql 0.15 per project)"; "" before the first project.
+func (s Snapshot) perProject() string {
+	if s.Projects == 0 {
+		return ""
+	}
+	n := float64(s.Projects)
+	return fmt.Sprintf(" (rest %.2f, graphql %.2f per project)", float64(s.APICalls-s.GraphQLCalls)/n, float64(s.GraphQLCalls)/n)
 }

@@ -20,6 +20,8 @@ func TestSnapshotETA(t *testing.T) {
 		{"nothing done yet", Snapshot{Projects: 0, Total: 2000, Elapsed: time.Minute}, 0, false, "eta ?"},
 		{"total unknown", Snapshot{Projects: 10, Elapsed: time.Minute}, 0, false, "projects 10  "},
 		{"more done than counted (projects added since)", Snapshot{Projects: 2100, Total: 2000, Elapsed: time.Minute}, 0, true, "2100/2000 (105%)"},
+		{"calls per project by API", Snapshot{Projects: 200, Total: 2000, Elapsed: time.Minute, APICalls: 1230, GraphQLCalls: 30}, 9 * time.Minute, true,
+			"api calls 1230 (rest 6.00, graphql 0.15 per project)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,130 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/gl2gh/discovery-agent/internal/gitlab"
+	"github.com/gl2gh/discovery-agent/internal/gitlabsim"
+	"github.com/gl2gh/discovery-agent/internal/inventory"
+	"github.com/gl2gh/discovery-agent/internal/scancheck"
+)
+
+// scanWith scans a simulated estate through one GITLAB_API and checks the exports
+// against the truth; it returns the exported projects by ID and the simulator.
+func scanWith(t *testing.T, api string, opts gitlabsim.Options) (map[int64]map[string]any, *env) {
+	t.Helper()
+	e := newEnv(t, opts)
+	e.cfg.API = api
+	r := e.runner(t)
+	defer r.Close()
+	run, err := r.Scan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.checkAgainstTruth(t, run)
+	_, projects, err := scancheck.ReadExportDir(filepath.Join(e.cfg.ExportDir, "runs", run.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int64]map[string]any{}
+	for _, p := range projects {
+		out[p.ID] = fields(t, p)
+	}
+	return out, e
+}
+
+// fields is a project as its JSONL line holds it, without when it was profiled.
+func fields(t *testing.T, p inventory.Project) map[string]any {
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "last_profiled_at")
+	return m
+}
+
+func perProject(e *env, class string) float64 {
+	st := e.sim.Stats()
+	n := st.Requests
+	if class != "" {
+		n = st.ByClass[class]
+	}
+	return float64(n) / float64(len(e.sim.Truth().Projects))
+}
+
+// TestGraphQLScanEqualsREST: a GraphQL scan and a REST scan of the same estate export
+// the same projects, field by field, both equal to the truth, and GraphQL needs fewer
+// calls; with GitLab's complexity limit lowered to 100 the scan completes the same
+// with smaller batches.
+func TestGraphQLScanEqualsREST(t *testing.T) {
+	opts := gitlabsim.Options{Seed: 7, Groups: 12, Projects: 250}
+	rest, re := scanWith(t, "rest", opts)
+	gql, ge := scanWith(t, "graphql", opts)
+	low := opts
+	low.GraphQLComplexity = 100
+	small, se := scanWith(t, "auto", low)
+	if n := re.sim.Stats().ByClass[gitlab.GraphQLClass]; n != 0 {
+		t.Errorf("REST scan sent %d GraphQL requests", n)
+	}
+	for name, got := range map[string]map[int64]map[string]any{"graphql": gql, "graphql at complexity 100": small} {
+		if len(got) != len(rest) {
+			t.Errorf("%s: %d projects, REST %d", name, len(got), len(rest))
+		}
+		for id, want := range rest {
+			for _, d := range diffFields(want, got[id]) {
+				t.Errorf("%s: project %d: %s", name, id, d)
+			}
+		}
+	}
+	gqlCalls, smallCalls := perProject(ge, gitlab.GraphQLClass), perProject(se, gitlab.GraphQLClass)
+	t.Logf("calls/project: REST %.2f; GraphQL %.2f (%.3f GraphQL); at complexity 100 %.2f (%.3f GraphQL)",
+		perProject(re, ""), perProject(ge, ""), gqlCalls, perProject(se, ""), smallCalls)
+	if gqlCalls == 0 || smallCalls <= gqlCalls {
+		t.Errorf("GraphQL requests per project %.3f, at complexity 100 %.3f: want some, and more of smaller batches", gqlCalls, smallCalls)
+	}
+	if perProject(ge, "") >= perProject(re, "")/2 {
+		t.Errorf("GraphQL scan %.2f calls/project, REST %.2f: want less than half", perProject(ge, ""), perProject(re, ""))
+	}
+}
+
+func diffFields(want, got map[string]any) []string {
+	if got == nil {
+		return []string{"missing"}
+	}
+	var out []string
+	for k, w := range want {
+		if !reflect.DeepEqual(w, got[k]) {
+			out = append(out, fmt.Sprintf("%s = %v, REST %v", k, got[k], w))
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			out = append(out, k+" only in GraphQL's")
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestGraphQLOffFallsBackToREST: auto on a GitLab without /api/graphql asks it once,
+// says so once, and scans through REST to the truth.
+func TestGraphQLOffFallsBackToREST(t *testing.T) {
+	_, e := scanWith(t, "auto", gitlabsim.Options{Seed: 7, Groups: 4, Projects: 60, NoGraphQL: true})
+	if n := e.sim.Stats().ByClass[gitlab.GraphQLClass]; n != 1 {
+		t.Errorf("%d GraphQL requests, want the one that found it missing", n)
+	}
+	if n := strings.Count(e.logs.String(), "does not answer GraphQL"); n != 1 {
+		t.Errorf("said %d times that GraphQL is off, want once", n)
+	}
+}
