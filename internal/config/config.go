@@ -22,7 +22,8 @@ import (
 // Config is the agent's configuration.
 type Config struct {
 	GitLabURL          string         // GITLAB_URL
-	Token              string         // GITLAB_TOKEN (never logged)
+	Token              string         // GITLAB_TOKEN, or the content of GITLAB_TOKEN_FILE (never logged)
+	tokenFile          string         // GITLAB_TOKEN_FILE
 	RootGroups         []string       // ROOT_GROUPS, comma-separated paths or IDs; empty = every top-level group
 	IncludePersonal    bool           // INCLUDE_PERSONAL_PROJECTS
 	cacheTTL           *time.Duration // CACHE_TTL, the older name of FULL_SCAN_EVERY
@@ -46,6 +47,7 @@ type Config struct {
 	Schedule           string         // SCAN_SCHEDULE
 	Backend            string         // BACKEND: service mode's local or aws (checked by the service)
 	LogLevel           string         // LOG_LEVEL
+	LogFormat          string         // LOG_FORMAT: auto, json or text (engine.NewLogger)
 }
 
 // declare declares every shared variable, stored into c; README.md's configuration
@@ -55,6 +57,8 @@ func (c *Config) declare() *Set {
 	s.Func("GITLAB_URL", "", "Base URL of the GitLab instance, e.g. https://gitlab.example.com (required)",
 		func(v string) error { c.GitLabURL = strings.TrimRight(v, "/"); return nil })
 	s.String(&c.Token, "GITLAB_TOKEN", "", "Personal/group access token with read_api scope (required; never logged; Lambda reads it from Secrets Manager)")
+	s.String(&c.tokenFile, "GITLAB_TOKEN_FILE", "", "File holding the token instead of `GITLAB_TOKEN` (a Docker or Kubernetes secret mount, e.g. `/run/secrets/gitlab_token`); surrounding whitespace is ignored; setting both is an error. Every mode reads it; on Lambda, where `GITLAB_TOKEN` is refused, prefer `GITLAB_TOKEN_SECRET_ARN` to a file in the package")
+	s.EnvOnly("GITLAB_TOKEN", "GITLAB_TOKEN_FILE")
 	s.Func("ROOT_GROUPS", "", "Comma-separated group paths or IDs to scan; empty = every top-level group the token can see",
 		func(v string) error { c.RootGroups = rootGroups(v); return nil })
 	s.Bool(&c.IncludePersonal, "INCLUDE_PERSONAL_PROJECTS", false, "`true`: also scan projects in personal (user) namespaces, which no group holds, by walking the project list (keyset); an admin token sees every user's")
@@ -102,6 +106,16 @@ func (c *Config) declare() *Set {
 	s.String(&c.Schedule, "SCAN_SCHEDULE", "", "Service mode: cron expression (5 fields) or interval (e.g. 24h); empty = on demand only")
 	s.String(&c.Backend, "BACKEND", "local", "Service mode: `local` (embedded store, queue and export directory) or `aws` (SQS, DynamoDB and S3 named by the Lambda variables of [docs/DEPLOY.md](docs/DEPLOY.md); `AWS_ENDPOINT_URL` for an emulator such as moto)")
 	s.String(&c.LogLevel, "LOG_LEVEL", "info", "debug, info, warn or error")
+	s.Func("LOG_FORMAT", "auto", "`auto`: readable text lines when stderr is a terminal, JSON lines otherwise (containers, Lambda, files); `json` or `text` to choose",
+		func(v string) error {
+			switch v = strings.ToLower(v); v {
+			case "auto", "json", "text":
+				c.LogFormat = v
+				return nil
+			}
+			return errors.New("want auto, json or text")
+		})
+	s.EnvOnly("ADMIN_TOKEN", "CACHE_TTL")
 	return s
 }
 
@@ -112,17 +126,42 @@ func Vars() []Var { return new(Config).declare().Vars() }
 // FromEnv reads the configuration from the environment and validates its values;
 // Validate checks what a role requires.
 func FromEnv() (Config, error) {
-	return parse(os.Getenv)
+	return Parse(os.Getenv)
 }
 
-func parse(get func(string) string) (Config, error) {
+// Parse reads the configuration through get, which returns a variable's value by name
+// ("" unset): the environment, or command-line flags over it.
+func Parse(get func(string) string) (Config, error) {
 	var c Config
 	err := c.declare().Parse(get)
 	if c.cacheTTL != nil {
 		// Set by hand on top of a copied .env that holds FULL_SCAN_EVERY's default.
 		c.FullScanEvery = *c.cacheTTL
 	}
-	return c, err
+	return c, errors.Join(err, c.readTokenFile())
+}
+
+// TokenFromFile says whether Token came from GITLAB_TOKEN_FILE rather than the
+// environment (Lambda refuses a token in its environment, not one in a file).
+func (c Config) TokenFromFile() bool { return c.tokenFile != "" }
+
+// readTokenFile reads GITLAB_TOKEN_FILE into Token. The error names the file, never
+// its content.
+func (c *Config) readTokenFile() error {
+	if c.tokenFile == "" {
+		return nil
+	}
+	if c.Token != "" {
+		return errors.New("GITLAB_TOKEN and GITLAB_TOKEN_FILE are both set: set one")
+	}
+	b, err := os.ReadFile(c.tokenFile)
+	if err != nil {
+		return fmt.Errorf("GITLAB_TOKEN_FILE: %w", err)
+	}
+	if c.Token = strings.TrimSpace(string(b)); c.Token == "" {
+		return fmt.Errorf("GITLAB_TOKEN_FILE %s is empty", c.tokenFile)
+	}
+	return nil
 }
 
 // String describes the configuration with the token redacted.
