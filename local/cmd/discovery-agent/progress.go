@@ -48,7 +48,9 @@ func showBar(ctx context.Context, p *runner.Progress, w *barWriter) func() {
 		progressbar.OptionUseANSICodes(true),
 		progressbar.OptionSetRenderBlankState(false),
 		progressbar.OptionThrottle(0),
-		progressbar.OptionFullWidth(),
+		// Drawn only by tick, under w.mu: the library's own spinner goroutine would
+		// draw between log lines, and outlives a bar that never finishes.
+		progressbar.OptionSetSpinnerChangeInterval(0),
 	)
 	w.mu.Unlock()
 	tick := func() {

@@ -46,7 +46,7 @@ func writeSummary(ctx context.Context, w io.Writer, r *runner.Runner, run invent
 				continue
 			}
 			if m[f.Code] == nil {
-				m[f.Code] = &finding{code: f.Code, message: f.Message}
+				m[f.Code] = &finding{code: f.Code}
 			}
 			m[f.Code].projects++
 		}
@@ -77,8 +77,8 @@ func writeSummary(ctx context.Context, w io.Writer, r *runner.Runner, run invent
 }
 
 type finding struct {
-	code, message string
-	projects      int
+	code     string
+	projects int
 }
 
 // listFindings lists up to n findings, the most frequent first.
@@ -92,6 +92,6 @@ func listFindings(w io.Writer, title string, m map[string]*finding, n int) {
 	})
 	fmt.Fprintf(w, "%s:\n", title)
 	for _, f := range fs[:min(n, len(fs))] {
-		fmt.Fprintf(w, "  %6d projects  %s: %s\n", f.projects, f.code, f.message)
+		fmt.Fprintf(w, "  %-24s %d projects\n", f.code, f.projects)
 	}
 }
