@@ -155,12 +155,19 @@ func (s Snapshot) Rate() float64 {
 	return float64(s.Projects-s.Resumed) / s.Elapsed.Seconds()
 }
 
-// ETA estimates the time left from the projects still to do at Rate; not known without
-// a total or before this process's first project.
+// ETA estimates the time left from the projects still to do at Rate, or at the pace
+// when that is slower: the budget starts with a burst, and a run that the pace holds
+// back goes at EffectiveRPM over the calls a project takes (so far), whatever its
+// first seconds did. Not known without a total or before this process's first project.
 func (s Snapshot) ETA() (time.Duration, bool) {
 	rate := s.Rate()
-	if s.Total <= 0 || s.Projects <= s.Resumed || rate <= 0 {
+	done := s.Projects - s.Resumed
+	if s.Total <= 0 || done <= 0 || rate <= 0 {
 		return 0, false
+	}
+	if s.EffectiveRPM > 0 && s.APICalls > 0 {
+		paced := s.EffectiveRPM / 60 / (float64(s.APICalls) / float64(done))
+		rate = min(rate, paced)
 	}
 	left := max(s.Total-s.Projects, 0)
 	return time.Duration(float64(left) / rate * float64(time.Second)), true

@@ -57,11 +57,17 @@ func showBar(ctx context.Context, p *runner.Progress, w *barWriter) func() {
 		s := p.Snapshot()
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		if s.Total > 0 && w.bar.GetMax64() != max(s.Total, s.Projects) {
-			w.bar.ChangeMax64(max(s.Total, s.Projects))
+		if s.Total > 0 {
+			// A resumed run profiles again the projects of the pages that were in
+			// flight, and projects created since the start join in: the count can pass
+			// the total, which the bar does not.
+			s.Projects = min(s.Projects, s.Total)
+			if w.bar.GetMax64() != s.Total {
+				w.bar.ChangeMax64(s.Total)
+			}
 		}
-		w.bar.Describe(barDetail(s))
 		_ = w.bar.Set64(s.Projects)
+		w.bar.Describe(barDetail(s)) // the frame to read: count and detail of one snapshot
 	}
 	return every(ctx, time.Second, tick, func() {
 		tick()
