@@ -64,6 +64,7 @@ func TestCommandLine(t *testing.T) {
 		{name: "bad setting", env: with("CONCURRENT_REQUESTS", "none"), args: []string{"scan"}, code: exitUsage, stderr: "CONCURRENT_REQUESTS"},
 		{name: "bad flag value", env: good, args: []string{"scan", "--log-format", "xml"}, code: exitUsage, stderr: `--log-format "xml": want auto, json or text`},
 		{name: "bad serve setting", env: with("SCAN_SCHEDULE", "every tuesday"), args: []string{"serve"}, code: exitUsage, stderr: "configuration"},
+		{name: "a serve flag beats its variable", env: with("BACKEND", "local"), args: []string{"serve", "--backend", "elsewhere"}, code: exitUsage, stderr: `BACKEND "elsewhere": want local or aws`},
 		{name: "bad token", env: with("GITLAB_TOKEN", "rejected-token-42"), args: []string{"scan"}, code: exitAuth, stderr: "401"},
 		{name: "bad token from a file", env: with("GITLAB_TOKEN", "", "GITLAB_TOKEN_FILE", writeFile(t, "rejected-token-43\n")), args: []string{"scan"}, code: exitAuth, stderr: "401"},
 		// The flag beats the malformed variable: the dry run reads it and succeeds.
