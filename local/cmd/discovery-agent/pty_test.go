@@ -120,10 +120,13 @@ func (term *terminal) snapshot() []frame {
 // summary follows. It also measures (and logs, never asserts: the timing is the
 // machine's) how far the ETA shown once 10% was done is from the real time left.
 func TestProgressBarUnderTerminal(t *testing.T) {
-	sim, url := startSim(t, gitlabsim.Options{Seed: 29, Groups: 8, Projects: 400, Faults: gitlabsim.Faults{Latency: time.Millisecond}})
+	// ETA_PROJECTS sizes the instance for a longer measurement.
+	sim, url := startSim(t, gitlabsim.Options{Seed: 29, Groups: 8, Projects: envInt(t, "ETA_PROJECTS", 400), Faults: gitlabsim.Faults{Latency: time.Millisecond}})
 	env := scanEnv(t, url)
 	env["CONCURRENT_REQUESTS"] = "4"
-	env["RATE_LIMIT_RPM"] = "30000" // a steady pace the ETA can be measured against
+	// A steady pace the ETA can be measured against; ETA_RPM=0 measures a run only the
+	// simulator's latency and CONCURRENT_REQUESTS hold back.
+	env["RATE_LIMIT_RPM"] = strconv.Itoa(envInt(t, "ETA_RPM", 30000))
 	env["TERM"] = "xterm"
 	bin := buildAgent(t)
 	n := int64(len(sim.Truth().Projects))
