@@ -38,9 +38,6 @@ func (f *settingFlag) Set(s string) error {
 	return nil
 }
 
-// IsBoolFlag lets --include-personal-projects stand for =true.
-func (f *settingFlag) IsBoolFlag() bool { return f.isBool }
-
 // flagAliases are the older or shorter names of derived flags.
 var flagAliases = map[string]string{"out": "export-dir", "root-group": "root-groups"}
 
@@ -63,7 +60,7 @@ func addSettingFlags(fs *pflag.FlagSet, keep func(config.Var) bool) (apply func(
 		fl := fs.VarPF(f, name, "", flagHelp(v, name))
 		fl.DefValue = v.Default
 		if f.isBool {
-			fl.NoOptDefVal = "true"
+			fl.NoOptDefVal = "true" // --include-personal-projects alone stands for =true
 		}
 		flags = append(flags, f)
 	}

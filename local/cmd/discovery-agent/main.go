@@ -140,4 +140,13 @@ func noArgs(cmd *cobra.Command, args []string) error {
 	return usageError(fmt.Errorf("%s: unexpected argument %q", cmd.Name(), args[0]))
 }
 
-func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+// oneLine joins an error's non-blank lines: the reason is one line on stderr.
+func oneLine(err error) string {
+	var parts []string
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			parts = append(parts, line)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
