@@ -116,6 +116,7 @@ func (c *Config) declare() *Set {
 			return errors.New("want auto, json or text")
 		})
 	s.EnvOnly("ADMIN_TOKEN", "CACHE_TTL")
+	s.List("ROOT_GROUPS", "RATE_LIMIT_ENDPOINTS")
 	return s
 }
 

@@ -69,6 +69,8 @@ func TestCommandLine(t *testing.T) {
 		{name: "bad token from a file", env: with("GITLAB_TOKEN", "", "GITLAB_TOKEN_FILE", writeFile(t, "rejected-token-43\n")), args: []string{"scan"}, code: exitAuth, stderr: "401"},
 		// The flag beats the malformed variable: the dry run reads it and succeeds.
 		{name: "a flag beats its variable", env: with("MAX_API_CALLS", "many"), args: []string{"scan", "--dry-run", "--max-api-calls", "100"}, stdout: "projects in scope"},
+		{name: "a flag given twice keeps the last", env: good, args: []string{"scan", "--dry-run", "--max-api-calls", "many", "--max-api-calls", "7"}, stdout: "projects in scope"},
+		{name: "a list flag given twice adds", env: good, args: []string{"scan", "--dry-run", "--root-groups", "no-such-group", "--root-group", "other"}, code: exitFailed, stderr: "no-such-group"},
 		{name: "an aliased flag", env: good, args: []string{"scan", "--dry-run", "--root-group", "no-such-group"}, code: exitFailed, stderr: "no-such-group"},
 	}
 	bin := buildAgent(t)

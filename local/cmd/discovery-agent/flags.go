@@ -32,8 +32,12 @@ func (f *settingFlag) Type() string {
 	return "string"
 }
 
-// Set keeps the value; a list variable (ROOT_GROUPS) takes the flag repeated.
+// Set keeps the value: a list variable's flag (ROOT_GROUPS) adds to the list, any other
+// flag given twice keeps the last.
 func (f *settingFlag) Set(s string) error {
+	if !f.v.List {
+		f.values = f.values[:0]
+	}
 	f.values = append(f.values, s)
 	return nil
 }
