@@ -85,7 +85,11 @@ func barDetail(s runner.Snapshot) string {
 	if d, ok := s.ETA(); ok {
 		eta = d.Round(time.Second).String()
 	}
-	d := fmt.Sprintf("%.1f/s  eta %s  groups %d  errors %d  api calls %d", s.Rate(), eta, s.Groups, s.Errors, s.APICalls)
+	pace := "unlimited"
+	if s.EffectiveRPM > 0 {
+		pace = fmt.Sprintf("%.0f/min", s.EffectiveRPM)
+	}
+	d := fmt.Sprintf("%.1f/s  eta %s  groups %d  errors %d  api calls %d  pace %s", s.Rate(), eta, s.Groups, s.Errors, s.APICalls, pace)
 	if s.Total == 0 {
 		d = "(total unknown)  " + d
 	}
@@ -101,7 +105,7 @@ func logProgress(ctx context.Context, p *runner.Progress, log *slog.Logger) func
 		s := p.Snapshot()
 		log.Info("progress", "run_id", s.RunID, "groups", s.Groups, "projects", s.Projects, "projects_in_scope", s.Total,
 			"resumed_at", s.Resumed, "errors", s.Errors, "api_calls", s.APICalls, "rate_remaining", s.RateRemaining,
-			"projects_per_second", s.Rate(), "eta_seconds", etaSeconds(s))
+			"projects_per_second", s.Rate(), "eta_seconds", etaSeconds(s), "pace_rpm", s.EffectiveRPM)
 	}, func() {})
 }
 
