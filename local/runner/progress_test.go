@@ -43,7 +43,9 @@ func TestRateWindow(t *testing.T) {
 	}
 	// Start-up took 10 s; then 10 projects a second.
 	for s := 11; s <= 20; s++ {
-		w.observe(time.Duration(s)*time.Second, int64(10*(s-10)))
+		if r := w.observe(time.Duration(s)*time.Second, int64(10*(s-10))); r != 0 {
+			t.Errorf("at %ds, with less than rateWindowMin measured: %v, want 0 (the average)", s, r)
+		}
 	}
 	if r := w.observe(21*time.Second, 110); r != 10 {
 		t.Errorf("steady 10/s after a slow start: %v", r)
