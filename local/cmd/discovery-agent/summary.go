@@ -34,7 +34,11 @@ func writeSummary(ctx context.Context, w io.Writer, r *runner.Runner, run invent
 		return fmt.Errorf("summary.json: %w", err)
 	}
 	blockers, others := map[string]*finding{}, map[string]*finding{}
+	profiled := 0 // projects GitLab was asked about in this run; the rest were carried over
 	err = r.Store.Projects(ctx, run.ID, func(p inventory.Project) error {
+		if !p.LastProfiledAt.Before(run.StartedAt) {
+			profiled++
+		}
 		if p.Readiness == nil {
 			return nil
 		}
@@ -58,6 +62,9 @@ func writeSummary(ctx context.Context, w io.Writer, r *runner.Runner, run invent
 
 	fmt.Fprintf(w, "\n%d projects in %d groups, %d API calls, %s", s.Projects, s.Groups, s.APICalls,
 		s.FinishedAt.Sub(s.StartedAt).Round(time.Second))
+	if carried := s.Projects - profiled; carried > 0 && profiled <= s.Projects {
+		fmt.Fprintf(w, "; %d profiled, %d unchanged since the last run and carried over", profiled, carried)
+	}
 	if s.FailedGroups+s.FailedProjects > 0 {
 		fmt.Fprintf(w, "; not scanned: %d groups, %d projects", s.FailedGroups, s.FailedProjects)
 	}
