@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,6 +41,7 @@ func TestCommandLine(t *testing.T) {
 		code   int
 		stdout string // in stdout
 		stderr string // in stderr's last line
+		not    string // not in stdout
 	}{
 		{name: "help", env: malformed, args: []string{"--help"}, stdout: "Available Commands:"},
 		{name: "no command", env: malformed, args: nil, stdout: "Available Commands:"},
@@ -71,6 +73,8 @@ func TestCommandLine(t *testing.T) {
 		{name: "a flag beats its variable", env: with("MAX_API_CALLS", "many"), args: []string{"scan", "--dry-run", "--max-api-calls", "100"}, stdout: "projects in scope"},
 		{name: "a flag given twice keeps the last", env: good, args: []string{"scan", "--dry-run", "--max-api-calls", "many", "--max-api-calls", "7"}, stdout: "projects in scope"},
 		{name: "a list flag given twice adds", env: good, args: []string{"scan", "--dry-run", "--root-groups", "no-such-group", "--root-group", "other"}, code: exitFailed, stderr: "no-such-group"},
+		{name: "a scan prints its summary", env: good, args: []string{"scan"}, stdout: "readiness (mirror): ready "},
+		{name: "a quiet scan prints only its result", env: good, args: []string{"scan", "--quiet"}, stdout: "exports: ", not: "readiness"},
 		{name: "an aliased flag", env: good, args: []string{"scan", "--dry-run", "--root-group", "no-such-group"}, code: exitFailed, stderr: "no-such-group"},
 	}
 	bin := buildAgent(t)
@@ -98,7 +102,11 @@ func TestCommandLine(t *testing.T) {
 			if tt.stderr != "" && (!strings.HasPrefix(res.lastLine(), "discovery-agent: ") || !strings.Contains(res.lastLine(), tt.stderr)) {
 				t.Errorf("last stderr line %q, want one saying %q", res.lastLine(), tt.stderr)
 			}
-			if tt.code == 0 && res.stderr != "" && tt.stdout != "projects in scope" {
+			if tt.not != "" && strings.Contains(res.stdout, tt.not) {
+				t.Errorf("stdout says %q:\n%s", tt.not, res.stdout)
+			}
+			// Help, version and a quiet scan write nothing else.
+			if tt.code == 0 && res.stderr != "" && !slices.Contains(tt.args, "--dry-run") && !slices.Equal(tt.args, []string{"scan"}) {
 				t.Errorf("stderr is not empty:\n%s", res.stderr)
 			}
 			for _, secret := range []string{token, "rejected-token"} {
