@@ -15,8 +15,15 @@ SOAK_SEED ?= $(shell date +%s)
 
 all: build
 
+# `discovery-agent version` and discovery_build_info say what was built, from where, when.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(BUILD_DATE) \
+	-X github.com/gl2gh/discovery-agent/internal/metrics.Version=$(VERSION)
+
 build:
-	$(GO) build -o $(BIN)/ ./local/cmd/... ./local/alert-webhook
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./local/cmd/... ./local/alert-webhook
 
 vet:
 	$(GO) vet ./...

@@ -42,17 +42,22 @@ fi
 
 export GITLAB_URL="http://$ADDR" GITLAB_TOKEN=sim-token DATA_DIR="$STATE/data" EXPORT_DIR=./exports
 export RATE_LIMIT_RPM=${RATE_LIMIT_RPM:-100000} CONCURRENT_REQUESTS=${CONCURRENT_REQUESTS:-16}
-if ! "$BIN/discovery-agent" scan 2>"$STATE/scan.log"; then
-  echo "scan failed; last log lines:" >&2; tail -5 "$STATE/scan.log" >&2; exit 1
+# The scan's progress shows live: on a terminal its progress bar (and any warning), else
+# its log lines, which scan.log keeps too. Its summary follows on stdout.
+if [ -t 2 ]; then
+  log="the terminal"
+  "$BIN/discovery-agent" scan || { echo "scan failed (exit $?)" >&2; exit 1; }
+else
+  log=$STATE/scan.log
+  status=0
+  "$BIN/discovery-agent" scan 2> >(tee "$log" >&2) || status=$?
+  if [ "$status" -ne 0 ]; then echo "scan failed (exit $status); log: $log" >&2; exit 1; fi
 fi
 echo $((runs + 1)) >"$STATE/runs"
 
 echo
-echo "summary (exports/latest/summary.json):"
-cat exports/latest/summary.json
-echo
 curl -fsS "http://$ADDR/-/sim/stats" -o "$STATE/sim-stats.json" && echo "simulator stats: $STATE/sim-stats.json"
-echo "scan log: $STATE/scan.log; report: exports/latest/report.html; workbook: exports/latest/inventory.xlsx"
+echo "scan log: $log; summary: exports/latest/summary.json; report: exports/latest/report.html; workbook: exports/latest/inventory.xlsx"
 run_id=$(sed -n 's/^ *"run_id": "\(.*\)",$/\1/p' exports/latest/summary.json)
 if [ -f "exports/runs/$run_id/diff.json" ]; then
   echo "since the last run (exports/latest/diff.json):"

@@ -22,8 +22,9 @@ import (
 // Config is the agent's configuration.
 type Config struct {
 	GitLabURL          string         // GITLAB_URL
-	Token              string         // GITLAB_TOKEN (never logged)
 	API                string         // GITLAB_API: auto, graphql or rest
+	Token              string         // GITLAB_TOKEN, or the content of GITLAB_TOKEN_FILE (never logged)
+	tokenFile          string         // GITLAB_TOKEN_FILE
 	RootGroups         []string       // ROOT_GROUPS, comma-separated paths or IDs; empty = every top-level group
 	IncludePersonal    bool           // INCLUDE_PERSONAL_PROJECTS
 	cacheTTL           *time.Duration // CACHE_TTL, the older name of FULL_SCAN_EVERY
@@ -47,6 +48,7 @@ type Config struct {
 	Schedule           string         // SCAN_SCHEDULE
 	Backend            string         // BACKEND: service mode's local or aws (checked by the service)
 	LogLevel           string         // LOG_LEVEL
+	LogFormat          string         // LOG_FORMAT: auto, json or text (engine.NewLogger)
 }
 
 // declare declares every shared variable, stored into c; README.md's configuration
@@ -56,6 +58,8 @@ func (c *Config) declare() *Set {
 	s.Func("GITLAB_URL", "", "Base URL of the GitLab instance, e.g. https://gitlab.example.com (required)",
 		func(v string) error { c.GitLabURL = strings.TrimRight(v, "/"); return nil })
 	s.String(&c.Token, "GITLAB_TOKEN", "", "Personal/group access token with read_api scope (required; never logged; Lambda reads it from Secrets Manager)")
+	s.String(&c.tokenFile, "GITLAB_TOKEN_FILE", "", "File holding the token instead of `GITLAB_TOKEN` (a Docker or Kubernetes secret mount, e.g. `/run/secrets/gitlab_token`); surrounding whitespace is ignored; setting both is an error. Every mode reads it; on Lambda, where `GITLAB_TOKEN` is refused, prefer `GITLAB_TOKEN_SECRET_ARN` to a file in the package")
+	s.EnvOnly("GITLAB_TOKEN", "GITLAB_TOKEN_FILE")
 	s.Func("GITLAB_API", "auto", "API a project is profiled through: `auto` uses GraphQL (`/api/graphql`, many projects' counts, packages and files in one request) where the instance answers it and REST otherwise, saying so once in the log; `graphql` always tries GraphQL first; `rest` never uses it. Facts GraphQL lacks (branches, tags, webhooks, protected branches, CI variables, environments) come from REST in every mode ([docs/EXPORTS.md](docs/EXPORTS.md#which-api-gives-each-fact))",
 		func(v string) error {
 			switch v = strings.ToLower(v); v {
@@ -112,6 +116,17 @@ func (c *Config) declare() *Set {
 	s.String(&c.Schedule, "SCAN_SCHEDULE", "", "Service mode: cron expression (5 fields) or interval (e.g. 24h); empty = on demand only")
 	s.String(&c.Backend, "BACKEND", "local", "Service mode: `local` (embedded store, queue and export directory) or `aws` (SQS, DynamoDB and S3 named by the Lambda variables of [docs/DEPLOY.md](docs/DEPLOY.md); `AWS_ENDPOINT_URL` for an emulator such as moto)")
 	s.String(&c.LogLevel, "LOG_LEVEL", "info", "debug, info, warn or error")
+	s.Func("LOG_FORMAT", "auto", "`auto`: readable text lines when stderr is a terminal, JSON lines otherwise (containers, Lambda, files); `json` or `text` to choose",
+		func(v string) error {
+			switch v = strings.ToLower(v); v {
+			case "auto", "json", "text":
+				c.LogFormat = v
+				return nil
+			}
+			return errors.New("want auto, json or text")
+		})
+	s.EnvOnly("ADMIN_TOKEN", "CACHE_TTL")
+	s.List("ROOT_GROUPS", "RATE_LIMIT_ENDPOINTS")
 	return s
 }
 
@@ -122,17 +137,42 @@ func Vars() []Var { return new(Config).declare().Vars() }
 // FromEnv reads the configuration from the environment and validates its values;
 // Validate checks what a role requires.
 func FromEnv() (Config, error) {
-	return parse(os.Getenv)
+	return Parse(os.Getenv)
 }
 
-func parse(get func(string) string) (Config, error) {
+// Parse reads the configuration through get, which returns a variable's value by name
+// ("" unset): the environment, or command-line flags over it.
+func Parse(get func(string) string) (Config, error) {
 	var c Config
 	err := c.declare().Parse(get)
 	if c.cacheTTL != nil {
 		// Set by hand on top of a copied .env that holds FULL_SCAN_EVERY's default.
 		c.FullScanEvery = *c.cacheTTL
 	}
-	return c, err
+	return c, errors.Join(err, c.readTokenFile())
+}
+
+// TokenFromFile says whether Token came from GITLAB_TOKEN_FILE rather than the
+// environment (Lambda refuses a token in its environment, not one in a file).
+func (c Config) TokenFromFile() bool { return c.tokenFile != "" }
+
+// readTokenFile reads GITLAB_TOKEN_FILE into Token. The error names the file, never
+// its content.
+func (c *Config) readTokenFile() error {
+	if c.tokenFile == "" {
+		return nil
+	}
+	if c.Token != "" {
+		return errors.New("GITLAB_TOKEN and GITLAB_TOKEN_FILE are both set: set one")
+	}
+	b, err := os.ReadFile(c.tokenFile)
+	if err != nil {
+		return fmt.Errorf("GITLAB_TOKEN_FILE: %w", err)
+	}
+	if c.Token = strings.TrimSpace(string(b)); c.Token == "" {
+		return fmt.Errorf("GITLAB_TOKEN_FILE %s is empty", c.tokenFile)
+	}
+	return nil
 }
 
 // String describes the configuration with the token redacted.

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -104,7 +106,7 @@ func TestParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := parse(env(tt.env))
+			c, err := Parse(env(tt.env))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
@@ -122,7 +124,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestRedaction(t *testing.T) {
-	c, _ := parse(env(map[string]string{"GITLAB_URL": "https://gitlab.example.com", "GITLAB_TOKEN": "glpat-secret",
+	c, _ := Parse(env(map[string]string{"GITLAB_URL": "https://gitlab.example.com", "GITLAB_TOKEN": "glpat-secret",
 		"ADMIN_TOKEN": " admin-secret-0123456789 "}))
 	if c.AdminToken != "admin-secret-0123456789" {
 		t.Errorf("AdminToken = %q, want the trimmed ADMIN_TOKEN", c.AdminToken)
@@ -148,7 +150,7 @@ func TestCacheTTLIsFullScanEvery(t *testing.T) {
 		{map[string]string{"CACHE_TTL": "3600", "FULL_SCAN_EVERY": "168h"}, time.Hour},
 		{map[string]string{"FULL_SCAN_EVERY": "0"}, 0},
 	} {
-		cfg, err := parse(func(k string) string { return c.env[k] })
+		cfg, err := Parse(func(k string) string { return c.env[k] })
 		if err != nil {
 			t.Fatalf("%v: %v", c.env, err)
 		}
@@ -156,7 +158,62 @@ func TestCacheTTLIsFullScanEvery(t *testing.T) {
 			t.Errorf("%v: FullScanEvery = %v, want %v", c.env, cfg.FullScanEvery, c.want)
 		}
 	}
-	if _, err := parse(func(k string) string { return map[string]string{"CACHE_TTL": "soon"}[k] }); err == nil {
+	if _, err := Parse(func(k string) string { return map[string]string{"CACHE_TTL": "soon"}[k] }); err == nil {
 		t.Error("CACHE_TTL=soon accepted")
+	}
+}
+
+// GITLAB_TOKEN_FILE fills the token from a file (trimmed); an error names the file,
+// never its content, and both set is an error rather than a guess.
+func TestTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "token")
+	if err := os.WriteFile(file, []byte("  glpat-from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		env       map[string]string
+		token     string
+		wantError string
+	}{
+		{env: map[string]string{"GITLAB_TOKEN_FILE": file}, token: "glpat-from-file"},
+		{env: map[string]string{"GITLAB_TOKEN": "glpat-env"}, token: "glpat-env"},
+		{env: map[string]string{"GITLAB_TOKEN_FILE": file, "GITLAB_TOKEN": "glpat-env"}, wantError: "both set"},
+		{env: map[string]string{"GITLAB_TOKEN_FILE": filepath.Join(dir, "nope")}, wantError: "GITLAB_TOKEN_FILE: open " + filepath.Join(dir, "nope")},
+		{env: map[string]string{"GITLAB_TOKEN_FILE": empty}, wantError: "is empty"},
+	}
+	for _, tt := range tests {
+		c, err := Parse(env(tt.env))
+		if tt.wantError != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantError) {
+				t.Errorf("%v: error %v, want %q", tt.env, err, tt.wantError)
+			}
+			if err != nil && strings.Contains(err.Error(), "glpat") {
+				t.Errorf("%v: the error shows the token: %v", tt.env, err)
+			}
+			continue
+		}
+		if err != nil || c.Token != tt.token {
+			t.Errorf("%v: token %q, %v; want %q", tt.env, c.Token, err, tt.token)
+		}
+	}
+}
+
+func TestLogFormat(t *testing.T) {
+	for v, want := range map[string]string{"": "auto", "JSON": "json", "text": "text", "xml": ""} {
+		c, err := Parse(env(map[string]string{"LOG_FORMAT": v}))
+		if want == "" {
+			if err == nil || !strings.Contains(err.Error(), "LOG_FORMAT") {
+				t.Errorf("LOG_FORMAT=%q: error %v, want one naming it", v, err)
+			}
+			continue
+		}
+		if err != nil || c.LogFormat != want {
+			t.Errorf("LOG_FORMAT=%q: %q, %v; want %q", v, c.LogFormat, err, want)
+		}
 	}
 }

@@ -91,7 +91,12 @@ func CheckURL(u string) error {
 
 var rules = Rules[Config]{
 	{Var: "GITLAB_URL", Roles: []Role{RoleScan, RoleServe}, Check: func(c Config) error { return CheckURL(c.GitLabURL) }},
-	NotEmpty("GITLAB_TOKEN", func(c Config) string { return c.Token }, RoleScan, RoleServe),
+	{Var: "GITLAB_TOKEN", Roles: []Role{RoleScan, RoleServe}, Check: func(c Config) error {
+		if c.Token == "" {
+			return errors.New("GITLAB_TOKEN is not set (nor GITLAB_TOKEN_FILE)")
+		}
+		return nil
+	}},
 }
 
 // Validate checks what role needs: for a scan and the local service, a GitLab URL and

@@ -15,8 +15,8 @@ func TestValidate(t *testing.T) {
 	}{
 		{"scan", RoleScan, full, ""},
 		{"serve", RoleServe, full, ""},
-		{"scan without anything", RoleScan, nil, "GITLAB_URL is not set\nGITLAB_TOKEN is not set"},
-		{"serve without a token", RoleServe, map[string]string{"GITLAB_URL": "http://gitlab"}, "GITLAB_TOKEN is not set"},
+		{"scan without anything", RoleScan, nil, "GITLAB_URL is not set\nGITLAB_TOKEN is not set (nor GITLAB_TOKEN_FILE)"},
+		{"serve without a token", RoleServe, map[string]string{"GITLAB_URL": "http://gitlab"}, "GITLAB_TOKEN is not set (nor GITLAB_TOKEN_FILE)"},
 		{"URL without a scheme", RoleScan, map[string]string{"GITLAB_URL": "gitlab.example.com", "GITLAB_TOKEN": "t"},
 			`GITLAB_URL "gitlab.example.com" must start with http:// or https://`},
 		{"URL with credentials", RoleScan, map[string]string{"GITLAB_URL": "https://user:glpat-secret@gitlab.example.com", "GITLAB_TOKEN": "t"},
@@ -30,7 +30,7 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := parse(env(tt.env))
+			c, err := Parse(env(tt.env))
 			if err != nil {
 				t.Fatal(err)
 			}

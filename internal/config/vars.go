@@ -25,6 +25,11 @@ type Var struct {
 	Default string
 	// Meaning is the help, in Markdown: README.md and docs/DEPLOY.md show it as written.
 	Meaning string
+	// EnvOnly is a variable no command-line flag may set: a secret (a flag would show
+	// in the process list and the shell history), what points at one, a legacy name.
+	EnvOnly bool
+	// List is a comma-separated list: its flag may be given more than once.
+	List bool
 
 	parse func(string) error // stores a trimmed value; the default when unset
 }
@@ -57,6 +62,22 @@ func (s *Set) Func(name, def, help string, fn func(string) error) {
 		}
 	}
 	s.vars = append(s.vars, Var{Name: name, Default: def, Meaning: help, parse: fn})
+}
+
+// EnvOnly marks declared variables as never set by a flag (Var.EnvOnly).
+func (s *Set) EnvOnly(names ...string) { s.mark(func(v *Var) { v.EnvOnly = true }, names) }
+
+// List marks declared variables as comma-separated lists (Var.List).
+func (s *Set) List(names ...string) { s.mark(func(v *Var) { v.List = true }, names) }
+
+func (s *Set) mark(fn func(*Var), names []string) {
+	for _, name := range names {
+		i := slices.IndexFunc(s.vars, func(v Var) bool { return v.Name == name })
+		if i < 0 {
+			panic("config: " + name + " is not declared")
+		}
+		fn(&s.vars[i])
+	}
 }
 
 // String declares a string variable stored in *p.

@@ -11,7 +11,7 @@ import (
 // The documented defaults are the defaults: setting every variable to its documented
 // default changes nothing.
 func TestDocumentedDefaults(t *testing.T) {
-	got, err := parse(env(nil))
+	got, err := Parse(env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,7 +19,7 @@ func TestDocumentedDefaults(t *testing.T) {
 	for _, v := range Vars() {
 		docs[v.Name] = v.Default
 	}
-	want, err := parse(env(docs))
+	want, err := Parse(env(docs))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -115,7 +115,7 @@ func Load(ctx context.Context) (*App, error) {
 func New(ctx context.Context, s Settings, cfg aws.Config, opts Options) (*App, error) {
 	log := opts.Log
 	if log == nil {
-		log = engine.NewLogger(os.Stderr, s.Config.LogLevel)
+		log = engine.NewLogger(os.Stderr, s.Config.LogLevel, s.Config.LogFormat)
 	}
 	w := opts.Metrics
 	if w == nil {

@@ -186,9 +186,9 @@ func settingsFromEnv(serve bool) (Settings, error) {
 	}
 	s.Config = cfg
 
-	// In AWS the token lives in Secrets Manager only: a plain environment variable is
-	// visible to anyone who can read the function's configuration.
-	if s.Config.Token != "" && s.Endpoint == "" && !serve {
+	// In AWS the token lives in Secrets Manager (or a file, GITLAB_TOKEN_FILE): a plain
+	// environment variable is visible to anyone who can read the function's configuration.
+	if s.Config.Token != "" && !s.Config.TokenFromFile() && s.Endpoint == "" && !serve {
 		errs = append(errs, errors.New("GITLAB_TOKEN must not be set on a Lambda function: store the token in Secrets Manager and set GITLAB_TOKEN_SECRET_ARN (GITLAB_TOKEN is accepted only with AWS_ENDPOINT_URL, against an emulator)"))
 		s.Config.Token = ""
 	}

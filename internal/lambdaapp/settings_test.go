@@ -3,6 +3,7 @@ package lambdaapp
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -91,6 +92,16 @@ func TestSettingsFromEnv(t *testing.T) {
 				}
 			},
 		},
+		{
+			// A file is not the function's configuration: any mode may read one.
+			name: "token in a file on AWS",
+			env:  map[string]string{"GITLAB_TOKEN_FILE": tokenFile(t)},
+			check: func(t *testing.T, s Settings) {
+				if s.Config.Token != token {
+					t.Error("the token was not read from GITLAB_TOKEN_FILE")
+				}
+			},
+		},
 		{name: "bad count", env: map[string]string{"MAX_RECEIVE_COUNT": "0"}, wantErr: `MAX_RECEIVE_COUNT="0": want an integer of at least 1`},
 		{name: "bad retention", env: map[string]string{"RUN_RETENTION_DAYS": "0"}, wantErr: `RUN_RETENTION_DAYS="0": want an integer of at least 1`},
 		{name: "bad shared variable", env: map[string]string{"RATE_LIMIT_RPM": "fast"}, wantErr: `RATE_LIMIT_RPM="fast"`},
@@ -98,7 +109,7 @@ func TestSettingsFromEnv(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, k := range []string{"GITLAB_TOKEN", "AWS_ENDPOINT_URL", "STORE_TABLE", "EXPORT_PREFIX", "MAX_RECEIVE_COUNT", "DEADLINE_MARGIN", "RUN_RETENTION_DAYS", "RATE_LIMIT_RPM"} {
+			for _, k := range []string{"GITLAB_TOKEN", "GITLAB_TOKEN_FILE", "AWS_ENDPOINT_URL", "STORE_TABLE", "EXPORT_PREFIX", "MAX_RECEIVE_COUNT", "DEADLINE_MARGIN", "RUN_RETENTION_DAYS", "RATE_LIMIT_RPM"} {
 				t.Setenv(k, "")
 			}
 			for k, v := range tt.env {
@@ -267,4 +278,14 @@ func TestReadToken(t *testing.T) {
 	if _, err := readToken(ctx, client, "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing"); err == nil {
 		t.Error("a missing secret was read")
 	}
+}
+
+// tokenFile writes the token to a file and returns its path.
+func tokenFile(t *testing.T) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(f, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

@@ -204,7 +204,21 @@ func (r *Runner) Track(runID string) {
 	if err != nil {
 		r.log.Warn("read the run; the progress line shows no total", "run_id", runID, "err", err)
 	}
-	r.Progress.start(runID, run.ProjectsInScope, r.GitLab, r.Limiter)
+	groups, projects, err := r.doneSoFar(context.Background(), runID)
+	if err != nil {
+		r.log.Warn("count what the run has done; the progress line counts from 0", "run_id", runID, "err", err)
+	}
+	r.Progress.start(runID, run.ProjectsInScope, groups, projects, r.GitLab, r.Limiter)
+}
+
+// doneSoFar counts the groups and projects a run has recorded: what an earlier process
+// did before this one resumed it (0 for a new run).
+func (r *Runner) doneSoFar(ctx context.Context, runID string) (groups, projects int64, err error) {
+	err = r.Store.Groups(ctx, runID, func(inventory.Group) error { groups++; return nil })
+	if err == nil {
+		err = r.Store.Projects(ctx, runID, func(inventory.Project) error { projects++; return nil })
+	}
+	return groups, projects, err
 }
 
 // Work processes messages until ctx is done (service mode). The active run, if any, is

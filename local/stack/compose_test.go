@@ -281,9 +281,9 @@ func TestComposeFiles(t *testing.T) {
 					t.Error("agent has no GOMEMLIMIT under its memory limit")
 				}
 				// Every setting of the agent reaches it from .env, but those the image
-				// fixes and a file path that would need a mount.
+				// fixes and file paths that would need a mount.
 				fixed := map[string]bool{"DATA_DIR": true, "EXPORT_DIR": true, "HEALTH_ADDR": true,
-					"METRICS_ADDR": true, "READINESS_THRESHOLDS": true}
+					"METRICS_ADDR": true, "READINESS_THRESHOLDS": true, "GITLAB_TOKEN_FILE": true}
 				for _, v := range config.Vars() {
 					if _, ok := agent.Environment[v.Name]; !ok && !fixed[v.Name] {
 						t.Errorf("the production agent does not get %s from .env", v.Name)

@@ -52,8 +52,9 @@ func runAgent(t *testing.T, env map[string]string, args ...string) result {
 	return result{0, stdout.String(), stderr.String()}
 }
 
-// A bad configuration fails before any work, with exit code 1 (2 for usage) and one
-// line on stderr that names what is wrong.
+// A bad configuration fails before any work, with exit code 2 (exitUsage; 1 when
+// GitLab, not the configuration, says no) and one line on stderr that names what is
+// wrong.
 func TestBadConfiguration(t *testing.T) {
 	_, url := startSim(t, gitlabsim.Options{Seed: 1, Groups: 2, Projects: 4})
 	empty := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -83,29 +84,31 @@ func TestBadConfiguration(t *testing.T) {
 		oneLine  bool // nothing else on stderr: it failed before logging started
 		noSimEnv bool // start from an empty environment, not from good
 	}{
-		{name: "GITLAB_URL unset", env: map[string]string{"GITLAB_TOKEN": token}, noSimEnv: true, code: 1, want: "GITLAB_URL is not set", oneLine: true},
-		{name: "GITLAB_URL without a scheme", env: map[string]string{"GITLAB_URL": "gitlab.example.com"}, code: 1, want: "must start with http", oneLine: true},
-		{name: "GITLAB_URL of another scheme", env: map[string]string{"GITLAB_URL": "ftp://gitlab.example.com"}, code: 1, want: "must start with http", oneLine: true},
-		{name: "credentials in GITLAB_URL", env: map[string]string{"GITLAB_URL": "https://user:url-secret-77@gitlab.example.com"}, code: 1, want: "must not contain credentials", oneLine: true},
-		{name: "credentials in --gitlab-url", args: []string{"--gitlab-url", "https://user:url-secret-77@gitlab.example.com"}, code: 1, want: "must not contain credentials", oneLine: true},
-		{name: "--gitlab-url not a URL", args: []string{"--gitlab-url", "not a url"}, code: 1, want: "GITLAB_URL", oneLine: true},
-		{name: "GITLAB_TOKEN unset", env: map[string]string{"GITLAB_URL": url}, noSimEnv: true, code: 1, want: "GITLAB_TOKEN is not set", oneLine: true},
-		{name: "a word for a number", env: map[string]string{"MAX_API_CALLS": "many"}, code: 1, want: "MAX_API_CALLS", oneLine: true},
-		{name: "a number below its minimum", env: map[string]string{"CONCURRENT_REQUESTS": "0"}, code: 1, want: "CONCURRENT_REQUESTS", oneLine: true},
-		{name: "a negative number", env: map[string]string{"RATE_LIMIT_RPM": "-5"}, code: 1, want: "RATE_LIMIT_RPM", oneLine: true},
-		{name: "a bad duration", env: map[string]string{"REQUEST_TIMEOUT": "soon"}, code: 1, want: "REQUEST_TIMEOUT", oneLine: true},
-		{name: "a bad boolean", env: map[string]string{"INCLUDE_PERSONAL_PROJECTS": "maybe"}, code: 1, want: "INCLUDE_PERSONAL_PROJECTS", oneLine: true},
-		{name: "a thresholds file that does not exist", env: map[string]string{"READINESS_THRESHOLDS": filepath.Join(dir, "nope.yaml")}, code: 1, want: "nope.yaml"},
-		{name: "a thresholds file that does not parse", env: map[string]string{"READINESS_THRESHOLDS": badYAML}, code: 1, want: "thresholds"},
-		{name: "a thresholds path that is a directory", env: map[string]string{"READINESS_THRESHOLDS": dir}, code: 1, want: "thresholds"},
-		{name: "DATA_DIR not writable", env: map[string]string{"DATA_DIR": filepath.Join(file, "data")}, code: 1, want: "DATA_DIR " + filepath.Join(file, "data") + " is not writable", oneLine: true},
-		{name: "EXPORT_DIR not writable", env: map[string]string{"EXPORT_DIR": filepath.Join(file, "exports")}, code: 1, want: "EXPORT_DIR " + filepath.Join(file, "exports") + " is not writable", oneLine: true},
-		{name: "--out not writable", args: []string{"--out", file}, code: 1, want: "EXPORT_DIR " + file + " is not writable", oneLine: true},
-		{name: "an unknown flag", args: []string{"--frobnicate"}, code: 2, want: "flag provided but not defined: -frobnicate", oneLine: true},
-		{name: "a bad flag value", args: []string{"--redrive=perhaps"}, code: 2, want: "redrive", oneLine: true},
-		{name: "a stray argument", args: []string{"extra"}, code: 2, want: `unexpected argument "extra"`, oneLine: true},
-		{name: "a root group that does not exist", env: map[string]string{"ROOT_GROUPS": "no-such-group"}, code: 1, want: `"no-such-group" (404)`},
-		{name: "a token that sees nothing", env: map[string]string{"GITLAB_URL": empty.URL}, code: 1, want: "sees no groups"},
+		{name: "GITLAB_URL unset", env: map[string]string{"GITLAB_TOKEN": token}, noSimEnv: true, code: exitUsage, want: "GITLAB_URL is not set", oneLine: true},
+		{name: "GITLAB_URL without a scheme", env: map[string]string{"GITLAB_URL": "gitlab.example.com"}, code: exitUsage, want: "must start with http", oneLine: true},
+		{name: "GITLAB_URL of another scheme", env: map[string]string{"GITLAB_URL": "ftp://gitlab.example.com"}, code: exitUsage, want: "must start with http", oneLine: true},
+		{name: "credentials in GITLAB_URL", env: map[string]string{"GITLAB_URL": "https://user:url-secret-77@gitlab.example.com"}, code: exitUsage, want: "must not contain credentials", oneLine: true},
+		{name: "credentials in --gitlab-url", args: []string{"--gitlab-url", "https://user:url-secret-77@gitlab.example.com"}, code: exitUsage, want: "must not contain credentials", oneLine: true},
+		{name: "--gitlab-url not a URL", args: []string{"--gitlab-url", "not a url"}, code: exitUsage, want: "GITLAB_URL", oneLine: true},
+		{name: "GITLAB_TOKEN unset", env: map[string]string{"GITLAB_URL": url}, noSimEnv: true, code: exitUsage, want: "GITLAB_TOKEN is not set", oneLine: true},
+		{name: "a word for a number", env: map[string]string{"MAX_API_CALLS": "many"}, code: exitUsage, want: "MAX_API_CALLS", oneLine: true},
+		{name: "a number below its minimum", env: map[string]string{"CONCURRENT_REQUESTS": "0"}, code: exitUsage, want: "CONCURRENT_REQUESTS", oneLine: true},
+		{name: "a negative number", env: map[string]string{"RATE_LIMIT_RPM": "-5"}, code: exitUsage, want: "RATE_LIMIT_RPM", oneLine: true},
+		{name: "a bad duration", env: map[string]string{"REQUEST_TIMEOUT": "soon"}, code: exitUsage, want: "REQUEST_TIMEOUT", oneLine: true},
+		{name: "a bad boolean", env: map[string]string{"INCLUDE_PERSONAL_PROJECTS": "maybe"}, code: exitUsage, want: "INCLUDE_PERSONAL_PROJECTS", oneLine: true},
+		{name: "a thresholds file that does not exist", env: map[string]string{"READINESS_THRESHOLDS": filepath.Join(dir, "nope.yaml")}, code: exitUsage, want: "nope.yaml"},
+		{name: "a thresholds file that does not parse", env: map[string]string{"READINESS_THRESHOLDS": badYAML}, code: exitUsage, want: "thresholds"},
+		{name: "a thresholds path that is a directory", env: map[string]string{"READINESS_THRESHOLDS": dir}, code: exitUsage, want: "thresholds"},
+		{name: "DATA_DIR not writable", env: map[string]string{"DATA_DIR": filepath.Join(file, "data")}, code: exitUsage, want: "DATA_DIR " + filepath.Join(file, "data") + " is not writable", oneLine: true},
+		{name: "EXPORT_DIR not writable", env: map[string]string{"EXPORT_DIR": filepath.Join(file, "exports")}, code: exitUsage, want: "EXPORT_DIR " + filepath.Join(file, "exports") + " is not writable", oneLine: true},
+		{name: "--out not writable", args: []string{"--out", file}, code: exitUsage, want: "EXPORT_DIR " + file + " is not writable", oneLine: true},
+		{name: "a token file that does not exist", env: map[string]string{"GITLAB_TOKEN": "", "GITLAB_TOKEN_FILE": filepath.Join(dir, "no-token")}, code: exitUsage, want: "GITLAB_TOKEN_FILE: open " + filepath.Join(dir, "no-token"), oneLine: true},
+		{name: "a word for a number in a flag", args: []string{"--max-api-calls", "many"}, code: exitUsage, want: `--max-api-calls "many": want an integer`, oneLine: true},
+		{name: "an unknown flag", args: []string{"--frobnicate"}, code: exitUsage, want: "unknown flag: --frobnicate", oneLine: true},
+		{name: "a bad flag value", args: []string{"--redrive=perhaps"}, code: exitUsage, want: "redrive", oneLine: true},
+		{name: "a stray argument", args: []string{"extra"}, code: exitUsage, want: `unexpected argument "extra"`, oneLine: true},
+		{name: "a root group that does not exist", env: map[string]string{"ROOT_GROUPS": "no-such-group"}, code: exitFailed, want: `"no-such-group" (404)`},
+		{name: "a token that sees nothing", env: map[string]string{"GITLAB_URL": empty.URL}, code: exitFailed, want: "sees no groups"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

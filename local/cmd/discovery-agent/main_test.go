@@ -152,11 +152,12 @@ func TestScanFailsWithOneLineReason(t *testing.T) {
 		name string
 		env  map[string]string
 		want string
+		code int
 	}{
-		{"bad token", map[string]string{"GITLAB_URL": url, "GITLAB_TOKEN": "wrong-secret-token"}, "401"},
-		{"no token", map[string]string{"GITLAB_URL": url}, "GITLAB_TOKEN is not set"},
-		{"unreachable", map[string]string{"GITLAB_URL": closed, "GITLAB_TOKEN": token, "REQUEST_TIMEOUT": "1s"}, "connection refused"},
-		{"bad config", map[string]string{"GITLAB_URL": url, "GITLAB_TOKEN": token, "MAX_API_CALLS": "many"}, "MAX_API_CALLS"},
+		{"bad token", map[string]string{"GITLAB_URL": url, "GITLAB_TOKEN": "wrong-secret-token"}, "401", exitAuth},
+		{"no token", map[string]string{"GITLAB_URL": url}, "GITLAB_TOKEN is not set", exitUsage},
+		{"unreachable", map[string]string{"GITLAB_URL": closed, "GITLAB_TOKEN": token, "REQUEST_TIMEOUT": "1s"}, "connection refused", exitFailed},
+		{"bad config", map[string]string{"GITLAB_URL": url, "GITLAB_TOKEN": token, "MAX_API_CALLS": "many"}, "MAX_API_CALLS", exitUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -166,8 +167,8 @@ func TestScanFailsWithOneLineReason(t *testing.T) {
 			cmd := agentCmd(bin, tt.env, "scan")
 			cmd.Stderr = &stderr
 			err := cmd.Run()
-			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 {
-				t.Fatalf("exit: %v, want non-zero", err)
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != tt.code {
+				t.Fatalf("exit: %v, want %d\n%s", err, tt.code, stderr.String())
 			}
 			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
 			last := lines[len(lines)-1]

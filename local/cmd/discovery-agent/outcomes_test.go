@@ -39,8 +39,8 @@ func checkLatest(t *testing.T, truth gitlabsim.Truth, exportDir string) []os.Dir
 }
 
 // A run that could not scan some projects exports what it could, says where, and
-// exits 3 with the counts.
-func TestScanCompletedWithErrorsExits3(t *testing.T) {
+// exits 4 (exitIncomplete) with the counts.
+func TestScanCompletedWithErrorsExits4(t *testing.T) {
 	sim, url := startSim(t, gitlabsim.Options{Seed: 5, Groups: 4, Projects: 40, Faults: gitlabsim.Faults{
 		ForbiddenRate: 0.2, ForbiddenEndpoints: []string{"*"},
 	}})
