@@ -147,6 +147,7 @@ func (e *Engine) Worker(gl *gitlab.Client) *discovery.Worker {
 		Store: e.b.Store, Queue: e.b.Queue, GitLab: gl, Log: e.b.Log,
 		Thresholds:         e.thresholds,
 		MaxPerProjectCalls: e.cfg.MaxPerProjectCalls,
+		IncludeMembers:     e.cfg.IncludeMembers,
 		Concurrency:        e.cfg.Concurrency,
 		FullScanEvery:      e.cfg.FullScanEvery,
 		DeadlineMargin:     e.opts.DeadlineMargin,
@@ -166,7 +167,7 @@ func (e *Engine) Scheduler(gl *gitlab.Client) *discovery.Scheduler {
 	return &discovery.Scheduler{
 		Store: e.b.Store, Queue: e.b.Queue, GitLab: gl, Log: e.b.Log,
 		GitLabURL: e.cfg.GitLabURL, RootGroups: e.cfg.RootGroups, IncludePersonal: e.cfg.IncludePersonal,
-		RPM: e.cfg.RateLimitRPM, StaleAfter: e.cfg.StaleAfter,
+		RPM: e.cfg.RateLimitRPM, StaleAfter: e.cfg.StaleAfter, IncludeMembers: e.cfg.IncludeMembers,
 	}
 }
 
@@ -183,6 +184,7 @@ type Effective struct {
 	Thresholds         readiness.Thresholds
 	RootGroups         []string
 	IncludePersonal    bool
+	IncludeMembers     bool
 }
 
 // Describe reads the effective settings off a built worker, scheduler and client.
@@ -192,7 +194,7 @@ func Describe(w *discovery.Worker, s *discovery.Scheduler, gl *gitlab.Client) Ef
 		FullScanEvery: w.FullScanEvery, MaxPerProjectCalls: w.MaxPerProjectCalls, Concurrency: w.Concurrency,
 		DeadlineMargin: w.DeadlineMargin, Thresholds: w.Thresholds,
 		RequestConcurrency: cs.Concurrency, RequestTimeout: cs.Timeout,
-		RootGroups: s.RootGroups, IncludePersonal: s.IncludePersonal,
+		RootGroups: s.RootGroups, IncludePersonal: s.IncludePersonal, IncludeMembers: w.IncludeMembers,
 	}
 	for class, l := range cs.EndpointLimiters {
 		if r, ok := l.(interface{ RPM() int }); ok {
@@ -211,5 +213,6 @@ func (a Effective) Equal(b Effective) bool {
 		a.MaxPerProjectCalls == b.MaxPerProjectCalls && a.Concurrency == b.Concurrency &&
 		a.RequestConcurrency == b.RequestConcurrency && a.RequestTimeout == b.RequestTimeout &&
 		a.DeadlineMargin == b.DeadlineMargin && a.Thresholds == b.Thresholds &&
-		fmt.Sprint(a.RootGroups) == fmt.Sprint(b.RootGroups) && a.IncludePersonal == b.IncludePersonal
+		fmt.Sprint(a.RootGroups) == fmt.Sprint(b.RootGroups) && a.IncludePersonal == b.IncludePersonal &&
+		a.IncludeMembers == b.IncludeMembers
 }

@@ -130,10 +130,17 @@ var (
 	CIFile         = Step{"file:.gitlab-ci.yml", "projects/:id/repository/files/:path/raw"} // or the custom ci_config_path
 	AttributesFile = Step{"file:.gitattributes", "projects/:id/repository/files/:path/raw"}
 	SubmodulesFile = Step{"file:.gitmodules", "projects/:id/repository/files/:path/raw"} // only when the root has it
+	// Members lists the members, inherited ones included, for the owners; it runs
+	// only with INCLUDE_MEMBERS, last, and asks one page per 100 members.
+	Members = Step{"members", "projects/:id/members/all"}
 )
 
 // Steps lists the probing steps.
-var Steps = []Step{Statistics, Registry, Packages, Tree, TreeDocs, TreeGitlab, TreeCIConfig, CIFile, AttributesFile, SubmodulesFile}
+var Steps = []Step{Statistics, Registry, Packages, Tree, TreeDocs, TreeGitlab, TreeCIConfig, CIFile, AttributesFile, SubmodulesFile, Members}
+
+// Optional reports whether a step runs only when its setting asks for it: Members
+// (INCLUDE_MEMBERS).
+func (s Step) Optional() bool { return s == Members }
 
 // Flag is a yes/no feature a profile step finds out. nil is unknown: its step failed
 // or never ran, and it is exported empty (CSV) or null (JSONL), never false.

@@ -185,6 +185,7 @@ type instance struct {
 	projects    []project // group projects first, then personal ones: ascending id
 	users       []user
 	byUsername  map[string]int32 // username -> index
+	people      []person         // whom members are (members.go)
 }
 
 // Special roles make sure every readiness rule and the 10,000 cut-off are exercised
@@ -276,6 +277,7 @@ func build(o Options) (*instance, error) {
 	// project's.
 	in.buildUsers(o.Users)
 	in.buildPersonalProjects(o.PersonalProjects)
+	in.buildPeople()
 	return in, nil
 }
 

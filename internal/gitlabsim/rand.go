@@ -30,6 +30,7 @@ const (
 	saltChange
 	saltCIConfigPath
 	saltSubmodules
+	saltMembers
 )
 
 // mix is the splitmix64 finaliser: cheap and well distributed.

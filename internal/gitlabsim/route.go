@@ -18,6 +18,7 @@ const (
 	clsGroupSubgroups
 	clsGroupDescendants
 	clsGroupProjects
+	clsGroupMembers
 	clsProjects
 	clsUserProjects
 	clsProject
@@ -35,6 +36,7 @@ const (
 	clsPackages
 	clsRegistry
 	clsEnvironments
+	clsProjectMembers
 	nClasses
 )
 
@@ -48,6 +50,7 @@ var classNames = [nClasses]string{
 	clsGroupSubgroups:    "groups/:id/subgroups",
 	clsGroupDescendants:  "groups/:id/descendant_groups",
 	clsGroupProjects:     "groups/:id/projects",
+	clsGroupMembers:      "groups/:id/members/all",
 	clsProjects:          "projects",
 	clsUserProjects:      "users/:id/projects",
 	clsProject:           "projects/:id",
@@ -65,6 +68,7 @@ var classNames = [nClasses]string{
 	clsPackages:          "projects/:id/packages",
 	clsRegistry:          "projects/:id/registry/repositories",
 	clsEnvironments:      "projects/:id/environments",
+	clsProjectMembers:    "projects/:id/members/all",
 }
 
 func (c class) String() string { return classNames[c] }
@@ -180,6 +184,10 @@ func matchGroupSuffix(s []string) (class, string, bool) {
 			return clsGroupDescendants, "", true
 		case "projects":
 			return clsGroupProjects, "", true
+		}
+	case 2:
+		if s[0] == "members" && s[1] == "all" {
+			return clsGroupMembers, "", true
 		}
 	}
 	return clsOther, "", false

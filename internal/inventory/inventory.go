@@ -238,6 +238,10 @@ type Project struct {
 	// Stale says the project's last activity is older than the run's STALE_AFTER;
 	// nil is unknown. The export sets it from the run (see Run.StaleAfter).
 	Stale *bool `json:"stale"`
+	// Owners are the usernames of the active members, inherited ones included, with
+	// Maintainer (40) or Owner (50) access, sorted; nil is unknown (INCLUDE_MEMBERS
+	// off, or the members step failed), [] a project none such holds.
+	Owners []string `json:"owners"`
 	// Wave is the suggested migration wave, set by the export (see Waves); 0 when
 	// not computed.
 	Wave int `json:"wave,omitempty"`
