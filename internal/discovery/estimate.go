@@ -51,7 +51,7 @@ func callsPerProject(members bool) (always, most float64) {
 	always = float64(n) + listing
 	for _, s := range facts.Steps {
 		if s != facts.Statistics && !s.Optional() {
-			n++
+			n += s.MaxCalls()
 		}
 	}
 	return always, float64(n) + listing

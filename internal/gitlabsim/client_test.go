@@ -260,7 +260,11 @@ func scanProject(t *testing.T, ctx context.Context, cl *gitlab.Client, id int64)
 	if f.CIConfigExternal == "" && *f.HasCI {
 		raw, _, err := cl.RepositoryFiles.GetRawFile(id, ciFile, nil, gitlab.WithContext(ctx))
 		must("ci file", err)
-		ci := summariseCI(t, string(raw))
+		ci := summariseCIWith(t, string(raw), func(name string) string {
+			raw, _, err := cl.RepositoryFiles.GetRawFile(id, name, nil, gitlab.WithContext(ctx))
+			must("ci include "+name, err)
+			return string(raw)
+		})
 		f.CI = &ci
 	}
 	lfs := false

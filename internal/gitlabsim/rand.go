@@ -31,6 +31,7 @@ const (
 	saltCIConfigPath
 	saltSubmodules
 	saltMembers
+	saltCIInclude
 )
 
 // mix is the splitmix64 finaliser: cheap and well distributed.

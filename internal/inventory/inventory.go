@@ -142,6 +142,12 @@ type CI struct {
 	// and trigger:project (or trigger: path), sorted and unique.
 	IncludeProjects []string `json:"include_projects,omitempty"`
 	TriggerProjects []string `json:"trigger_projects,omitempty"`
+	// LocalIncludes is how many local files the configuration includes (include:
+	// local, nested ones too) were read and counted in Jobs; JobsLowerBound says some
+	// were not (over the bound, a wildcard or a variable, missing): Jobs is then a
+	// lower bound.
+	LocalIncludes  int  `json:"local_includes,omitempty"`
+	JobsLowerBound bool `json:"jobs_lower_bound,omitempty"`
 }
 
 // Features are what the project uses that a migration must carry over or replace.

@@ -215,7 +215,7 @@ func expect(p inventory.Project, failed map[string]bool, got inventory.Project) 
 	if failed[facts.TreeCIConfig.Name] {
 		f.HasCI, f.CI = nil, nil
 	}
-	if failed[facts.CIFile.Name] {
+	if failed[facts.CIFile.Name] || failed[facts.CIIncludeFile.Name] {
 		f.CI = nil
 	}
 	if failed[facts.SubmodulesFile.Name] {
