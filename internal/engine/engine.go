@@ -100,6 +100,8 @@ var GitLabComEndpointRPM = map[string]int{
 	"groups":              50,
 	"groups/:id":          400,
 	"groups/:id/projects": 600,
+	// Read only with INCLUDE_MEMBERS: at most 200 profiles a minute on gitlab.com.
+	"projects/:id/members/all": 200,
 }
 
 // EndpointLimits returns the per-endpoint-class limits a configuration gets:
