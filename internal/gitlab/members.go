@@ -29,11 +29,15 @@ type Member struct {
 	Username    string `json:"username"`
 	State       string `json:"state"` // the user's: active, blocked, deactivated, …
 	AccessLevel int    `json:"access_level"`
+	// MembershipState is "awaiting" for a membership pending approval (a seat on a
+	// paid plan), which gives no access yet; "active" or absent otherwise.
+	MembershipState string `json:"membership_state"`
 }
 
 // Owners returns the sorted, unique usernames of a project's active members with
 // Maintainer or Owner access, inherited members included. Blocked and deactivated
-// users are left out: they cannot act on the project.
+// users, and memberships awaiting approval, are left out: they cannot act on the
+// project.
 func (c *Client) Owners(ctx context.Context, projectID int64) ([]string, error) {
 	const endpoint = "projects/:id/members/all"
 	q := url.Values{"per_page": {strconv.Itoa(PerPage)}}
@@ -49,7 +53,7 @@ func (c *Client) Owners(ctx context.Context, projectID int64) ([]string, error) 
 			return nil, err
 		}
 		for _, m := range items {
-			if m.AccessLevel >= AccessMaintainer && m.State == "active" && m.Username != "" {
+			if m.AccessLevel >= AccessMaintainer && m.State == "active" && m.MembershipState != "awaiting" && m.Username != "" {
 				owners = append(owners, m.Username)
 			}
 		}

@@ -15,7 +15,9 @@ func TestOwners(t *testing.T) {
 	pages := [][]string{
 		{`{"id":1,"username":"ann","state":"active","access_level":50}`, `{"id":2,"username":"bob","state":"active","access_level":30}`},
 		{`{"id":3,"username":"cy","state":"blocked","access_level":40}`, `{"id":4,"username":"al","state":"active","access_level":40}`,
-			`{"id":5,"username":"di","state":"deactivated","access_level":50}`},
+			`{"id":5,"username":"di","state":"deactivated","access_level":50}`,
+			`{"id":6,"username":"ed","state":"active","access_level":50,"membership_state":"awaiting"}`,
+			`{"id":7,"username":"fay","state":"active","access_level":40,"membership_state":"active"}`},
 	}
 	c, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/api/v4/projects/9/members/all" || r.URL.Query().Get("per_page") != "100" {
@@ -29,8 +31,8 @@ func TestOwners(t *testing.T) {
 		fmt.Fprintf(w, "[%s]", strings.Join(pages[page-1], ","))
 	}, 0)
 	got, err := c.Owners(t.Context(), 9)
-	if err != nil || !slices.Equal(got, []string{"al", "ann"}) {
-		t.Fatalf("Owners = %v, %v; want [al ann]", got, err)
+	if err != nil || !slices.Equal(got, []string{"al", "ann", "fay"}) {
+		t.Fatalf("Owners = %v, %v; want [al ann fay]", got, err)
 	}
 }
 
