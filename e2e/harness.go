@@ -42,7 +42,7 @@ import (
 )
 
 // Functions are the Lambda functions, by folder under functions/.
-var Functions = []string{"scheduler", "worker", "exporter"}
+var Functions = []string{"scheduler", "worker", "exporter", "reconciler"}
 
 // Token is the simulated GitLab's token; the harness checks it appears in no export
 // and no output.

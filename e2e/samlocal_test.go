@@ -292,7 +292,7 @@ func TestSamLocalInvoke(t *testing.T) {
 
 	tpl, envFile := loadSamTemplate(t), loadEnvFile(t)
 	dockerHost := strings.NewReplacer("http://host.docker.internal:5000", moto.Endpoint(), "http://host.docker.internal:8929", simSrv.URL)
-	dirs := map[string]string{"SchedulerFunction": "scheduler", "WorkerFunction": "worker", "ExporterFunction": "exporter"}
+	dirs := map[string]string{"SchedulerFunction": "scheduler", "WorkerFunction": "worker", "ExporterFunction": "exporter", "ReconcilerFunction": "reconciler"}
 	functions := map[string]*Function{}
 	for fn, dir := range dirs {
 		env := []string{"PATH=" + os.Getenv("PATH"), "TMPDIR=" + t.TempDir()}
@@ -313,6 +313,7 @@ func TestSamLocalInvoke(t *testing.T) {
 		{function: "WorkerFunction", event: "sqs-continuation.json"},
 		{function: "ExporterFunction", event: "sqs-export.json"},
 		{function: "WorkerFunction", event: "sqs-malformed.json", failed: []string{"2f8a1c5e-4b9d-4e27-a6f3-8c0d2b7e5f05"}},
+		{function: "ReconcilerFunction", event: "reconcile.json"},
 	}
 	files, _ := filepath.Glob("../events/*.json")
 	if len(files) != len(invocations)+1 { // and env.json
@@ -333,6 +334,17 @@ func TestSamLocalInvoke(t *testing.T) {
 			// The set-up's scan run is active: the scheduler names it rather than start another.
 			if res.Started || res.RunID != SamScanRun {
 				t.Errorf("scheduler answered %+v; want the active run %s named", res, SamScanRun)
+			}
+			continue
+		}
+		if inv.function == "ReconcilerFunction" {
+			var res lambdaapp.ReconcileResult
+			if err := f.Invoke(ctx, json.RawMessage(payload), &res); err != nil {
+				t.Fatalf("%s %s: %v\n%s", inv.function, inv.event, err, lastLines(f.Output(), 30))
+			}
+			// The scan run's messages were sent a moment ago: none is lost yet.
+			if res.RunID != SamScanRun || res.Resent != 0 {
+				t.Errorf("reconciler answered %+v; want the active run %s and nothing re-sent", res, SamScanRun)
 			}
 			continue
 		}

@@ -58,6 +58,9 @@ type Options struct {
 	// Telemetry also receives the client's measurements and the scan's progress, besides
 	// EMF: `discovery-agent serve` with BACKEND=aws passes its Prometheus metrics.
 	Telemetry Telemetry
+	// Now is the clock of the reconciler and of the send times on pending markers;
+	// default time.Now.
+	Now func() time.Time
 }
 
 // Telemetry is what the handlers report GitLab calls and discovery progress to.
@@ -84,6 +87,7 @@ type App struct {
 	cur        *runClient // the newest run's limiter, client and worker
 	sched      *runClient // the scheduler's and token checks' (run ID "")
 	onFinished func(inventory.Run)
+	now        func() time.Time
 }
 
 // runClient is what calls GitLab for one run: the shared budget counts the run's calls
@@ -138,14 +142,18 @@ func New(ctx context.Context, s Settings, cfg aws.Config, opts Options) (*App, e
 		emf: metrics.NewEMF(w, s.MetricsNamespace),
 		ddb: dynamodb.NewFromConfig(cfg),
 		sqs: sqs.NewFromConfig(cfg),
+		now: opts.Now,
+	}
+	if a.now == nil {
+		a.now = time.Now
 	}
 	a.telemetry = a.emf
 	if opts.Telemetry != nil {
 		a.telemetry = tee{a.emf, opts.Telemetry}
 	}
-	a.store = dynamostore.New(a.ddb, s.StoreTable, dynamostore.Options{TTL: s.RunTTL})
+	a.store = dynamostore.New(a.ddb, s.StoreTable, dynamostore.Options{TTL: s.RunTTL, Now: opts.Now})
 	a.queue = &router{scan: sqsqueue.New(a.sqs, s.ScanQueueURL), export: sqsqueue.New(a.sqs, s.ExportQueueURL),
-		scanURL: s.ScanQueueURL, exportURL: s.ExportQueueURL}
+		scanURL: s.ScanQueueURL, exportURL: s.ExportQueueURL, store: a.store, now: a.now}
 	if s.ExportBucket != "" {
 		// An emulator serves buckets by path, not by virtual host.
 		pathStyle := s.Endpoint != "" || cfg.BaseEndpoint != nil
@@ -379,10 +387,15 @@ func (t tee) QueueDepth(n int64) {
 }
 
 // router is the handlers' discovery.Queue: export messages go to the export queue,
-// group scans to the scan queue.
+// group scans to the scan queue. A group scan goes out only when its pending marker
+// records no send yet, and its send is recorded there: a redelivered message that lists
+// the same subgroups, or queues the same continuation, does not send them again, and
+// the reconciler knows what was sent when.
 type router struct {
 	scan, export       *sqsqueue.Queue
 	scanURL, exportURL string
+	store              *dynamostore.Store
+	now                func() time.Time
 }
 
 func (r *router) Send(ctx context.Context, msgs ...work.Message) error {
@@ -398,7 +411,14 @@ func (r *router) Send(ctx context.Context, msgs ...work.Message) error {
 		if r.scanURL == "" {
 			return errors.New("queue group scans: SCAN_QUEUE_URL is not set")
 		}
-		if err := r.scan.Send(ctx, scan...); err != nil {
+		unsent, err := r.store.Unsent(ctx, scan...)
+		if err != nil {
+			return fmt.Errorf("queue group scans: %w", err)
+		}
+		if err := r.scan.Send(ctx, unsent...); err != nil {
+			return err
+		}
+		if err := r.store.MarkSent(ctx, r.now(), unsent...); err != nil {
 			return err
 		}
 	}
