@@ -225,8 +225,8 @@ func TestTemplateRunsOfAnyLength(t *testing.T) {
 			t.Errorf("%s keeps messages %d s, want 14 days (1209600)", name, got)
 		}
 	}
-	if queues != 4 {
-		t.Errorf("%d queues, want 4 (scan, export and their DLQs)", queues)
+	if queues != 5 {
+		t.Errorf("%d queues, want 5 (scan, export, their DLQs, the schedule's failures)", queues)
 	}
 	if got := tpl.Resources["WorkerFunction"].Properties["RecursiveLoop"]; got != "Allow" {
 		t.Errorf("WorkerFunction RecursiveLoop = %v, want Allow (with work.MaxHops as the cap)", got)
@@ -235,6 +235,42 @@ func TestTemplateRunsOfAnyLength(t *testing.T) {
 		e := ev.(map[string]any)
 		if e["Type"] == "ScheduleV2" && get(e, "Properties", "OmitName") != true && get(e, "Properties", "Name") == nil {
 			t.Errorf("the schedule has a fixed name: two stacks cannot share a region; want OmitName: true")
+		}
+	}
+	onFailure := get(tpl.Resources["SchedulerFunction"].Properties, "EventInvokeConfig", "DestinationConfig", "OnFailure")
+	if m, _ := onFailure.(map[string]any); m["Type"] != "SQS" || m["Destination"] != "ScheduleFailureQueue.Arn" {
+		t.Errorf("the scheduler's asynchronous invocation has no OnFailure destination: %v", onFailure)
+	}
+	if ev := get(tpl.Resources["ReconcilerFunction"].Properties, "Events", "Schedule", "Type"); ev != "ScheduleV2" {
+		t.Errorf("the reconciler is not scheduled: %v", ev)
+	}
+}
+
+// TestTemplateAlarms: a long run alarms on a stall, not on its length; on messages
+// about to expire; and on failed exports.
+func TestTemplateAlarms(t *testing.T) {
+	tpl := loadTemplate(t)
+	metrics := map[string]bool{}
+	for name, r := range tpl.Resources {
+		if r.Type != "AWS::CloudWatch::Alarm" {
+			continue
+		}
+		if name == "RunTooLongAlarm" {
+			t.Error("RunTooLongAlarm fires on a long run that progresses; NoProgressAlarm replaces it")
+		}
+		if m, ok := r.Properties["MetricName"].(string); ok {
+			metrics[m] = true
+		}
+		list, _ := r.Properties["Metrics"].([]any)
+		for _, q := range list {
+			if m, ok := get(q.(map[string]any), "MetricStat", "Metric", "MetricName").(string); ok {
+				metrics[m] = true
+			}
+		}
+	}
+	for _, m := range []string{"ApproximateAgeOfOldestMessage", "discovery_run_idle_seconds", "export_failures", "Errors"} {
+		if !metrics[m] {
+			t.Errorf("no alarm watches %s", m)
 		}
 	}
 }

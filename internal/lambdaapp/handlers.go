@@ -252,7 +252,7 @@ func (a *App) redeliverAfter(ctx context.Context, log *slog.Logger, queueURL, re
 }
 
 // markRuns reports the runs still in progress after a batch (discovery_run_in_progress
-// 1, which the RunTooLong alarm watches); the exporter's RunFinished sets it to 0.
+// 1, as local mode's gauge); the exporter's RunFinished sets it to 0.
 func (a *App) markRuns(ctx context.Context, log *slog.Logger, runs map[string]bool) {
 	ctx = context.WithoutCancel(ctx)
 	for id := range runs {

@@ -38,7 +38,9 @@ type ReconcileResult struct {
 	Undone  int    `json:"undone"`
 	Resent  int    `json:"resent"`
 	Export  bool   `json:"export_queued,omitempty"`
-	Message string `json:"message"`
+	// IdleSeconds is how long ago a message of the run was last done (or the run began).
+	IdleSeconds int64  `json:"idle_seconds"`
+	Message     string `json:"message"`
 }
 
 // Reconcile is the reconciler function's handler, invoked on a schedule: it finds the
@@ -61,11 +63,21 @@ func (a *App) Reconcile(ctx context.Context, _ json.RawMessage) (ReconcileResult
 	if res.Pending, err = a.store.Pending(ctx, run.ID); err != nil {
 		return res, fmt.Errorf("reconcile: %w", err)
 	}
+	now := a.now()
+	// The NoProgress alarm's metric: time since a message of the run was last done.
+	last, err := a.store.LastDone(ctx, run.ID)
+	if err != nil {
+		return res, fmt.Errorf("reconcile: %w", err)
+	}
+	if last.Before(run.StartedAt) {
+		last = run.StartedAt
+	}
+	res.IdleSeconds = int64(now.Sub(last) / time.Second)
+	a.emf.RunIdle(now.Sub(last))
 	scan, err := a.queue.scan.Status(ctx)
 	if err != nil {
 		return res, fmt.Errorf("reconcile: %w", err)
 	}
-	now := a.now()
 	if res.Pending == 0 {
 		return a.reconcileExport(ctx, run, res)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 // drain receives every message of q and returns their keys; deleteKeys names those
@@ -114,6 +115,13 @@ func TestReconcileResendsLostMessages(t *testing.T) {
 		if want := 1 - i; res.Resent != want || res.Undone != 3 {
 			t.Errorf("reconcile %d = %+v; want 3 undone, %d re-sent", i, res, want)
 		}
+		// Nothing was done since the run started: the NoProgress alarm's metric says so.
+		if want := int64((14*24*time.Hour + time.Hour) / time.Second); res.IdleSeconds != want {
+			t.Errorf("idle %d s, want %d", res.IdleSeconds, want)
+		}
+	}
+	if !strings.Contains(f.emf.String(), `"discovery_run_idle_seconds":1213200`) {
+		t.Errorf("no discovery_run_idle_seconds in the EMF output:\n%s", f.emf.String())
 	}
 	if got := drain(t, f.scan); !slices.Equal(got, []string{expired.Key(), live.Key()}) {
 		t.Fatalf("after reconciling the queue holds %v; want the expired and the live message", got)
@@ -135,8 +143,8 @@ func TestReconcileResendsLostMessages(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := 1 - i; res.Resent != want || res.Undone != 1 {
-			t.Errorf("reconcile %d of an empty queue = %+v; want 1 undone, %d re-sent", i, res, want)
+		if want := 1 - i; res.Resent != want || res.Undone != 1 || res.IdleSeconds != 3600 {
+			t.Errorf("reconcile %d of an empty queue = %+v; want 1 undone, %d re-sent, idle an hour", i, res, want)
 		}
 	}
 	if got := drain(t, f.scan, lostMsg.Key()); !slices.Equal(got, []string{lostMsg.Key()}) {
