@@ -82,6 +82,7 @@ type App struct {
 	queue     *router
 	sink      *s3sink.Sink // nil without EXPORT_BUCKET
 	engine    *engine.Engine
+	rotation  *rotatingToken // nil unless the token comes from Secrets Manager
 
 	mu         sync.Mutex
 	cur        *runClient // the newest run's limiter, client and worker
@@ -128,8 +129,10 @@ func New(ctx context.Context, s Settings, cfg aws.Config, opts Options) (*App, e
 	if err := s.Validate(RoleFunction); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
+	var secrets *secretsmanager.Client
 	if s.Config.Token == "" && s.TokenSecretARN != "" {
-		tok, err := readToken(ctx, secretsmanager.NewFromConfig(cfg), s.TokenSecretARN)
+		secrets = secretsmanager.NewFromConfig(cfg)
+		tok, err := readToken(ctx, secrets, s.TokenSecretARN)
 		if err != nil {
 			return nil, err
 		}
@@ -167,6 +170,11 @@ func New(ctx context.Context, s Settings, cfg aws.Config, opts Options) (*App, e
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = max(s.Config.Concurrency, 2)
 		gopts.Transport = t
+	}
+	if secrets != nil {
+		a.rotation = &rotatingToken{next: gopts.Transport, current: s.Config.Token, log: log,
+			read: func(ctx context.Context) (string, error) { return readToken(ctx, secrets, s.TokenSecretARN) }}
+		gopts.Transport = a.rotation
 	}
 	b := engine.Backends{Store: a.store, Queue: a.queue, Telemetry: a.telemetry, Log: log}
 	if a.sink != nil {
