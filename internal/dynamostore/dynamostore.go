@@ -112,6 +112,10 @@ type Options struct {
 	TTL time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// ReadParallelism is how many segments of a run's records Groups and Projects
+	// query at once, still yielding them in ID order; 0 or 1 reads them with one
+	// paginated Query. The exporter sets DefaultReadParallelism.
+	ReadParallelism int
 }
 
 // Store implements discovery.Store and the exporter's source on one DynamoDB table.

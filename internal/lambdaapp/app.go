@@ -154,7 +154,8 @@ func New(ctx context.Context, s Settings, cfg aws.Config, opts Options) (*App, e
 	if opts.Telemetry != nil {
 		a.telemetry = tee{a.emf, opts.Telemetry}
 	}
-	a.store = dynamostore.New(a.ddb, s.StoreTable, dynamostore.Options{TTL: s.RunTTL, Now: opts.Now})
+	a.store = dynamostore.New(a.ddb, s.StoreTable, dynamostore.Options{TTL: s.RunTTL, Now: opts.Now,
+		ReadParallelism: dynamostore.DefaultReadParallelism})
 	a.queue = &router{scan: sqsqueue.New(a.sqs, s.ScanQueueURL), export: sqsqueue.New(a.sqs, s.ExportQueueURL),
 		scanURL: s.ScanQueueURL, exportURL: s.ExportQueueURL, store: a.store, now: a.now}
 	if s.ExportBucket != "" {
