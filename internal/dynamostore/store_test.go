@@ -334,3 +334,41 @@ func TestParallelReadsKeepOrder(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestClaimLapses: a claim holds the key against other owners until it lapses or its
+// owner releases it; a release by another owner does nothing.
+func TestClaimLapses(t *testing.T) {
+	now := t0
+	s, _, _ := newStore(t, dynamostore.Options{Now: func() time.Time { return now }})
+	ctx := context.Background()
+	claim := func(owner string, until time.Time) (dynamostore.Claim, bool) {
+		t.Helper()
+		held, ok, err := s.Claim(ctx, "r", "group:1:1", dynamostore.Claim{Owner: owner, MessageID: "m-" + owner, Until: until})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return held, ok
+	}
+	if _, ok := claim("a", now.Add(time.Minute)); !ok {
+		t.Fatal("first claim refused")
+	}
+	if held, ok := claim("b", now.Add(time.Minute)); ok || held.MessageID != "m-a" || !held.Until.Equal(now.Add(time.Minute)) {
+		t.Fatalf("second claim: %v, %+v; want refused, held by a", ok, held)
+	}
+	if err := s.Release(ctx, "r", "group:1:1", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := claim("b", now.Add(time.Minute)); ok {
+		t.Fatal("another owner's release freed the claim")
+	}
+	now = now.Add(2 * time.Minute) // a's handler was killed: its claim lapsed
+	if _, ok := claim("b", now.Add(time.Minute)); !ok {
+		t.Fatal("a lapsed claim still holds")
+	}
+	if err := s.Release(ctx, "r", "group:1:1", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := claim("c", now.Add(time.Minute)); !ok {
+		t.Fatal("a released claim still holds")
+	}
+}
