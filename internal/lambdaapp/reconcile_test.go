@@ -178,3 +178,51 @@ func countMessages(t *testing.T, q *sqsqueue.Queue) int64 {
 	}
 	return st.Messages
 }
+
+// TestLostMessageRunCompletes: a group message lost mid-run leaves the run pending
+// with an empty queue; the reconciler re-sends it and the run ends equal to the truth.
+func TestLostMessageRunCompletes(t *testing.T) {
+	f := newFixture(t, gitlabsim.Options{Seed: 21, Groups: 6, Projects: 60})
+	ctx := context.Background()
+	clk := &clock{t: time.Now()}
+	a, err := New(ctx, f.settings, f.srv.Config(ctx), Options{
+		Log: slog.New(slog.NewJSONHandler(f.logs, nil)), Metrics: f.emf, Now: clk.Now,
+		GitLab: gitlab.Options{BaseBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.Schedule(ctx, nil)
+	if err != nil || !res.Started {
+		t.Fatalf("schedule: %+v, %v", res, err)
+	}
+	msgs, err := receive(ctx, f.scan, 1, 5*time.Second)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("receive: %d, %v", len(msgs), err)
+	}
+	if err := f.scan.Delete(ctx, aws.ToString(msgs[0].ReceiptHandle)); err != nil { // lost
+		t.Fatal(err)
+	}
+	f.deliver(t, f.scan, a.Work)
+	if n, err := a.Store().Pending(ctx, res.RunID); err != nil || n == 0 {
+		t.Fatalf("pending after the queue drained = %d, %v; want the lost message's work", n, err)
+	}
+	resent := 0
+	for range 5 {
+		clk.Set(clk.Now().Add(time.Hour))
+		r, err := a.Reconcile(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resent += r.Resent
+		if r.Pending == 0 {
+			break
+		}
+		f.deliver(t, f.scan, a.Work)
+	}
+	if resent == 0 {
+		t.Fatal("the reconciler re-sent nothing")
+	}
+	f.deliver(t, f.export, a.Export)
+	f.checkExports(t, a, res.RunID)
+}
