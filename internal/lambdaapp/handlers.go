@@ -226,8 +226,10 @@ func (a *App) record(ctx context.Context, log *slog.Logger, r events.SQSMessage,
 }
 
 // claimSlack is how long past the invocation's deadline a claim lasts: the deadline
-// kills the handler, and a killed handler never releases its claim.
-const claimSlack = time.Minute
+// kills the handler (so nothing of it runs later), and a killed handler never releases
+// its claim. The second covers clock skew between functions; the message of a killed
+// handler returns only after the visibility timeout, far later.
+const claimSlack = time.Second
 
 // claim takes the message's key for this delivery, so that two deliveries of the same
 // key at once do not both scan it. proceed false means another delivery holds it: a
