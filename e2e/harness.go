@@ -91,6 +91,23 @@ type Options struct {
 	Kill      bool
 	KillAfter int64
 
+	// Recursion models Lambda's recursive loop detection on the worker: a record whose
+	// trace (AWSTraceHeader, propagated by the Go SDK from _X_AMZN_TRACE_ID) already
+	// counts RecursionLimit worker invocations is refused and moved to the scan DLQ,
+	// unless the worker's RecursiveLoop in Template is Allow.
+	Recursion bool
+	// Template is the SAM template the recursion model reads; default template.yaml.
+	Template string
+	// Retention is the scan queue's message retention period, accelerated: a message
+	// older is deleted unseen, and the queue reports it to the reconciler. 0: 14 days.
+	Retention time.Duration
+	// ExpireOne hides the first subgroup message past Retention: it expires mid-run.
+	ExpireOne bool
+	// ReconcileEvery invokes the reconciler on that schedule during the scan; 0 never.
+	ReconcileEvery time.Duration
+	// ScanTimeout bounds the wait for the scan queue to drain; default 5 minutes.
+	ScanTimeout time.Duration
+
 	// Log receives the harness's progress; default discarded.
 	Log *slog.Logger
 }
@@ -104,6 +121,7 @@ func (o *Options) defaults() {
 	o.Visibility = cmpOr(o.Visibility, 10*time.Second)
 	o.WorkerTimeout = cmpOr(o.WorkerTimeout, 8*time.Second)
 	o.KillAfter = cmpOr(o.KillAfter, 40)
+	o.ScanTimeout = cmpOr(o.ScanTimeout, 5*time.Minute)
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -133,6 +151,11 @@ type Harness struct {
 
 	simBase        int64       // simulator requests before the current run
 	killed         atomic.Bool // the one kill Options.Kill asks for has happened
+	held           atomic.Bool // the one message Options.ExpireOne hides is hidden
+	model          *sqsModel
+	allowLoop      bool // the worker's RecursiveLoop is Allow
+	scanDLQ        string
+	reconciler     *Function
 	store          *dynamostore.Store
 	scan, export   *sqsqueue.Queue
 	scanARN        string
@@ -197,6 +220,14 @@ func Start(ctx context.Context, opts Options) (h *Harness, err error) {
 	if h.tmp, err = os.MkdirTemp("", "e2e-aws-"); err != nil {
 		return nil, err
 	}
+	if h.opts.Template == "" {
+		h.opts.Template = filepath.Join(h.opts.ModuleDir, "template.yaml")
+	}
+	loop, err := RecursiveLoop(h.opts.Template)
+	if err != nil {
+		return nil, err
+	}
+	h.allowLoop = loop == "Allow"
 	if h.opts.BinDir == "" {
 		h.opts.BinDir = filepath.Join(h.tmp, "bin")
 		h.log.Info("building the functions", "dir", h.opts.BinDir)
@@ -211,7 +242,9 @@ func Start(ctx context.Context, opts Options) (h *Harness, err error) {
 		return nil, err
 	}
 	target, _ := url.Parse(h.moto.Endpoint())
-	h.counter = &counter{n: map[string]int64{}, bytes: map[string]int64{}, rp: httputil.NewSingleHostReverseProxy(target)}
+	h.model = &sqsModel{retention: opts.Retention}
+	h.counter = &counter{n: map[string]int64{}, bytes: map[string]int64{}, rp: httputil.NewSingleHostReverseProxy(target), model: h.model}
+	h.counter.rp.ModifyResponse = h.model.response
 	h.proxy = httptest.NewServer(h.counter)
 
 	if h.sim, err = gitlabsim.New(gitlabsim.Options{
@@ -252,6 +285,7 @@ func (h *Harness) resources(ctx context.Context) (map[string]string, error) {
 	h.store = dynamostore.New(ddb, storeTable, dynamostore.Options{})
 	h.scan, h.export = sqsqueue.New(sqsc, scan.URL), sqsqueue.New(sqsc, exp.URL)
 	h.scanARN, h.exportARN = scan.ARN, exp.ARN
+	h.scanDLQ, h.model.scanURL = scan.DLQURL, scan.URL
 	h.sink = s3sink.New(h.moto.S3(), bucket, exportPrefix)
 
 	var roots []string
@@ -319,12 +353,17 @@ func (h *Harness) startFunctions(ctx context.Context, shared map[string]string) 
 		h.workers = append(h.workers, w)
 	}
 	h.exporter, err = StartFunction(ctx, "exporter", h.opts.RIE, bin("exporter"), envFor("GITLAB_TOKEN_SECRET_ARN", "BUDGET_TABLE", "GITLAB_URL"), 60*time.Second)
+	if err != nil || h.opts.ReconcileEvery <= 0 {
+		return err
+	}
+	h.reconciler, err = StartFunction(ctx, "reconciler", h.opts.RIE, bin("reconciler"),
+		envFor("GITLAB_TOKEN_SECRET_ARN", "BUDGET_TABLE", "GITLAB_URL", "EXPORT_BUCKET", "EXPORT_PREFIX"), 30*time.Second)
 	return err
 }
 
 // Close stops every component and removes temporary files.
 func (h *Harness) Close() {
-	for _, f := range append([]*Function{h.scheduler, h.exporter}, h.workers...) {
+	for _, f := range append([]*Function{h.scheduler, h.exporter, h.reconciler}, h.workers...) {
 		if f != nil {
 			f.Stop()
 		}
@@ -350,7 +389,7 @@ func (h *Harness) Simulator() *gitlabsim.Server { return h.sim }
 // Output is everything the functions printed, for failure reports.
 func (h *Harness) Output() string {
 	var b strings.Builder
-	for _, f := range append([]*Function{h.scheduler, h.exporter}, h.workers...) {
+	for _, f := range h.functions() {
 		fmt.Fprintf(&b, "=== %s\n%s\n", f.Name, f.Output())
 	}
 	return b.String()
@@ -388,7 +427,15 @@ type Report struct {
 	EMFMetrics           int                      // distinct metric and dimension-value sets in the EMF lines: CloudWatch custom metrics
 	Redelivered          int                      // records delivered more than once
 	Killed               int                      // worker environments killed mid-invocation
-	Elapsed              time.Duration
+	TimedOut             int                      // worker invocations the emulator ended at the function's timeout
+	// The models of Options: records refused by the recursion model, the longest
+	// chain of worker invocations it counted, messages expired unseen, hidden past
+	// the retention (ExpireOne), re-sent by the reconciler, and deliveries of pages
+	// continued part-way (Message.Resume). TracedSends are SendMessage(Batch)
+	// requests that carried a trace header; DeadLettered the scan DLQ's messages.
+	Refused, MaxChain, Expired, Held, Resent, Resumed int
+	TracedSends, DeadLettered                         int64
+	Elapsed                                           time.Duration
 }
 
 // Run starts a run with events/schedule.json, drives the worker until the scan queue
@@ -464,6 +511,17 @@ func (h *Harness) pumpScans(ctx context.Context, runID string, rep *Report) erro
 					sleep(ctx, 100*time.Millisecond)
 					continue
 				}
+				msgs = h.retain(ctx, msgs, &mu, rep)
+				msgs, trace, err := h.admitScan(ctx, msgs, &mu, rep)
+				if err != nil && ctx.Err() == nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					cancel()
+				}
+				if len(msgs) == 0 {
+					continue
+				}
 				for _, m := range msgs {
 					if _, seen := delivered.LoadOrStore(aws.ToString(m.MessageId), true); seen {
 						mu.Lock()
@@ -477,7 +535,7 @@ func (h *Harness) pumpScans(ctx context.Context, runID string, rep *Report) erro
 				if kill {
 					stopWatch = h.killAfter(ctx, w, h.opts.KillAfter)
 				}
-				resp, err := h.invokeSQS(ctx, w, h.scanARN, msgs)
+				resp, err := h.invokeSQS(ctx, w, h.scanARN, msgs, trace)
 				stopWatch()
 				mu.Lock()
 				rep.Invocations["worker"]++
@@ -488,11 +546,14 @@ func (h *Harness) pumpScans(ctx context.Context, runID string, rep *Report) erro
 					}
 					// Nothing is deleted: the batch returns after the visibility timeout.
 					h.log.Warn("worker invocation failed", "worker", w.Name, "err", err)
+					mu.Lock()
 					if kill && h.killed.Load() {
-						mu.Lock()
 						rep.Killed++
-						mu.Unlock()
 					}
+					if timedOut(err) {
+						rep.TimedOut++
+					}
+					mu.Unlock()
 					if rerr := w.Restart(ctx); rerr != nil {
 						mu.Lock()
 						errs = append(errs, rerr)
@@ -511,11 +572,13 @@ func (h *Harness) pumpScans(ctx context.Context, runID string, rep *Report) erro
 		})
 	}
 
+	wg.Go(func() { h.reconcile(ctx, &mu, rep) })
+
 	// Done when nothing is left on the scan queue, visible or in flight, and the run
 	// has moved on: its export is queued, or it ended.
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	deadline := time.After(5 * time.Minute)
+	deadline := time.After(h.opts.ScanTimeout)
 	var waitErr error
 wait:
 	for {
@@ -523,7 +586,7 @@ wait:
 		case <-ctx.Done():
 			break wait
 		case <-deadline:
-			waitErr = errors.New("the scan queue did not drain in 5 minutes")
+			waitErr = fmt.Errorf("the scan queue did not drain in %s", h.opts.ScanTimeout)
 			break wait
 		case <-tick.C:
 		}
@@ -540,6 +603,13 @@ wait:
 			continue
 		}
 		if exp > 0 || run.Status != inventory.RunRunning {
+			break
+		}
+		mu.Lock()
+		refused := rep.Refused
+		mu.Unlock()
+		if refused > 0 && h.reconciler == nil {
+			waitErr = ErrLoopStopped
 			break
 		}
 	}
@@ -589,7 +659,7 @@ func (h *Harness) pumpExports(ctx context.Context, runID string, rep *Report) er
 			sleep(ctx, 200*time.Millisecond)
 			continue
 		}
-		resp, err := h.invokeSQS(ctx, h.exporter, h.exportARN, msgs)
+		resp, err := h.invokeSQS(ctx, h.exporter, h.exportARN, msgs, "")
 		rep.Invocations["exporter"]++
 		if err != nil {
 			return err
@@ -612,10 +682,15 @@ func (h *Harness) eventSource(op string) {
 	v.(*atomic.Int64).Add(1)
 }
 
-// invokeSQS hands messages to fn as the SQS event source does.
-func (h *Harness) invokeSQS(ctx context.Context, fn *Function, arn string, msgs []sqstypes.Message) (events.SQSEventResponse, error) {
+// invokeSQS hands messages to fn as the SQS event source does, in an invocation
+// with the trace header trace ("" for a new trace).
+func (h *Harness) invokeSQS(ctx context.Context, fn *Function, arn string, msgs []sqstypes.Message, trace string) (events.SQSEventResponse, error) {
 	var ev events.SQSEvent
 	for _, m := range msgs {
+		if t := h.model.trace(aws.ToString(m.MessageId)); t != "" {
+			m.Attributes = maps.Clone(m.Attributes)
+			m.Attributes["AWSTraceHeader"] = t
+		}
 		ev.Records = append(ev.Records, events.SQSMessage{
 			MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle), Body: aws.ToString(m.Body),
 			Md5OfBody: aws.ToString(m.MD5OfBody), Attributes: m.Attributes, EventSource: "aws:sqs",
@@ -623,7 +698,7 @@ func (h *Harness) invokeSQS(ctx context.Context, fn *Function, arn string, msgs 
 		})
 	}
 	var resp events.SQSEventResponse
-	err := fn.Invoke(ctx, ev, &resp)
+	err := fn.InvokeTraced(ctx, trace, ev, &resp)
 	return resp, err
 }
 
@@ -702,6 +777,7 @@ func (h *Harness) resetMeasures() {
 	h.sim.ResetStats() // per-run peaks
 	h.simBase = h.sim.Stats().Requests
 	h.counter.reset()
+	h.model.tracedSends.Store(0)
 	h.eventSourceOps.Range(func(k, _ any) bool { h.eventSourceOps.Delete(k); return true })
 	for _, f := range h.functions() {
 		f.mark()
@@ -709,7 +785,11 @@ func (h *Harness) resetMeasures() {
 }
 
 func (h *Harness) functions() []*Function {
-	return append([]*Function{h.scheduler, h.exporter}, h.workers...)
+	fs := []*Function{h.scheduler, h.exporter}
+	if h.reconciler != nil {
+		fs = append(fs, h.reconciler)
+	}
+	return append(fs, h.workers...)
 }
 
 func (h *Harness) measure(rep *Report) {
@@ -735,6 +815,8 @@ func (h *Harness) measure(rep *Report) {
 	}
 	rep.EMFMetrics = len(metrics)
 	rep.AWSRequests, rep.AWSBytes = h.counter.snapshot()
+	rep.TracedSends = h.model.tracedSends.Load()
+	rep.DeadLettered = h.deadLettered(context.Background())
 	rep.EventSourceOps = map[string]int64{}
 	h.eventSourceOps.Range(func(k, v any) bool {
 		rep.EventSourceOps[k.(string)] = v.(*atomic.Int64).Load()
@@ -758,7 +840,9 @@ func (r Report) Summary() string {
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "second trigger during the run: started=%v %q\n", r.SecondTrigger.Started, r.SecondTrigger.Message)
-	fmt.Fprintf(&b, "invocations: %v; killed mid-invocation: %d; records redelivered: %d\n", r.Invocations, r.Killed, r.Redelivered)
+	fmt.Fprintf(&b, "invocations: %v; killed mid-invocation: %d; timed out: %d; records redelivered: %d\n", r.Invocations, r.Killed, r.TimedOut, r.Redelivered)
+	fmt.Fprintf(&b, "models: longest worker chain %d, refused %d, expired %d (held %d), re-sent by the reconciler %d, resumed pages %d, traced sends %d, scan DLQ %d\n",
+		r.MaxChain, r.Refused, r.Expired, r.Held, r.Resent, r.Resumed, r.TracedSends, r.DeadLettered)
 	for _, f := range slices.Sorted(maps.Keys(r.Durations)) {
 		fmt.Fprintf(&b, "  %-9s %4d invocations, %8s in total\n", f, r.Invocations[f], r.Durations[f].Round(time.Millisecond))
 	}
@@ -786,6 +870,7 @@ func (r Report) Summary() string {
 // counter is a reverse proxy in front of moto that counts requests by operation.
 type counter struct {
 	rp    *httputil.ReverseProxy
+	model *sqsModel
 	mu    sync.Mutex
 	n     map[string]int64
 	bytes map[string]int64
@@ -797,7 +882,7 @@ func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.n[op]++
 	c.bytes[op] += max(r.ContentLength, 0)
 	c.mu.Unlock()
-	c.rp.ServeHTTP(w, r)
+	c.rp.ServeHTTP(w, c.model.request(r, op))
 }
 
 func (c *counter) reset() {

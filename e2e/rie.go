@@ -196,6 +196,12 @@ func (e *FunctionError) Error() string {
 // Invoke sends payload to the function and decodes its answer into result. A
 // function error is a *FunctionError; a killed or timed-out function another error.
 func (f *Function) Invoke(ctx context.Context, payload, result any) error {
+	return f.InvokeTraced(ctx, "", payload, result)
+}
+
+// InvokeTraced is Invoke in the trace trace (an X-Amzn-Trace-Id header; "" none): the
+// emulator hands it to the runtime, which sets _X_AMZN_TRACE_ID for the invocation.
+func (f *Function) InvokeTraced(ctx context.Context, trace string, payload, result any) error {
 	body, err := json.Marshal(payload)
 	if err != nil {
 		return fmt.Errorf("invoke %s: %w", f.Name, err)
@@ -206,6 +212,9 @@ func (f *Function) Invoke(ctx context.Context, payload, result any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("invoke %s: %w", f.Name, err)
+	}
+	if trace != "" {
+		req.Header.Set("X-Amzn-Trace-Id", trace)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
