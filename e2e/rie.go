@@ -53,6 +53,9 @@ type Function struct {
 	Name string
 
 	rie, bootstrap string
+	api            *runtimeAPI // the Runtime API the function sees
+	wrapped        string      // bootstrap, run against api
+	dir            string
 	env            []string
 	timeout        time.Duration
 
@@ -113,7 +116,18 @@ func (o *output) String() string {
 func StartFunction(ctx context.Context, name, rie, bootstrap string, env []string, timeout time.Duration) (*Function, error) {
 	f := &Function{Name: name, rie: rie, bootstrap: bootstrap, env: env, timeout: timeout}
 	f.out = &output{f: f}
-	if err := f.start(ctx); err != nil {
+	var err error
+	if f.dir, err = os.MkdirTemp("", "e2e-fn-"); err != nil {
+		return nil, err
+	}
+	if f.api, err = startRuntimeAPI(); err == nil {
+		f.wrapped, err = f.api.wrapBootstrap(f.dir, bootstrap)
+	}
+	if err == nil {
+		err = f.start(ctx)
+	}
+	if err != nil {
+		f.Stop()
 		return nil, err
 	}
 	return f, nil
@@ -127,12 +141,13 @@ func (f *Function) start(ctx context.Context) error {
 		if err := errors.Join(err1, err2); err != nil {
 			return err
 		}
-		cmd := exec.Command(f.rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", api, f.bootstrap)
+		cmd := exec.Command(f.rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", api, f.wrapped)
 		cmd.Env = append(append([]string{}, f.env...),
 			"AWS_LAMBDA_FUNCTION_NAME="+f.Name,
 			"AWS_LAMBDA_FUNCTION_TIMEOUT="+strconv.Itoa(int(f.timeout/time.Second)),
 		)
 		cmd.Stdout, cmd.Stderr = f.out, f.out
+		f.api.setTarget(api)
 		// Its own process group: Kill must end the emulator and the function it started.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
@@ -213,9 +228,13 @@ func (f *Function) InvokeTraced(ctx context.Context, trace string, payload, resu
 	if err != nil {
 		return fmt.Errorf("invoke %s: %w", f.Name, err)
 	}
-	if trace != "" {
-		req.Header.Set("X-Amzn-Trace-Id", trace)
+	// The emulator drops the header (its tracer is a no-op): the Runtime API proxy
+	// hands the trace to the runtime, as Lambda does.
+	if trace == "" {
+		trace = newTrace().String()
 	}
+	req.Header.Set("X-Amzn-Trace-Id", trace)
+	f.api.setTrace(trace)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("invoke %s: %w", f.Name, err)
@@ -265,7 +284,15 @@ func (f *Function) Restart(ctx context.Context) error {
 }
 
 // Stop ends the function for good.
-func (f *Function) Stop() { f.Kill() }
+func (f *Function) Stop() {
+	f.Kill()
+	if f.api != nil {
+		f.api.close()
+	}
+	if f.dir != "" {
+		os.RemoveAll(f.dir)
+	}
+}
 
 // Durations returns the Duration of every invocation the emulator reported.
 func (f *Function) Durations() []time.Duration {

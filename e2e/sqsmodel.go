@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -53,7 +54,11 @@ func (m *sqsModel) request(r *http.Request, op string) *http.Request {
 func (m *sqsModel) response(resp *http.Response) error {
 	req := resp.Request
 	op := operation(req)
-	trace := req.Header.Get("X-Amzn-Trace-Id")
+	// The Go SDK percent-encodes the header (Lineage's '|' is %7C).
+	trace, err := url.PathUnescape(req.Header.Get("X-Amzn-Trace-Id"))
+	if err != nil {
+		trace = req.Header.Get("X-Amzn-Trace-Id")
+	}
 	retention, _ := req.Context().Value(reportRetention).(bool)
 	if resp.StatusCode != http.StatusOK || (!retention && (trace == "" || (op != "sqs.SendMessage" && op != "sqs.SendMessageBatch"))) {
 		return nil
