@@ -14,17 +14,22 @@ import (
 	"github.com/gl2gh/discovery-agent/internal/gitlabsim"
 )
 
-// flatProjects is the flat group's size in TestLambdaRecursionFlat: E2E_FLAT_PROJECTS,
-// default 1,000 (5,000 measured in docs/BENCHMARKS.md).
-func flatProjects(t *testing.T) int {
-	n := 1000
+// flatGroup is the flat group of TestLambdaRecursionFlat and TestLambdaRecursionBites:
+// by default 1,000 projects behind 30 ms of GitLab latency, so that a worker
+// invocation (3 s) covers few projects and the group takes more than 16 of them;
+// E2E_FLAT_PROJECTS=5000 runs that many at the simulator's full speed (figures in
+// docs/BENCHMARKS.md: about 2 minutes, too long for make test on 2 cores).
+func flatGroup(t *testing.T) Options {
+	o := Options{Seed: 11, Groups: 1, Projects: 1000, Faults: gitlabsim.Faults{Latency: 30 * time.Millisecond}}
 	if v := os.Getenv("E2E_FLAT_PROJECTS"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
 			t.Fatalf("E2E_FLAT_PROJECTS=%q: want a positive number", v)
 		}
+		o.Projects, o.Faults = n, gitlabsim.Faults{}
 	}
-	return n
+	o.ScanTimeout = 8 * time.Minute
+	return chainOptions(o)
 }
 
 // runEqualsTruth runs h once and fails unless the run succeeded with exports equal to
@@ -63,8 +68,7 @@ func chainOptions(o Options) Options {
 // group far longer than 16 invocations completes, because the worker sets
 // RecursiveLoop: Allow; the model saw the chain pass the limit.
 func TestLambdaRecursionFlat(t *testing.T) {
-	n := flatProjects(t)
-	h := start(t, chainOptions(Options{Seed: 11, Groups: 1, Projects: n}))
+	h := start(t, flatGroup(t))
 	rep := runEqualsTruth(t, h, 10*time.Minute)
 	if rep.TracedSends == 0 {
 		t.Errorf("no SendMessage carried a trace header: the worker does not propagate _X_AMZN_TRACE_ID")
@@ -78,8 +82,8 @@ func TestLambdaRecursionFlat(t *testing.T) {
 }
 
 // TestLambdaRecursionTree: a tree six levels deep (subgroups five below the top)
-// completes under the model; each level's messages are sent by an invocation of the
-// level above, so the chain is at least six invocations long.
+// completes under the model (the scheduler queues every group, so its chains are
+// short: what counts is that nothing is refused).
 func TestLambdaRecursionTree(t *testing.T) {
 	h := start(t, chainOptions(Options{Seed: 4, Groups: 40, Projects: 300}))
 	depth := 0
@@ -90,8 +94,8 @@ func TestLambdaRecursionTree(t *testing.T) {
 		t.Fatalf("the simulated tree is %d levels deep, want 6: pick another seed", depth)
 	}
 	rep := runEqualsTruth(t, h, 10*time.Minute)
-	if rep.Refused != 0 || rep.MaxChain < depth {
-		t.Errorf("refused %d records, longest chain %d; want none refused and a chain of at least %d", rep.Refused, rep.MaxChain, depth)
+	if rep.Refused != 0 || rep.MaxChain == 0 || rep.TracedSends == 0 {
+		t.Errorf("refused %d records, longest chain %d, %d traced sends; want none refused, chains counted", rep.Refused, rep.MaxChain, rep.TracedSends)
 	}
 }
 
@@ -99,7 +103,9 @@ func TestLambdaRecursionTree(t *testing.T) {
 // removed from the template, is cut at the 17th invocation of a chain: the record
 // goes to the dead-letter queue and the run cannot complete.
 func TestLambdaRecursionBites(t *testing.T) {
-	h := start(t, chainOptions(Options{Seed: 11, Groups: 1, Projects: 600, Template: withoutRecursiveLoop(t)}))
+	o := flatGroup(t)
+	o.Template, o.ScanTimeout = withoutRecursiveLoop(t), 3*time.Minute
+	h := start(t, o)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	rep, err := h.Run(ctx)

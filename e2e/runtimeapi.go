@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -36,6 +38,8 @@ func startRuntimeAPI() (*runtimeAPI, error) {
 	}
 	p := &runtimeAPI{addr: l.Addr().String()}
 	rp := &httputil.ReverseProxy{
+		// A killed runtime's long poll on /next ends in an error: no news.
+		ErrorLog: log.New(io.Discard, "", 0),
 		Rewrite: func(r *httputil.ProxyRequest) {
 			p.mu.Lock()
 			target := p.target
