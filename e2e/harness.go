@@ -465,6 +465,7 @@ func (h *Harness) Run(ctx context.Context) (Report, error) {
 	rep.Invocations["scheduler"]++
 
 	if err := h.pumpScans(ctx, res.RunID, &rep); err != nil {
+		h.measure(&rep)
 		return rep, err
 	}
 	rep.ScanElapsed = time.Since(start)
