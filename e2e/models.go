@@ -28,7 +28,7 @@ import (
 
 // ErrLoopStopped is a run the recursion model cut: records were refused and nothing
 // is left on the scan queue to finish the run.
-var ErrLoopStopped = errors.New("Lambda's recursive loop detection stopped the run's chain: refused records went to the dead-letter queue and the run cannot complete")
+var ErrLoopStopped = errors.New("recursive loop detection stopped the run's chain: refused records went to the dead-letter queue and the run cannot complete")
 
 // sentAt is when SQS first received m (SentTimestamp, kept across receives).
 func sentAt(m sqstypes.Message) (time.Time, bool) {
