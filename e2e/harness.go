@@ -79,6 +79,9 @@ type Options struct {
 	// return after it. Default 10s. WorkerTimeout is the worker's function timeout;
 	// default 8s, under the visibility timeout as in the template.
 	Visibility, WorkerTimeout time.Duration
+	// DeadlineMargin is the functions' DEADLINE_MARGIN; default 2s. A page still
+	// running half of it before the deadline stops and continues in a message.
+	DeadlineMargin time.Duration
 	// RateLimitRPM is the shared budget's rate; 0 (default) sets none, so only the
 	// budget's leases and call counting are exercised. RATE_LIMIT_RPM in the
 	// harness's environment (e.g. auto, the agent's default) overrides it.
@@ -120,6 +123,7 @@ func (o *Options) defaults() {
 	o.BatchSize = cmpOr(o.BatchSize, 4)
 	o.Visibility = cmpOr(o.Visibility, 10*time.Second)
 	o.WorkerTimeout = cmpOr(o.WorkerTimeout, 8*time.Second)
+	o.DeadlineMargin = cmpOr(o.DeadlineMargin, 2*time.Second)
 	o.KillAfter = cmpOr(o.KillAfter, 40)
 	o.ScanTimeout = cmpOr(o.ScanTimeout, 5*time.Minute)
 	if o.Log == nil {
@@ -304,7 +308,7 @@ func (h *Harness) resources(ctx context.Context) (map[string]string, error) {
 		"GITLAB_TOKEN_SECRET_ARN": aws.ToString(secret.ARN),
 		"EXPORT_BUCKET":           bucket, "EXPORT_PREFIX": exportPrefix,
 		"MAX_RECEIVE_COUNT": "5", "RUN_RETENTION_DAYS": "1", "LOG_LEVEL": "info", "METRICS_NAMESPACE": "DiscoveryAgentE2E",
-		"MESSAGE_CONCURRENCY": strconv.Itoa(h.opts.BatchSize), "DEADLINE_MARGIN": "2s", "RETRY_DELAY": "1s",
+		"MESSAGE_CONCURRENCY": strconv.Itoa(h.opts.BatchSize), "DEADLINE_MARGIN": h.opts.DeadlineMargin.String(), "RETRY_DELAY": "1s",
 	}
 	passSettings(env)
 	return env, nil

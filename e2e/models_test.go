@@ -123,9 +123,10 @@ func TestLambdaRecursionBites(t *testing.T) {
 
 // TestLambdaMessageExpiry: a subgroup message is held past the scan queue's
 // (accelerated) retention and deleted unseen, as SQS does; the reconciler, on its
-// schedule, re-sends it and the run completes equal to the truth.
+// schedule, re-sends it and the run completes equal to the truth. 30 s: every other
+// message of the run is taken well before it is that old, on a loaded machine too.
 func TestLambdaMessageExpiry(t *testing.T) {
-	h := start(t, Options{Seed: 3, Groups: 12, Projects: 150, Retention: 15 * time.Second, ExpireOne: true,
+	h := start(t, Options{Seed: 3, Groups: 12, Projects: 150, Retention: 30 * time.Second, ExpireOne: true,
 		ReconcileEvery: 2 * time.Second})
 	rep := runEqualsTruth(t, h, 6*time.Minute)
 	if rep.Held != 1 || rep.Expired == 0 || rep.Resent == 0 {
@@ -137,9 +138,12 @@ func TestLambdaMessageExpiry(t *testing.T) {
 // invocation; each stops before the function's timeout and continues in a message
 // for the same page: no invocation is killed, nothing reaches the DLQ.
 func TestLambdaSoftDeadline(t *testing.T) {
+	// A page of 100 projects takes about 10 s at 120 ms a request; an invocation has
+	// 8 s, of which the page may use up to 6 (half of DEADLINE_MARGIN, 2 s, is left
+	// to queue the continuation: ample on a loaded machine too).
 	h := start(t, Options{Seed: 3, Groups: 2, Projects: 120, Workers: 2, BatchSize: 1,
-		WorkerTimeout: 4 * time.Second, Visibility: 10 * time.Second,
-		Faults: gitlabsim.Faults{Latency: 60 * time.Millisecond}})
+		WorkerTimeout: 8 * time.Second, DeadlineMargin: 4 * time.Second, Visibility: 20 * time.Second,
+		Faults: gitlabsim.Faults{Latency: 120 * time.Millisecond}})
 	rep := runEqualsTruth(t, h, 8*time.Minute)
 	if rep.TimedOut != 0 || rep.Killed != 0 {
 		t.Errorf("%d invocations timed out, %d killed; want none", rep.TimedOut, rep.Killed)
