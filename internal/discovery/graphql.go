@@ -107,7 +107,7 @@ func gqlProjectFields(paths int) string {
 	b.WriteString("id ")
 	for _, c := range facts.Counts {
 		if c.GraphQL != "" {
-			fmt.Fprintf(&b, "%s: %s { count } ", c.Name, c.GraphQL)
+			fmt.Fprintf(&b, "%s: %s ", c.Name, c.GraphQLSelection())
 		}
 	}
 	b.WriteString("containerRepositoriesCount ")
@@ -227,14 +227,11 @@ func decodeGQLProject(raw json.RawMessage, id int64, failed map[string]bool) (*p
 		if c.GraphQL == "" || failed[c.Name] {
 			continue
 		}
-		var v *struct {
-			Count *int64 `json:"count"`
-		}
-		if json.Unmarshal(fields[c.Name], &v) == nil && v != nil && v.Count != nil && *v.Count >= 0 && *v.Count <= gitlab.MaxCount {
+		if n, ok := gqlCount(fields[c.Name], c.GraphQLNodes); ok {
 			// GraphQL counts past REST's cap; the exports say what REST says, one
 			// meaning for a count whichever API read it.
-			pf.counts[c.Name] = min(*v.Count, facts.TotalCap)
-			pf.lower[c.Name] = *v.Count > facts.TotalCap
+			pf.counts[c.Name] = min(n, facts.TotalCap)
+			pf.lower[c.Name] = n > facts.TotalCap
 		}
 	}
 	if n := gp.ContainerRepositoriesCount; n != nil && *n >= 0 && !failed["containerRepositoriesCount"] {
@@ -258,6 +255,32 @@ func decodeGQLProject(raw json.RawMessage, id int64, failed map[string]bool) (*p
 		}
 	}
 	return pf, nil
+}
+
+// gqlCount reads a count from its connection: its count, or with nodes the number
+// of its nodes when the page holds them all. A null connection (no permission, an
+// error) or a page with more after it gives none: REST counts then.
+func gqlCount(raw json.RawMessage, nodes bool) (int64, bool) {
+	var v *struct {
+		Count    *int64 `json:"count"`
+		PageInfo *struct {
+			HasNextPage bool `json:"hasNextPage"`
+		} `json:"pageInfo"`
+		Nodes []json.RawMessage `json:"nodes"`
+	}
+	if json.Unmarshal(raw, &v) != nil || v == nil {
+		return 0, false
+	}
+	if nodes {
+		if v.PageInfo == nil || v.PageInfo.HasNextPage || v.Nodes == nil {
+			return 0, false
+		}
+		return int64(len(v.Nodes)), true
+	}
+	if v.Count == nil || *v.Count < 0 || *v.Count > gitlab.MaxCount {
+		return 0, false
+	}
+	return *v.Count, true
 }
 
 // errorsByAlias groups a partial answer's errors: alias → the failed top fields of

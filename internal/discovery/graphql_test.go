@@ -112,7 +112,14 @@ func (f *fakeGQL) graphql(w http.ResponseWriter, r *http.Request) {
 		p := map[string]any{"id": gid, "containerRepositoriesCount": 0,
 			"packages": map[string]any{"pageInfo": map[string]bool{"hasNextPage": false}, "nodes": []map[string]string{{"packageType": "NPM"}, {"packageType": "MAVEN"}, {"packageType": "NPM"}}}}
 		for _, c := range facts.Counts {
-			if c.GraphQL != "" {
+			switch {
+			case c.GraphQLNodes:
+				seven := make([]map[string]string, 7)
+				for k := range seven {
+					seven[k] = map[string]string{"id": "gid://gitlab/Ci::Variable/" + strconv.Itoa(k)}
+				}
+				p[c.Name] = map[string]any{"pageInfo": map[string]bool{"hasNextPage": false}, "nodes": seven}
+			case c.GraphQL != "":
 				p[c.Name] = map[string]int{"count": 7}
 			}
 		}
@@ -441,10 +448,42 @@ func TestWhichAPIDocumented(t *testing.T) {
 		switch {
 		case row == "":
 			t.Errorf("%s: no row", c.Name)
-		case c.GraphQL != "" && !strings.Contains(row, "`"+c.GraphQL+" { count }`"):
-			t.Errorf("%s: row %q does not name %s { count }", c.Name, row, c.GraphQL)
+		case c.GraphQL != "" && !strings.Contains(row, "`"+c.GraphQLSelection()+"`"):
+			t.Errorf("%s: row %q does not name `%s`", c.Name, row, c.GraphQLSelection())
 		case c.GraphQL == "" && !strings.Contains(row, "REST"):
 			t.Errorf("%s: row %q does not say REST", c.Name, row)
 		}
+	}
+}
+
+// TestGQLCount: a count comes from a connection's count, or from its nodes when the
+// connection has no count and the page holds them all; anything else leaves the
+// count to REST.
+func TestGQLCount(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		raw   string
+		nodes bool
+		want  int64
+		ok    bool
+	}{
+		{"count", `{"count": 12}`, false, 12, true},
+		{"count zero", `{"count": 0}`, false, 0, true},
+		{"null connection", `null`, false, 0, false},
+		{"no count", `{}`, false, 0, false},
+		{"negative count", `{"count": -1}`, false, 0, false},
+		{"all nodes", `{"pageInfo": {"hasNextPage": false}, "nodes": [{"id": "a"}, {"id": "b"}]}`, true, 2, true},
+		{"no nodes", `{"pageInfo": {"hasNextPage": false}, "nodes": []}`, true, 0, true},
+		{"more after the page", `{"pageInfo": {"hasNextPage": true}, "nodes": [{"id": "a"}]}`, true, 0, false},
+		{"null without permission", `null`, true, 0, false},
+		{"nodes not given", `{"pageInfo": {"hasNextPage": false}}`, true, 0, false},
+		{"no pageInfo", `{"nodes": [{"id": "a"}]}`, true, 0, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			n, ok := gqlCount(json.RawMessage(tt.raw), tt.nodes)
+			if n != tt.want || ok != tt.ok {
+				t.Errorf("gqlCount(%s) = %d, %v; want %d, %v", tt.raw, n, ok, tt.want, tt.ok)
+			}
+		})
 	}
 }
