@@ -93,8 +93,37 @@ func TestGraphQLScanEqualsREST(t *testing.T) {
 	if gqlCalls == 0 || smallCalls <= gqlCalls {
 		t.Errorf("GraphQL requests per project %.3f, at complexity 100 %.3f: want some, and more of smaller batches", gqlCalls, smallCalls)
 	}
+	// CI variables come from GraphQL but for a project with more than a page of them.
+	if v, rv := perProject(ge, "projects/:id/variables"), perProject(re, "projects/:id/variables"); v >= rv/5 {
+		t.Errorf("variables requests per project: GraphQL scan %.3f, REST scan %.3f: want GraphQL's to save most", v, rv)
+	}
 	if perProject(ge, "") >= perProject(re, "")/2 {
 		t.Errorf("GraphQL scan %.2f calls/project, REST %.2f: want less than half", perProject(ge, ""), perProject(re, ""))
+	}
+}
+
+// TestGraphQLForbiddenEqualsREST: where the token may not read CI variables (REST
+// 403, GraphQL null) or webhooks, a GraphQL scan leaves the same counts unknown as a
+// REST scan, and both equal the truth.
+func TestGraphQLForbiddenEqualsREST(t *testing.T) {
+	opts := gitlabsim.Options{Seed: 11, Groups: 6, Projects: 80, Faults: gitlabsim.Faults{ForbiddenRate: 0.3,
+		ForbiddenEndpoints: []string{"projects/:id/variables", "projects/:id/hooks"}}}
+	rest, _ := scanWith(t, "rest", opts)
+	gql, ge := scanWith(t, "graphql", opts)
+	unknown := 0
+	for id, want := range rest {
+		for _, d := range diffFields(want, gql[id]) {
+			t.Errorf("project %d: %s", id, d)
+		}
+		if c, _ := want["counts"].(map[string]any); c != nil && c["ci_variables"] == nil {
+			unknown++
+		}
+	}
+	if unknown == 0 {
+		t.Error("no project's ci_variables was unknown: the faults did not bite")
+	}
+	if ge.sim.Stats().ByClass[gitlab.GraphQLClass] == 0 {
+		t.Error("the GraphQL scan sent no GraphQL request")
 	}
 }
 
