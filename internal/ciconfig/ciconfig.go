@@ -112,9 +112,15 @@ func Analyze(data []byte) (inventory.CI, error) {
 	if err != nil {
 		return inventory.CI{Invalid: true}, fmt.Errorf("ci config: %w", err)
 	}
+	return analyze(top, nil), nil
+}
+
+// analyze measures a decoded configuration; includes are include:project targets
+// found outside it (in the local files it includes).
+func analyze(top map[string]any, includes []string) inventory.CI {
 	ci := inventory.CI{Constructs: []string{}}
 	found := map[string]bool{}
-	var includes, triggers []string
+	var triggers []string
 
 	for key, val := range top {
 		switch {
@@ -172,7 +178,7 @@ func Analyze(data []byte) (inventory.CI, error) {
 	}
 	slices.Sort(ci.Constructs)
 	ci.Complexity = Complexity(ci)
-	return ci, nil
+	return ci
 }
 
 // Complexity scores a parsed configuration from its jobs, stages, includes and

@@ -27,6 +27,7 @@ type Config struct {
 	tokenFile          string         // GITLAB_TOKEN_FILE
 	RootGroups         []string       // ROOT_GROUPS, comma-separated paths or IDs; empty = every top-level group
 	IncludePersonal    bool           // INCLUDE_PERSONAL_PROJECTS
+	IncludeMembers     bool           // INCLUDE_MEMBERS: read each project's members for its owners
 	cacheTTL           *time.Duration // CACHE_TTL, the older name of FULL_SCAN_EVERY
 	RateLimitRPM       int            // RATE_LIMIT_RPM: a ceiling in requests per minute; 0 = none
 	RateLimitAuto      bool           // RATE_LIMIT_RPM is auto or a number: adapt when GitLab announces no limit
@@ -72,6 +73,7 @@ func (c *Config) declare() *Set {
 	s.Func("ROOT_GROUPS", "", "Comma-separated group paths or IDs to scan; empty = every top-level group the token can see",
 		func(v string) error { c.RootGroups = rootGroups(v); return nil })
 	s.Bool(&c.IncludePersonal, "INCLUDE_PERSONAL_PROJECTS", false, "`true`: also scan projects in personal (user) namespaces, which no group holds, by walking the project list (keyset); an admin token sees every user's")
+	s.Bool(&c.IncludeMembers, "INCLUDE_MEMBERS", false, "`true`: record each project's `owners` (usernames of active members with Maintainer or Owner access, inherited included) from `GET /projects/:id/members/all`: one more request per project and per 100 members ([docs/EXPORTS.md](docs/EXPORTS.md#owners)); `false` leaves `owners` empty (unknown)")
 	s.Func("RATE_LIMIT_RPM", "auto", "`auto`: all workers together pace at `RATE_LIMIT_TARGET` of the `RateLimit-Limit` GitLab announces (starting at 300/min until the first answer); without an announcement the pace adapts (AIMD on 429s, 5xx and latency, within `CONCURRENT_REQUESTS`; [docs/RUNBOOK.md](docs/RUNBOOK.md#pacing)). A number is a ceiling on that pace; `0` paces only by what GitLab announces",
 		c.rateLimit)
 	s.Func("RATE_LIMIT_TARGET", "0.95", "Share of every limit the pace aims at: GitLab's announced one, `RATE_LIMIT_RPM`, an endpoint class's (0 < share ≤ 1)",

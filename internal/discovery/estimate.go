@@ -32,8 +32,9 @@ type Estimate struct {
 
 // callsPerProject derives the requests of one profile from the declared facts: the
 // counts read from lists and the probing steps, with the project's share of the
-// listing pages. The statistics step is not counted: the listing carries them.
-func callsPerProject() (always, most float64) {
+// listing pages. The statistics step is not counted: the listing carries them; an
+// optional step (members) is counted when asked for, as always made, one page.
+func callsPerProject(members bool) (always, most float64) {
 	listing := 1.0 / gitlab.PerPage
 	n := 0
 	for _, c := range facts.Counts {
@@ -41,10 +42,16 @@ func callsPerProject() (always, most float64) {
 			n++
 		}
 	}
-	always = float64(n+1) + listing // + the root tree
+	n++ // the root tree
 	for _, s := range facts.Steps {
-		if s != facts.Statistics {
+		if s.Optional() && members {
 			n++
+		}
+	}
+	always = float64(n) + listing
+	for _, s := range facts.Steps {
+		if s != facts.Statistics && !s.Optional() {
+			n += s.MaxCalls()
 		}
 	}
 	return always, float64(n) + listing
@@ -129,7 +136,7 @@ func (s *Scheduler) Estimate(ctx context.Context) (Estimate, error) {
 // estimate counts the projects of the root group messages msgs.
 func (s *Scheduler) estimate(ctx context.Context, msgs []work.Message) (Estimate, error) {
 	e := Estimate{Roots: len(msgs), Ceiling: s.RPM}
-	e.CallsPerProject, e.MaxCallsPerProject = callsPerProject()
+	e.CallsPerProject, e.MaxCallsPerProject = callsPerProject(s.IncludeMembers)
 	see := func(t gitlab.Total) {
 		e.Projects += t.Projects
 		e.RateLimit = max(e.RateLimit, t.RateLimit)

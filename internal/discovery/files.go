@@ -6,7 +6,6 @@ import (
 	"path"
 	"strings"
 
-	"github.com/gl2gh/discovery-agent/internal/ciconfig"
 	"github.com/gl2gh/discovery-agent/internal/facts"
 	"github.com/gl2gh/discovery-agent/internal/gitlab"
 )
@@ -168,11 +167,11 @@ func (pr *profiler) ciFile(ctx context.Context, file string, root map[string]str
 	if err := pr.check(ctx, facts.CIFile.Name, err); err != nil {
 		return err
 	}
-	if err == nil {
-		ci := ciconfig.Parse(data)
-		feat.CI = &ci
+	if err != nil {
+		return nil
 	}
-	return nil
+	feat.CI, err = pr.ciAnalysis(ctx, data) // with its local includes
+	return err
 }
 
 // lfs reads .gitattributes for an LFS filter, unless statistics already said yes.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 
-	"github.com/gl2gh/discovery-agent/internal/ciconfig"
 	"github.com/gl2gh/discovery-agent/internal/facts"
 	"github.com/gl2gh/discovery-agent/internal/gitlab"
 )
@@ -56,8 +55,10 @@ func (pr *profiler) blobs(ctx context.Context, cfg ciConfig, files map[string]*s
 				return err
 			}
 			if ok {
-				ci := ciconfig.Parse(data)
-				feat.CI = &ci
+				// Its local includes are read through REST, as the REST path reads them.
+				if feat.CI, err = pr.ciAnalysis(ctx, data); err != nil {
+					return err
+				}
 			}
 		}
 	}

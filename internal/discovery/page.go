@@ -184,6 +184,9 @@ func (w *Worker) carryOver(ctx context.Context, runID string, gp gitlab.Project)
 		return inventory.Project{}, false, nil
 	}
 	p.Counts, p.Features = old.Counts, old.Features
+	if !w.carryOwners(old, &p) {
+		return inventory.Project{}, false, nil
+	}
 	for _, f := range facts.Counts {
 		if f.Listed() && (f.Skip == nil || !f.Skip(&p)) {
 			n := listedCount(gp, f.Name)

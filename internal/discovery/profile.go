@@ -175,7 +175,10 @@ func (pr *profiler) run(ctx context.Context) error {
 	if stats != nil && stats.LFSObjectsSize > 0 {
 		feat.UsesLFS = new(true) // LFS bytes settle it: .gitattributes is not read
 	}
-	return pr.files(ctx)
+	if err := pr.files(ctx); err != nil {
+		return err
+	}
+	return pr.members(ctx)
 }
 
 // counts fills the declared counts (facts.Counts) in order: each from X-Total of its

@@ -27,6 +27,8 @@ type Scheduler struct {
 	RootGroups []string // paths or numeric IDs; empty = every top-level group
 	// IncludePersonal adds the projects of personal (user) namespaces to the run.
 	IncludePersonal bool
+	// IncludeMembers (INCLUDE_MEMBERS): profiles read members, which the estimate counts.
+	IncludeMembers bool
 	// RPM is RATE_LIMIT_RPM, the ceiling an estimate's duration assumes; 0 = none.
 	RPM int
 	// StaleAfter is STALE_AFTER, recorded on the run so the export judges staleness

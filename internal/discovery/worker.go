@@ -30,6 +30,8 @@ type Worker struct {
 	Thresholds readiness.Thresholds
 	// MaxPerProjectCalls bounds one project's profile (0 = unlimited).
 	MaxPerProjectCalls int
+	// IncludeMembers (INCLUDE_MEMBERS) reads each project's members for its owners.
+	IncludeMembers bool
 	// Concurrency is how many projects of a page are profiled at once (default 8).
 	Concurrency int
 	// DeadlineMargin: with a context deadline (Lambda), a group stops taking pages this

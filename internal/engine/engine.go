@@ -100,6 +100,8 @@ var GitLabComEndpointRPM = map[string]int{
 	"groups":              50,
 	"groups/:id":          400,
 	"groups/:id/projects": 600,
+	// Read only with INCLUDE_MEMBERS: at most 200 profiles a minute on gitlab.com.
+	"projects/:id/members/all": 200,
 }
 
 // EndpointLimits returns the per-endpoint-class limits a configuration gets:
@@ -147,6 +149,7 @@ func (e *Engine) Worker(gl *gitlab.Client) *discovery.Worker {
 		Store: e.b.Store, Queue: e.b.Queue, GitLab: gl, Log: e.b.Log,
 		Thresholds:         e.thresholds,
 		MaxPerProjectCalls: e.cfg.MaxPerProjectCalls,
+		IncludeMembers:     e.cfg.IncludeMembers,
 		Concurrency:        e.cfg.Concurrency,
 		FullScanEvery:      e.cfg.FullScanEvery,
 		API:                e.cfg.API,
@@ -167,7 +170,7 @@ func (e *Engine) Scheduler(gl *gitlab.Client) *discovery.Scheduler {
 	return &discovery.Scheduler{
 		Store: e.b.Store, Queue: e.b.Queue, GitLab: gl, Log: e.b.Log,
 		GitLabURL: e.cfg.GitLabURL, RootGroups: e.cfg.RootGroups, IncludePersonal: e.cfg.IncludePersonal,
-		RPM: e.cfg.RateLimitRPM, StaleAfter: e.cfg.StaleAfter,
+		RPM: e.cfg.RateLimitRPM, StaleAfter: e.cfg.StaleAfter, IncludeMembers: e.cfg.IncludeMembers,
 	}
 }
 
@@ -185,6 +188,7 @@ type Effective struct {
 	RootGroups         []string
 	IncludePersonal    bool
 	API                string // GITLAB_API
+	IncludeMembers     bool
 }
 
 // Describe reads the effective settings off a built worker, scheduler and client.
@@ -194,7 +198,7 @@ func Describe(w *discovery.Worker, s *discovery.Scheduler, gl *gitlab.Client) Ef
 		FullScanEvery: w.FullScanEvery, MaxPerProjectCalls: w.MaxPerProjectCalls, Concurrency: w.Concurrency,
 		DeadlineMargin: w.DeadlineMargin, Thresholds: w.Thresholds,
 		RequestConcurrency: cs.Concurrency, RequestTimeout: cs.Timeout,
-		RootGroups: s.RootGroups, IncludePersonal: s.IncludePersonal, API: w.API,
+		RootGroups: s.RootGroups, IncludePersonal: s.IncludePersonal, API: w.API, IncludeMembers: w.IncludeMembers,
 	}
 	for class, l := range cs.EndpointLimiters {
 		if r, ok := l.(interface{ RPM() int }); ok {
@@ -213,5 +217,6 @@ func (a Effective) Equal(b Effective) bool {
 		a.MaxPerProjectCalls == b.MaxPerProjectCalls && a.Concurrency == b.Concurrency &&
 		a.RequestConcurrency == b.RequestConcurrency && a.RequestTimeout == b.RequestTimeout &&
 		a.DeadlineMargin == b.DeadlineMargin && a.Thresholds == b.Thresholds &&
-		fmt.Sprint(a.RootGroups) == fmt.Sprint(b.RootGroups) && a.IncludePersonal == b.IncludePersonal && a.API == b.API
+		fmt.Sprint(a.RootGroups) == fmt.Sprint(b.RootGroups) && a.IncludePersonal == b.IncludePersonal &&
+		a.API == b.API && a.IncludeMembers == b.IncludeMembers
 }

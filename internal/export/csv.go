@@ -144,6 +144,7 @@ var projectColumns = withFacts([]column[inventory.Project]{
 		}
 		return strconv.Itoa(p.Wave)
 	}),
+	text("owners", func(p *inventory.Project) string { return strings.Join(p.Owners, ";") }),
 })
 
 // projectsHeader is projects.csv's header row.

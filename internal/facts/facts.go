@@ -155,10 +155,33 @@ var (
 	CIFile         = Step{"file:.gitlab-ci.yml", "projects/:id/repository/files/:path/raw"} // or the custom ci_config_path
 	AttributesFile = Step{"file:.gitattributes", "projects/:id/repository/files/:path/raw"}
 	SubmodulesFile = Step{"file:.gitmodules", "projects/:id/repository/files/:path/raw"} // only when the root has it
+	// CIIncludeFile reads the local files the CI file includes (include: local, and
+	// nested ones), at most MaxCIIncludes, to count their jobs.
+	CIIncludeFile = Step{"file:ci_include", "projects/:id/repository/files/:path/raw"}
+	// Members lists the members, inherited ones included, for the owners; it runs
+	// only with INCLUDE_MEMBERS, last, and asks one page per 100 members.
+	Members = Step{"members", "projects/:id/members/all"}
 )
 
 // Steps lists the probing steps.
-var Steps = []Step{Statistics, Registry, Packages, Tree, TreeDocs, TreeGitlab, TreeCIConfig, CIFile, AttributesFile, SubmodulesFile}
+var Steps = []Step{Statistics, Registry, Packages, Tree, TreeDocs, TreeGitlab, TreeCIConfig, CIFile, AttributesFile, SubmodulesFile, CIIncludeFile, Members}
+
+// MaxCIIncludes bounds the local CI files one profile reads (CIIncludeFile): a CI
+// configuration including more has its job count marked a lower bound.
+const MaxCIIncludes = 5
+
+// MaxCalls is the most requests a step makes where it runs: MaxCIIncludes for
+// CIIncludeFile, one (a page) for the others.
+func (s Step) MaxCalls() int {
+	if s == CIIncludeFile {
+		return MaxCIIncludes
+	}
+	return 1
+}
+
+// Optional reports whether a step runs only when its setting asks for it: Members
+// (INCLUDE_MEMBERS).
+func (s Step) Optional() bool { return s == Members }
 
 // Flag is a yes/no feature a profile step finds out. nil is unknown: its step failed
 // or never ran, and it is exported empty (CSV) or null (JSONL), never false.

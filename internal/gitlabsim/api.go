@@ -29,7 +29,7 @@ func (s *Server) dispatch(c *call) {
 			return
 		}
 		s.writeProjects(c, pickPage(c, s.in.users[ui].projects, s.projectFilter(c), c.q().Get("sort") == "desc"))
-	case cls >= clsGroup && cls <= clsGroupProjects:
+	case cls >= clsGroup && cls <= clsGroupMembers:
 		gi, ok := s.in.lookupGroup(c.route.ref)
 		if !ok {
 			c.error(http.StatusNotFound, "message", "404 Group Not Found")
@@ -45,6 +45,8 @@ func (s *Server) dispatch(c *call) {
 			s.listGroups(c, g.descendants, false)
 		case clsGroupProjects:
 			s.listGroupProjects(c, g)
+		case clsGroupMembers:
+			s.in.listMembers(c, s.in.groupMembersAll(int32(gi)))
 		}
 	case cls.projectScoped():
 		pi, ok := s.in.lookupProject(c.route.ref)
@@ -689,6 +691,8 @@ func (s *Server) serveProject(c *call, p *project) {
 		listItems(c, n, false, func(pos int64) apiPackage { return in.pkg(p, pos) })
 	case clsEnvironments:
 		listItems(c, p.count(cEnvironments), false, func(pos int64) apiEnvironment { return in.environment(p, pos) })
+	case clsProjectMembers:
+		in.listMembers(c, in.projectMembersAll(p))
 	case clsRegistry:
 		tags := c.flag("tags_count")
 		listItems(c, p.count(cRegistryRepos), false, func(pos int64) apiRegistryRepository { return in.registryRepository(p, pos, tags) })

@@ -2,6 +2,7 @@ package gitlabsim
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/gl2gh/discovery-agent/internal/inventory"
@@ -62,11 +63,34 @@ var stageJobNames = map[string][]string{
 	"cleanup": {"cleanup", "stop-review"},
 }
 
-// ciConfig renders the project's .gitlab-ci.yml and what a scanner must find in it.
+// ciConfig renders the project's .gitlab-ci.yml and what a scanner must find in it,
+// the jobs of the local files it includes counted (see ciLocals).
 func (in *instance) ciConfig(p *project) (string, inventory.CI) {
+	src, ci, locals, jobs := in.ciSource(p)
+	if len(locals) == 0 {
+		return src, ci
+	}
+	names := map[string]bool{}
+	for _, j := range jobs {
+		names[j] = true
+	}
+	files := in.ciLocals(p, locals)
+	for _, f := range files {
+		_, fj, _ := ciInclude(in.seed, p, f)
+		for _, j := range fj {
+			names[j] = true
+		}
+	}
+	ci.Jobs, ci.LocalIncludes = len(names), len(files)
+	return src, ci
+}
+
+// ciSource renders the project's CI file: its text, what a scanner finds in it
+// alone, the local files it includes (repository paths) and its job names.
+func (in *instance) ciSource(p *project) (string, inventory.CI, []string, []string) {
 	r := newRNG(in.seed, uint64(p.id), saltCI)
 	if p.has(fCIInvalid) {
-		return invalidCI[r.intn(len(invalidCI))], inventory.CI{Invalid: true}
+		return invalidCI[r.intn(len(invalidCI))], inventory.CI{Invalid: true}, nil, nil
 	}
 	lang := ciLangs[p.lang]
 	level := r.pick([]float64{40, 40, 20})
@@ -111,11 +135,13 @@ func (in *instance) ciConfig(p *project) (string, inventory.CI) {
 
 	includes := 0
 	var includeProjects, triggerProjects []string // the truth of what a parser finds
+	var locals []string
 	if use[conInclude] {
 		switch form := r.intn(3); form {
 		case 0:
 			w("include: '/ci/common.gitlab-ci.yml'\n")
 			includes = 1
+			locals = []string{ciCommon}
 		case 1:
 			w("include:\n  project: 'platform/ci-templates'\n  ref: v2.%d.0\n  file: '/templates/base.gitlab-ci.yml'\n", r.intn(9))
 			includes = 1
@@ -133,8 +159,13 @@ func (in *instance) ciConfig(p *project) (string, inventory.CI) {
 			}
 			first := r.intn(len(kinds))
 			for k := range includes {
-				if (first+k)%len(kinds) == 2 {
+				switch (first + k) % len(kinds) {
+				case 0:
+					locals = append(locals, "ci/build.gitlab-ci.yml")
+				case 2:
 					includeProjects = []string{ciTemplates}
+				case 4:
+					locals = append(locals, "ci/jobs/release.gitlab-ci.yml")
 				}
 				w("%s", kinds[(first+k)%len(kinds)])
 			}
@@ -334,5 +365,62 @@ func (in *instance) ciConfig(p *project) (string, inventory.CI) {
 			ci.Constructs = append(ci.Constructs, ciConstructs[i])
 		}
 	}
-	return b.String(), ci
+	return b.String(), ci, locals, names
+}
+
+// Local CI includes: the files a generated CI file includes from its own repository
+// exist there, each with a few jobs, some named like a job of the including file
+// (GitLab merges them: the job counts once). ciCommon sometimes includes ciNested in
+// turn, as GitLab allows.
+const (
+	ciCommon = "ci/common.gitlab-ci.yml"
+	ciNested = "ci/jobs/lint.gitlab-ci.yml"
+)
+
+var ciIncludeJobs = []string{"test", "lint", "build", "shared:audit", "shared:notify", "shared:sbom", "shared:license-scan", "pages"}
+
+// ciInclude renders a local include file of p: its text, job names and the local
+// files it includes in turn.
+func ciInclude(seed int64, p *project, file string) (string, []string, []string) {
+	r := newRNG(seed, hashString(uint64(p.id), file), saltCIInclude)
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Shared jobs (%s), included by the project's CI configuration.\n", file)
+	var nested []string
+	if file == ciCommon && r.chance(0.4) {
+		fmt.Fprintf(&b, "include:\n  - local: '/%s'\n\n", ciNested)
+		nested = []string{ciNested}
+	}
+	n := 1 + r.intn(3)
+	first := r.intn(len(ciIncludeJobs))
+	jobs := make([]string, 0, n)
+	for k := range n {
+		name := ciIncludeJobs[(first+k)%len(ciIncludeJobs)]
+		jobs = append(jobs, name)
+		fmt.Fprintf(&b, "%s:\n  stage: test\n  script:\n    - ./scripts/%s.sh\n\n", name, strings.ReplaceAll(name, ":", "-"))
+	}
+	return b.String(), jobs, nested
+}
+
+// ciLocals expands the local includes of p's CI file with the ones they include, in
+// the order a breadth-first reader meets them, each once.
+func (in *instance) ciLocals(p *project, locals []string) []string {
+	out := slices.Clone(locals)
+	for k := 0; k < len(out); k++ {
+		_, _, nested := ciInclude(in.seed, p, out[k])
+		for _, f := range nested {
+			if !slices.Contains(out, f) {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+// ciIncludeFiles are the local include files in p's repository, nested ones too.
+func (in *instance) ciIncludeFiles(p *project) []string {
+	if file, _ := in.ciFile(p); file == "" {
+		return nil
+	}
+	_, _, locals, _ := in.ciSource(p)
+	return in.ciLocals(p, locals)
 }

@@ -103,6 +103,7 @@ func identity(p *gitlab.Project) inventory.Project {
 // onlyIdentity keeps the fields identity fills, so a listing compares with the truth.
 func onlyIdentity(p inventory.Project) inventory.Project {
 	p.Counts = inventory.Counts{}
+	p.Owners = nil // the members list's, not the listing's
 	f := p.Features
 	p.Features = inventory.Features{WikiEnabled: f.WikiEnabled, IssuesEnabled: f.IssuesEnabled, MREnabled: f.MREnabled, JobsEnabled: f.JobsEnabled, RegistryEnabled: f.RegistryEnabled, PackageTypes: []string{}}
 	return p
@@ -259,7 +260,11 @@ func scanProject(t *testing.T, ctx context.Context, cl *gitlab.Client, id int64)
 	if f.CIConfigExternal == "" && *f.HasCI {
 		raw, _, err := cl.RepositoryFiles.GetRawFile(id, ciFile, nil, gitlab.WithContext(ctx))
 		must("ci file", err)
-		ci := summariseCI(t, string(raw))
+		ci := summariseCIWith(t, string(raw), func(name string) string {
+			raw, _, err := cl.RepositoryFiles.GetRawFile(id, name, nil, gitlab.WithContext(ctx))
+			must("ci include "+name, err)
+			return string(raw)
+		})
 		f.CI = &ci
 	}
 	lfs := false
@@ -301,7 +306,33 @@ func scanProject(t *testing.T, ctx context.Context, cl *gitlab.Client, id int64)
 		}
 		slices.Sort(f.PackageTypes)
 	}
+	p.Owners = scanOwners(t, ctx, cl, id)
 	return p
+}
+
+// scanOwners reads the owners as GitLab's members API gives them: every page of
+// members/all, active Maintainers and Owners.
+func scanOwners(t *testing.T, ctx context.Context, cl *gitlab.Client, id int64) []string {
+	t.Helper()
+	owners := []string{}
+	opt := &gitlab.ListProjectMembersOptions{ListOptions: gitlab.ListOptions{PerPage: 100, Page: 1}}
+	for {
+		ms, r, err := cl.ProjectMembers.ListAllProjectMembers(id, opt, gitlab.WithContext(ctx))
+		if err != nil {
+			t.Fatalf("project %d: members: %v", id, err)
+		}
+		for _, m := range ms {
+			if m.AccessLevel >= gitlab.MaintainerPermissions && m.State == "active" {
+				owners = append(owners, m.Username)
+			}
+		}
+		if r.NextPage == 0 {
+			break
+		}
+		opt.Page = r.NextPage
+	}
+	slices.Sort(owners)
+	return owners
 }
 
 // listTree returns the names in a directory, nil for an empty repository.

@@ -38,17 +38,21 @@ func GitLabComEndpointLimits() []EndpointLimit {
 		{Class: "groups/:id", Limit: 400},
 		{Class: "groups/:id/projects", Limit: 600},
 		{Class: "users/:id/projects", Limit: 300},
+		// GitLab 18.6 limits GET /projects/:id/members/all per user (60 a minute
+		// at first, raised to 200: gitlab-org/gitlab merge requests 211239, 213372).
+		{Class: "projects/:id/members/all", Limit: 200},
 	}
 }
 
 // limiterKeys are the keys of Gitlab::ApplicationRateLimiter for the classes it limits.
 var limiterKeys = map[class]string{
-	clsProjects:      "projects_api",
-	clsProject:       "project_api",
-	clsGroups:        "groups_api",
-	clsGroup:         "group_api",
-	clsGroupProjects: "group_projects_api",
-	clsUserProjects:  "user_projects_api",
+	clsProjects:       "projects_api",
+	clsProject:        "project_api",
+	clsGroups:         "groups_api",
+	clsGroup:          "group_api",
+	clsGroupProjects:  "group_projects_api",
+	clsUserProjects:   "user_projects_api",
+	clsProjectMembers: "project_members_api",
 }
 
 // withDefaults fills in the window and the name.

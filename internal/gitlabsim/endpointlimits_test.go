@@ -205,12 +205,13 @@ func TestGitLabComEndpointLimits(t *testing.T) {
 		name      string
 		perMinute int
 	}{
-		"projects":            {"projects_api", 200}, // 2,000 every 10 minutes
-		"projects/:id":        {"project_api", 400},
-		"groups":              {"groups_api", 50},
-		"groups/:id":          {"group_api", 400},
-		"groups/:id/projects": {"group_projects_api", 600},
-		"users/:id/projects":  {"user_projects_api", 300},
+		"projects":                 {"projects_api", 200}, // 2,000 every 10 minutes
+		"projects/:id":             {"project_api", 400},
+		"groups":                   {"groups_api", 50},
+		"groups/:id":               {"group_api", 400},
+		"groups/:id/projects":      {"group_projects_api", 600},
+		"users/:id/projects":       {"user_projects_api", 300},
+		"projects/:id/members/all": {"project_members_api", 200},
 	}
 	ls := GitLabComEndpointLimits()
 	if err := validateEndpointLimits(ls); err != nil || len(ls) != len(want) {

@@ -43,6 +43,7 @@ func (in *instance) blobs(p *project) (files, submodules []string) {
 	add(fDockerfile, "Dockerfile")
 	if file, _ := in.ciFile(p); file != "" {
 		files = append(files, file)
+		files = append(files, in.ciIncludeFiles(p)...)
 	}
 	add(fGitattributes, ".gitattributes")
 	add(fGitmodules, ".gitmodules")
@@ -139,6 +140,10 @@ func (in *instance) file(p *project, name string) (string, bool) {
 	if file, _ := in.ciFile(p); name == file {
 		ci, _ := in.ciConfig(p)
 		return ci, true
+	}
+	if slices.Contains(in.ciIncludeFiles(p), name) {
+		src, _, _ := ciInclude(in.seed, p, name)
+		return src, true
 	}
 	switch name {
 	case ".gitattributes":

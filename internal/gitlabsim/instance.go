@@ -187,6 +187,7 @@ type instance struct {
 	users       []user
 	byUsername  map[string]int32 // username -> index
 	now         int64            // the instance's "now", Unix seconds: simNow unless Options.Now
+	people      []person         // whom members are (members.go)
 }
 
 // Special roles make sure every readiness rule and the 10,000 cut-off are exercised
@@ -278,6 +279,7 @@ func build(o Options) (*instance, error) {
 	// project's.
 	in.buildUsers(o.Users)
 	in.buildPersonalProjects(o.PersonalProjects)
+	in.buildPeople()
 	in.now = simNow
 	if !o.Now.IsZero() {
 		in.shiftClock(o.Now.Unix() - simNow)

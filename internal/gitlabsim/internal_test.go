@@ -211,15 +211,22 @@ func TestListsConsistent(t *testing.T) {
 // derives the scanner's CI facts from the document, independently of the generator.
 func TestCIConfigsParse(t *testing.T) {
 	s := newTestServer(t, Options{Seed: 1, Groups: 50, Projects: 2000})
-	var valid, invalid int
+	var valid, invalid, locals int
 	constructs := map[string]int{}
 	for i := range s.in.projects {
 		p := &s.in.projects[i]
-		if !p.has(fCI) {
-			continue
+		if file, _ := s.in.ciFile(p); file == "" {
+			continue // no CI, or kept in another project (whose repository its includes read)
 		}
 		src, want := s.in.ciConfig(p)
-		got := summariseCI(t, src)
+		got := summariseCIWith(t, src, func(name string) string {
+			body, ok := s.in.file(p, name)
+			if !ok {
+				t.Fatalf("project %d includes %s, which it does not have", p.id, name)
+			}
+			return body
+		})
+		locals += want.LocalIncludes
 		if !equalCI(got, want) {
 			t.Fatalf("project %d: parsed %+v, generator says %+v\n%s", p.id, got, want, src)
 		}
@@ -231,6 +238,9 @@ func TestCIConfigsParse(t *testing.T) {
 		for _, c := range want.Constructs {
 			constructs[c]++
 		}
+	}
+	if locals == 0 {
+		t.Error("no CI file includes a local file")
 	}
 	if invalid == 0 || valid < 500 {
 		t.Errorf("%d valid and %d invalid CI files; want both kinds", valid, invalid)
@@ -250,10 +260,70 @@ func TestCIConfigsParse(t *testing.T) {
 
 func equalCI(a, b inventory.CI) bool {
 	return a.Jobs == b.Jobs && a.Stages == b.Stages && a.Includes == b.Includes && a.Invalid == b.Invalid &&
+		a.LocalIncludes == b.LocalIncludes &&
 		slices.Equal(a.Constructs, b.Constructs)
 }
 
 var reservedCIKeys = map[string]bool{"default": true, "include": true, "stages": true, "variables": true, "workflow": true, "image": true, "services": true, "cache": true, "before_script": true, "after_script": true, "types": true}
+
+// summariseCIWith is summariseCI with the jobs of the local files src includes (read
+// by read, nested ones too, each once) merged in: a job name counts once, as GitLab
+// merges the files.
+func summariseCIWith(t *testing.T, src string, read func(string) string) inventory.CI {
+	t.Helper()
+	ci := summariseCI(t, src)
+	if ci.Invalid {
+		return ci
+	}
+	names := map[string]bool{}
+	jobs := func(src string) []string {
+		var doc map[string]any
+		if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+			t.Fatalf("included file: %v", err)
+		}
+		var out []string
+		for k, v := range doc {
+			switch {
+			case k == "include":
+				for _, e := range asAnyList(v) {
+					switch e := e.(type) {
+					case string:
+						if !strings.Contains(e, "://") {
+							out = append(out, "include="+strings.TrimPrefix(e, "/"))
+						}
+					case map[string]any:
+						if l, ok := e["local"].(string); ok {
+							out = append(out, "include="+strings.TrimPrefix(l, "/"))
+						}
+					}
+				}
+			case !reservedCIKeys[k] && !strings.HasPrefix(k, "."):
+				names[k] = true
+			}
+		}
+		return out
+	}
+	queue := jobs(src)
+	seen := map[string]bool{}
+	for len(queue) > 0 {
+		f := strings.TrimPrefix(queue[0], "include=")
+		queue = queue[1:]
+		if !seen[f] {
+			seen[f] = true
+			ci.LocalIncludes++
+			queue = append(queue, jobs(read(f))...)
+		}
+	}
+	ci.Jobs = len(names)
+	return ci
+}
+
+func asAnyList(v any) []any {
+	if l, ok := v.([]any); ok {
+		return l
+	}
+	return []any{v}
+}
 
 // summariseCI applies the scanner's rules to a CI document.
 func summariseCI(t *testing.T, src string) inventory.CI {

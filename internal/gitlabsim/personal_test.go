@@ -74,16 +74,20 @@ func instanceDigest(t *testing.T, o Options) string {
 // unknown: with the first two turned off only the faulted digest moved; and again when
 // the truth gained namespace_kind, stale and the instance: with those fields
 // left out of the JSON every digest was unchanged; and when it gained fork parents,
-// submodule targets and CI include/trigger projects, checked the same way.)
+// submodule targets and CI include/trigger projects, checked the same way; and when
+// it gained owners (members): with owners left out of the JSON only the faulted digest
+// moved, its 403 lists now naming projects/:id/members/all; and when local CI includes
+// gained their files and their jobs counted: the generator draws nothing more, only
+// ci.jobs and ci.local_includes of the truth moved.)
 func TestInstanceWithoutUsersUnchanged(t *testing.T) {
 	tests := []struct {
 		o    Options
 		want string
 	}{
-		{Options{Seed: 1, Groups: 50, Projects: 2000}, "df57004e1f18155e3a3c988b416921656a681c3242bde7acd314349498fc6da3"},
-		{Options{Seed: 1, Groups: 50, Projects: 2000, Users: 0, PersonalProjects: 0}, "df57004e1f18155e3a3c988b416921656a681c3242bde7acd314349498fc6da3"},
-		{Options{Seed: 1, Groups: 12, Projects: 300, Faults: Faults{ForbiddenRate: 0.1, ForbiddenEndpoints: []string{"*"}, DeletedRate: 0.05}}, "ecbf38ef9b73be9ae9002fa8122b887643e8737c401414a490240d417bb42e94"},
-		{Options{Seed: 7, Groups: 3, Projects: 40}, "6b5fa8081b8d59092d456c6bf4f1fb8cb03d138292ff17a202a71443ef1ee6a6"},
+		{Options{Seed: 1, Groups: 50, Projects: 2000}, "de8a2585fa7d96724b5c9db6c9dfc41e6d8c90987635b487bb489dfa205c8f44"},
+		{Options{Seed: 1, Groups: 50, Projects: 2000, Users: 0, PersonalProjects: 0}, "de8a2585fa7d96724b5c9db6c9dfc41e6d8c90987635b487bb489dfa205c8f44"},
+		{Options{Seed: 1, Groups: 12, Projects: 300, Faults: Faults{ForbiddenRate: 0.1, ForbiddenEndpoints: []string{"*"}, DeletedRate: 0.05}}, "30dba04212c3d5748435cc37b3b8c4b9468990900fd590b88fd0f99fdede0a27"},
+		{Options{Seed: 7, Groups: 3, Projects: 40}, "ed9824f0608535db503cf7ff03d018bee6231023711a3c9f2ca780e1cf09edf6"},
 	}
 	for _, tt := range tests {
 		if got := instanceDigest(t, tt.o); got != tt.want {

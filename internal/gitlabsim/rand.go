@@ -30,6 +30,8 @@ const (
 	saltChange
 	saltCIConfigPath
 	saltSubmodules
+	saltMembers
+	saltCIInclude
 )
 
 // mix is the splitmix64 finaliser: cheap and well distributed.

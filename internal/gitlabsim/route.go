@@ -18,6 +18,7 @@ const (
 	clsGroupSubgroups
 	clsGroupDescendants
 	clsGroupProjects
+	clsGroupMembers
 	clsProjects
 	clsUserProjects
 	clsGraphQL
@@ -36,6 +37,7 @@ const (
 	clsPackages
 	clsRegistry
 	clsEnvironments
+	clsProjectMembers
 	nClasses
 )
 
@@ -49,6 +51,7 @@ var classNames = [nClasses]string{
 	clsGroupSubgroups:    "groups/:id/subgroups",
 	clsGroupDescendants:  "groups/:id/descendant_groups",
 	clsGroupProjects:     "groups/:id/projects",
+	clsGroupMembers:      "groups/:id/members/all",
 	clsProjects:          "projects",
 	clsUserProjects:      "users/:id/projects",
 	clsGraphQL:           "graphql",
@@ -67,6 +70,7 @@ var classNames = [nClasses]string{
 	clsPackages:          "projects/:id/packages",
 	clsRegistry:          "projects/:id/registry/repositories",
 	clsEnvironments:      "projects/:id/environments",
+	clsProjectMembers:    "projects/:id/members/all",
 }
 
 func (c class) String() string { return classNames[c] }
@@ -185,6 +189,10 @@ func matchGroupSuffix(s []string) (class, string, bool) {
 			return clsGroupDescendants, "", true
 		case "projects":
 			return clsGroupProjects, "", true
+		}
+	case 2:
+		if s[0] == "members" && s[1] == "all" {
+			return clsGroupMembers, "", true
 		}
 	}
 	return clsOther, "", false

@@ -145,6 +145,7 @@ func (in *instance) truthProject(p *project) inventory.Project {
 	f.MREnabled = p.has(fMRs)
 	f.JobsEnabled = p.has(fJobs)
 	f.RegistryEnabled = p.has(fRegistry)
+	t.Owners = in.owners(in.projectMembersAll(p))
 	return t
 }
 

@@ -142,6 +142,12 @@ type CI struct {
 	// and trigger:project (or trigger: path), sorted and unique.
 	IncludeProjects []string `json:"include_projects,omitempty"`
 	TriggerProjects []string `json:"trigger_projects,omitempty"`
+	// LocalIncludes is how many local files the configuration includes (include:
+	// local, nested ones too) were read and counted in Jobs; JobsLowerBound says some
+	// were not (over the bound, a wildcard or a variable, missing): Jobs is then a
+	// lower bound.
+	LocalIncludes  int  `json:"local_includes,omitempty"`
+	JobsLowerBound bool `json:"jobs_lower_bound,omitempty"`
 }
 
 // Features are what the project uses that a migration must carry over or replace.
@@ -238,6 +244,10 @@ type Project struct {
 	// Stale says the project's last activity is older than the run's STALE_AFTER;
 	// nil is unknown. The export sets it from the run (see Run.StaleAfter).
 	Stale *bool `json:"stale"`
+	// Owners are the usernames of the active members, inherited ones included, with
+	// Maintainer (40) or Owner (50) access, sorted; nil is unknown (INCLUDE_MEMBERS
+	// off, or the members step failed), [] a project none such holds.
+	Owners []string `json:"owners"`
 	// Wave is the suggested migration wave, set by the export (see Waves); 0 when
 	// not computed.
 	Wave int `json:"wave,omitempty"`

@@ -63,6 +63,9 @@ func Diff(truth gitlabsim.Truth, groups []inventory.Group, projects []inventory.
 	for _, id := range truth.Faults.Deleted {
 		deleted[id] = true
 	}
+	// Owners are compared when the scan asked for members (INCLUDE_MEMBERS): then every
+	// project must have them, or the error of a failed members step.
+	owners := membersAsked(projects)
 	gotP := map[int64]inventory.Project{}
 	for _, p := range projects {
 		if _, dup := gotP[p.ID]; dup {
@@ -77,6 +80,9 @@ func Diff(truth gitlabsim.Truth, groups []inventory.Group, projects []inventory.
 			continue
 		}
 		delete(gotP, want.ID)
+		if !owners {
+			want.Owners = nil
+		}
 		for _, d := range diffProject(want, got, deleted[want.ID], truth.Faults.Forbidden[want.ID]) {
 			add("project %d %s: %s", want.ID, want.PathWithNamespace, d)
 		}
@@ -85,6 +91,17 @@ func Diff(truth gitlabsim.Truth, groups []inventory.Group, projects []inventory.
 		add("project %d is not in the truth", id)
 	}
 	return diffs
+}
+
+// membersAsked reports whether a scan read members: some project has owners, or a
+// members step failed. A scan without INCLUDE_MEMBERS has neither.
+func membersAsked(projects []inventory.Project) bool {
+	for _, p := range projects {
+		if p.Owners != nil || slices.ContainsFunc(p.Errors, func(e inventory.ScanError) bool { return e.Step == facts.Members.Name }) {
+			return true
+		}
+	}
+	return false
 }
 
 func diffProject(want, got inventory.Project, deleted bool, forbidden []string) []string {
@@ -198,7 +215,7 @@ func expect(p inventory.Project, failed map[string]bool, got inventory.Project) 
 	if failed[facts.TreeCIConfig.Name] {
 		f.HasCI, f.CI = nil, nil
 	}
-	if failed[facts.CIFile.Name] {
+	if failed[facts.CIFile.Name] || failed[facts.CIIncludeFile.Name] {
 		f.CI = nil
 	}
 	if failed[facts.SubmodulesFile.Name] {
@@ -212,6 +229,9 @@ func expect(p inventory.Project, failed map[string]bool, got inventory.Project) 
 	}
 	if failed[facts.Registry.Name] {
 		f.RegistryInUse = nil
+	}
+	if failed[facts.Members.Name] {
+		p.Owners = nil
 	}
 	return p
 }

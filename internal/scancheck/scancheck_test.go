@@ -13,7 +13,7 @@ func n(v int64) *int64 { return &v }
 func truthProject() inventory.Project {
 	return inventory.Project{
 		ID: 1, PathWithNamespace: "g/p", GroupID: 2, GroupFullPath: "g", ScanStatus: inventory.StatusComplete,
-		Errors: []inventory.ScanError{},
+		Errors: []inventory.ScanError{}, Owners: []string{"ann"},
 		Counts: inventory.Counts{Branches: n(3), Releases: n(1), Webhooks: n(2), CIVariables: n(4)},
 		Features: inventory.Features{HasCI: new(true), CI: &inventory.CI{Jobs: 2}, HasSubmodules: new(false),
 			HasCodeowners: new(true), UsesLFS: new(false), RegistryInUse: new(false), PackageTypes: []string{}},
@@ -64,6 +64,17 @@ func TestDiffProjects(t *testing.T) {
 		{"submodule target not in the truth", nil, func(p *inventory.Project) { p.Features.Submodules = []string{"g/lib"} }, "submodules"},
 		{"include project not in the truth", nil, func(p *inventory.Project) { p.Features.CI.IncludeProjects = []string{"ci/t"} }, "include_projects"},
 		{"wave is not compared", nil, func(p *inventory.Project) { p.Wave = 3 }, ""},
+		{"members not asked, owners not compared", nil, func(p *inventory.Project) { p.Owners = nil }, ""},
+		{"owners differ", nil, func(p *inventory.Project) { p.Owners = []string{"bob"} }, "owners"},
+		{"owners known empty, truth has some", nil, func(p *inventory.Project) { p.Owners = []string{} }, "owners: got []"},
+		{"members denied, owners unknown", []string{"projects/:id/members/all"}, func(p *inventory.Project) {
+			forbid(p, "members")
+			p.Owners = nil
+		}, ""},
+		{"members denied, reported as no owners", []string{"projects/:id/members/all"}, func(p *inventory.Project) {
+			forbid(p, "members")
+			p.Owners = []string{}
+		}, "owners: got []"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -23,26 +23,28 @@ import (
 // (5% 5xx, 1% malformed bodies); "faults" adds forbidden and deleted projects.
 func BenchmarkScan(b *testing.B) {
 	cases := []struct {
-		name   string
-		faults gitlabsim.Faults
+		name    string
+		faults  gitlabsim.Faults
+		members bool // INCLUDE_MEMBERS
 	}{
-		{"clean", gitlabsim.Faults{}},
-		{"5xx+malformed", gitlabsim.Faults{ErrorRate: 0.05, MalformedRate: 0.01}},
+		{"clean", gitlabsim.Faults{}, false},
+		{"5xx+malformed", gitlabsim.Faults{ErrorRate: 0.05, MalformedRate: 0.01}, false},
 		{"faults", gitlabsim.Faults{ErrorRate: 0.05, MalformedRate: 0.01, ForbiddenRate: 0.05,
-			ForbiddenEndpoints: []string{"projects/:id/hooks", "projects/:id/variables"}, DeletedRate: 0.01}},
+			ForbiddenEndpoints: []string{"projects/:id/hooks", "projects/:id/variables"}, DeletedRate: 0.01}, false},
+		{"members", gitlabsim.Faults{}, true},
 	}
 	for _, api := range []string{"rest", "graphql"} {
 		for _, c := range cases {
 			b.Run(api+"/"+c.name, func(b *testing.B) {
 				for b.Loop() {
-					benchScan(b, api, c.faults)
+					benchScan(b, api, c.faults, c.members)
 				}
 			})
 		}
 	}
 }
 
-func benchScan(b *testing.B, api string, faults gitlabsim.Faults) {
+func benchScan(b *testing.B, api string, faults gitlabsim.Faults, members bool) {
 	b.StopTimer()
 	sim, err := gitlabsim.New(gitlabsim.Options{Seed: 1, Groups: 40, Projects: 2000, Token: "t", Faults: faults})
 	if err != nil {
@@ -52,7 +54,7 @@ func benchScan(b *testing.B, api string, faults gitlabsim.Faults) {
 	defer ts.Close()
 	dir := b.TempDir()
 	cfg := config.Config{GitLabURL: ts.URL, Token: "t", DataDir: filepath.Join(dir, "data"), ExportDir: filepath.Join(dir, "exports"),
-		MaxPerProjectCalls: 200, Concurrency: 16, RequestTimeout: 5 * time.Second, API: api}
+		MaxPerProjectCalls: 200, Concurrency: 16, RequestTimeout: 5 * time.Second, API: api, IncludeMembers: members}
 	r, err := New(cfg, Options{Log: slog.New(slog.NewJSONHandler(io.Discard, nil)), RetryDelay: time.Millisecond,
 		GitLab: gitlab.Options{BaseBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}})
 	if err != nil {

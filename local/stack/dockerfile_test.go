@@ -302,12 +302,15 @@ func TestDockerfileBuildIsStatic(t *testing.T) {
 		f.Close()
 	}
 	out, err := exec.CommandContext(t.Context(), filepath.Join(bin, "discovery-agent"), "version").Output()
-	if err != nil || !strings.HasPrefix(string(out), "discovery-agent "+testVersion+" (commit ") {
-		t.Errorf("discovery-agent version = %q (%v), want %s from -X main.version", out, err, testVersion)
+	if err != nil || !strings.HasPrefix(string(out), "discovery-agent "+testVersion+" (commit "+testCommit+",") {
+		t.Errorf("discovery-agent version = %q (%v), want %s and commit %s from -X main.version and main.commit", out, err, testVersion, testCommit)
 	}
 }
 
-const testVersion = "stack-test"
+const (
+	testVersion = "stack-test"
+	testCommit  = "0123abc" // the build argument COMMIT
+)
 
 var (
 	binDir   string // set by TestMain
@@ -326,7 +329,7 @@ func binaries(t *testing.T) string {
 		built = true
 		words, env := buildCommand(t)
 		for i, w := range words {
-			words[i] = strings.ReplaceAll(w, "${VERSION}", testVersion)
+			words[i] = strings.NewReplacer("${VERSION}", testVersion, "${COMMIT}", testCommit, "${BUILD_DATE}", "").Replace(w)
 			if i > 0 && words[i-1] == "-o" {
 				words[i] = binDir + "/"
 			}
