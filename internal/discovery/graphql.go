@@ -88,7 +88,8 @@ type prefetched struct {
 	registry     *int64           // container repositories
 	packageTypes []string         // nil: unknown
 	files        map[string]*string
-	filesKnown   bool // files lists every present one of the paths asked for
+	filesKnown   bool     // files lists every present one of the paths asked for
+	owners       []string // nil: unknown or not asked (INCLUDE_MEMBERS off)
 }
 
 func (pf *prefetched) count(name string) (n int64, lower, ok bool) {
@@ -102,13 +103,16 @@ func (pf *prefetched) count(name string) (n int64, lower, ok bool) {
 // gqlProjectFields is the selection on Project the query asks of every project:
 // the declared GraphQL counts (facts.Count.GraphQL) under their names, the registry,
 // the package types and the files that shape a migration.
-func gqlProjectFields(paths int) string {
+func gqlProjectFields(paths int, members bool) string {
 	var b strings.Builder
 	b.WriteString("id ")
 	for _, c := range facts.Counts {
 		if c.GraphQL != "" {
 			fmt.Fprintf(&b, "%s: %s ", c.Name, c.GraphQLSelection())
 		}
+	}
+	if members {
+		b.WriteString(gqlOwnersField + " ")
 	}
 	b.WriteString("containerRepositoriesCount ")
 	// A connection's complexity grows with its page: the package types of a few
@@ -119,8 +123,9 @@ func gqlProjectFields(paths int) string {
 }
 
 // gqlQuery is the query for n projects, aliased p0…p(n-1), their full paths in the
-// variables $p0…, the files (paths of them) in $paths.
-func gqlQuery(n, paths int) string {
+// variables $p0…, the files (paths of them) in $paths, and their members when
+// members (INCLUDE_MEMBERS).
+func gqlQuery(n, paths int, members bool) string {
 	var b strings.Builder
 	b.WriteString("query profile($paths: [String!]!")
 	for i := range n {
@@ -131,7 +136,7 @@ func gqlQuery(n, paths int) string {
 		fmt.Fprintf(&b, "p%d: project(fullPath: $p%d) { ...profile } ", i, i)
 	}
 	b.WriteString("} fragment profile on Project { ")
-	b.WriteString(gqlProjectFields(paths))
+	b.WriteString(gqlProjectFields(paths, members))
 	b.WriteString(" }")
 	return b.String()
 }
@@ -246,6 +251,9 @@ func decodeGQLProject(raw json.RawMessage, id int64, failed map[string]bool) (*p
 		}
 		slices.Sort(types)
 		pf.packageTypes = types
+	}
+	if !failed["owners"] {
+		pf.owners = gqlOwners(fields["owners"])
 	}
 	if r := gp.Repository; r != nil && r.Blobs != nil && !r.Blobs.PageInfo.HasNextPage && !failed["repository"] {
 		pf.filesKnown = true
@@ -372,7 +380,7 @@ func (w *Worker) queryBatch(ctx context.Context, batch []gitlab.Project) (map[in
 	}
 	vars["paths"] = paths
 	var a gqlAnswer
-	errs, err := w.GitLab.GraphQL(ctx, gqlQuery(len(batch), len(paths)), vars, &a)
+	errs, err := w.GitLab.GraphQL(ctx, gqlQuery(len(batch), len(paths), w.IncludeMembers), vars, &a)
 	if err != nil {
 		return nil, err
 	}

@@ -409,7 +409,7 @@ func TestGraphQLQueryValidates(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range []int{1, gqlMaxBatch} {
-		q := gqlQuery(n, 2)
+		q := gqlQuery(n, 2, true)
 		vars := map[string]any{"paths": []any{".gitmodules", "ci/x.yml"}}
 		for i := range n {
 			vars["p"+strconv.Itoa(i)] = "g/p" + strconv.Itoa(i)
