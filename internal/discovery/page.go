@@ -113,6 +113,7 @@ func (w *Worker) finish(ctx context.Context, runID string, t *pageProject, pre *
 	if err := w.Store.PutProject(ctx, runID, p); err != nil {
 		return fmt.Errorf("record project %d: %w", gp.ID, err)
 	}
+	noteStored(ctx)
 	if w.Recorder != nil {
 		w.Recorder.ProjectDone(p.ScanStatus, p.Readiness.Category)
 	}

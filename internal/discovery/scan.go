@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/gl2gh/discovery-agent/internal/budget"
@@ -77,8 +78,9 @@ func (w *Worker) scanGroup(ctx context.Context, m work.Message, log *slog.Logger
 	// A checkpoint means an earlier delivery got this far and may have died inside the
 	// page: that page skips the projects it stored. A first delivery records that it
 	// started, so that a crash inside its first page is known as one too.
-	skipStored := cp > 0
-	if !skipStored {
+	// A resumed page (m.Resume) stored part of itself under an earlier message.
+	skipStored := cp > 0 || m.Resume > 0
+	if cp == 0 {
 		if err := w.Store.SaveCheckpoint(ctx, m.RunID, key, page); err != nil {
 			return fmt.Errorf("scan group %d: save checkpoint: %w", g.ID, err)
 		}
@@ -87,17 +89,23 @@ func (w *Worker) scanGroup(ctx context.Context, m work.Message, log *slog.Logger
 	for {
 		if w.nearDeadline(ctx, slowest) {
 			next := work.Message{Kind: work.KindGroup, RunID: m.RunID, GroupID: g.ID, GroupPath: g.FullPath, ParentID: g.ParentID, Page: page, Subgroups: g.Subgroups}
-			return w.continueLater(ctx, m, next, fmt.Sprintf("scan group %d before page %d", g.ID, page), log)
+			return w.continueLater(ctx, m, next, false, fmt.Sprintf("scan group %d before page %d", g.ID, page), log)
 		}
 		start := time.Now()
-		projects, nextPage, err := w.GitLab.GroupProjects(ctx, g.ID, page)
+		pctx, stored, cancel := w.pageContext(ctx)
+		projects, nextPage, err := w.GitLab.GroupProjects(pctx, g.ID, page)
+		if err == nil {
+			err = w.profilePage(pctx, m.RunID, projects, skipStored)
+		}
+		cancel()
 		if err != nil {
+			if softEnded(ctx, pctx) {
+				next := work.Message{Kind: work.KindGroup, RunID: m.RunID, GroupID: g.ID, GroupPath: g.FullPath, ParentID: g.ParentID, Page: page, Subgroups: g.Subgroups}
+				return w.continueLater(ctx, m, next, stored.Load() > 0, fmt.Sprintf("scan group %d inside page %d", g.ID, page), log)
+			}
 			if errors.Is(err, budget.ErrExhausted) || errors.Is(err, gitlab.ErrPageLoop) {
 				return w.groupUnreachable(ctx, m, g, err, log)
 			}
-			return fmt.Errorf("scan group %d: list projects page %d: %w", g.ID, page, err)
-		}
-		if err := w.profilePage(ctx, m.RunID, projects, skipStored); err != nil {
 			return fmt.Errorf("scan group %d page %d: %w", g.ID, page, err)
 		}
 		skipStored = false
@@ -142,25 +150,32 @@ func (w *Worker) scanPersonal(ctx context.Context, m work.Message, log *slog.Log
 		return w.complete(ctx, m.RunID, key, log)
 	}
 	after := max(m.After, int64(cp))
-	skipStored := cp > 0 // as for groups; a crash inside the very first page re-profiles it
+	skipStored := cp > 0 || m.Resume > 0 // as for groups; a crash inside the very first page re-profiles it
 	found := 0
 	var slowest time.Duration
 	for {
 		if w.nearDeadline(ctx, slowest) {
 			next := work.Message{Kind: work.KindPersonal, RunID: m.RunID, After: after}
-			return w.continueLater(ctx, m, next, fmt.Sprintf("scan personal projects after project %d", after), log)
+			return w.continueLater(ctx, m, next, false, fmt.Sprintf("scan personal projects after project %d", after), log)
 		}
 		start := time.Now()
-		projects, next, err := w.GitLab.Projects(ctx, after)
+		pctx, stored, cancel := w.pageContext(ctx)
+		projects, next, err := w.GitLab.Projects(pctx, after)
+		var personal []gitlab.Project
+		if err == nil {
+			personal = slices.DeleteFunc(projects, func(p gitlab.Project) bool { return p.Namespace.Kind != "user" })
+			err = w.profilePage(pctx, m.RunID, personal, skipStored)
+		}
+		cancel()
+		if err != nil && softEnded(ctx, pctx) {
+			next := work.Message{Kind: work.KindPersonal, RunID: m.RunID, After: after}
+			return w.continueLater(ctx, m, next, stored.Load() > 0, fmt.Sprintf("scan personal projects inside the page after project %d", after), log)
+		}
 		if errors.Is(err, budget.ErrExhausted) {
 			log.Warn("API call budget spent; personal projects after this one are not scanned", "after", after)
 			return w.complete(ctx, m.RunID, key, log)
 		}
 		if err != nil {
-			return fmt.Errorf("scan personal projects after %d: %w", after, err)
-		}
-		personal := slices.DeleteFunc(projects, func(p gitlab.Project) bool { return p.Namespace.Kind != "user" })
-		if err := w.profilePage(ctx, m.RunID, personal, skipStored); err != nil {
 			return fmt.Errorf("scan personal projects after %d: %w", after, err)
 		}
 		skipStored = false
@@ -249,11 +264,20 @@ func (w *Worker) enqueueSubgroups(ctx context.Context, m work.Message, subs []gi
 // continueLater hands the rest of message m on to next before the deadline: next is
 // counted as pending before it is sent, then m completes, so the run cannot end in
 // between. where describes the position for errors and the log.
-func (w *Worker) continueLater(ctx context.Context, m, next work.Message, where string, log *slog.Logger) error {
+//
+// progressed says the page next starts at stored projects in this invocation. A
+// continuation of the very page m started at is then m again with Resume one higher
+// (the stored projects are skipped); without progress it would be this very message
+// and make none either, so m is left to be delivered again instead.
+func (w *Worker) continueLater(ctx context.Context, m, next work.Message, progressed bool, where string, log *slog.Logger) error {
+	next.Resume = m.Resume
 	if next.Key() == m.Key() {
-		// No page done in this invocation: a continuation would be this very message,
-		// and be dropped as a duplicate. Let it be delivered again.
-		return fmt.Errorf("%s: %w", where, errDeadlineNear)
+		if !progressed {
+			return fmt.Errorf("%s: %w", where, errDeadlineNear)
+		}
+		next.Resume = m.Resume + 1
+	} else {
+		next.Resume = 0
 	}
 	next.Hops = m.Hops + 1
 	log.Info("deadline near; continuing in a new message", "at", where, "next", next.Key(), "hops", next.Hops)
@@ -271,10 +295,44 @@ func (w *Worker) nearDeadline(ctx context.Context, slowest time.Duration) bool {
 	if !ok {
 		return false
 	}
-	margin := w.DeadlineMargin
-	if margin <= 0 {
-		margin = 30 * time.Second
+	return time.Until(dl) < max(w.margin(), slowest*3/2)
+}
+
+func (w *Worker) margin() time.Duration {
+	if w.DeadlineMargin <= 0 {
+		return 30 * time.Second
 	}
-	margin = max(margin, slowest*3/2)
-	return time.Until(dl) < margin
+	return w.DeadlineMargin
+}
+
+// pageContext is the context a page is listed and profiled under: with a deadline
+// (Lambda), it ends half the margin before it, so that a page slowed down (a 429
+// pause, a slow GitLab) stops part-way with time left to queue its continuation
+// instead of being killed. stored counts the projects the page stored under it.
+func (w *Worker) pageContext(ctx context.Context) (context.Context, *atomic.Int64, context.CancelFunc) {
+	stored := new(atomic.Int64)
+	ctx = context.WithValue(ctx, storedKey{}, stored)
+	dl, ok := ctx.Deadline()
+	if !ok {
+		pctx, cancel := context.WithCancel(ctx)
+		return pctx, stored, cancel
+	}
+	pctx, cancel := context.WithDeadline(ctx, dl.Add(-w.margin()/2))
+	return pctx, stored, cancel
+}
+
+// softEnded reports whether the page's context, pctx, ended while the invocation's,
+// ctx, goes on: the page stopped at its soft deadline.
+// Its error stays DeadlineExceeded after the page's cancel.
+func softEnded(ctx, pctx context.Context) bool {
+	return errors.Is(pctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
+}
+
+type storedKey struct{}
+
+// noteStored counts a project stored under a page context.
+func noteStored(ctx context.Context) {
+	if n, ok := ctx.Value(storedKey{}).(*atomic.Int64); ok {
+		n.Add(1)
+	}
 }

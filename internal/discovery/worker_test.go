@@ -277,3 +277,75 @@ func TestResumedPageSkipsStoredProjects(t *testing.T) {
 		t.Errorf("%d projects stored, want %d", n, len(truth.Projects))
 	}
 }
+
+// A page the deadline overtakes part-way (a slow GitLab, a long 429 pause) is not
+// killed with it: the page stops at its soft deadline, half the margin before the
+// real one, and continues in a message for the same page, one hop and one resume
+// further, which skips the projects stored; together they store every project once.
+func TestSlowPageContinuesInsideThePage(t *testing.T) {
+	sim, err := gitlabsim.New(gitlabsim.Options{Seed: 1, Groups: 1, Projects: 100, Token: "t",
+		Faults: gitlabsim.Faults{Latency: 20 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(sim)
+	defer ts.Close()
+	w, st := newWorker(t)
+	if w.GitLab, err = gitlab.New(ts.URL, "t", gitlab.Options{Limiter: budget.NewMemory(budget.Config{})}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := st.CreateRun(ctx, inventory.Run{ID: "s", Status: inventory.RunRunning, StartedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	truth := sim.Truth()
+	if len(truth.Groups) != 1 {
+		t.Fatalf("%d groups, want one", len(truth.Groups))
+	}
+	g := truth.Groups[0]
+	first := work.Message{Kind: work.KindGroup, RunID: "s", GroupID: g.ID, GroupPath: g.FullPath, Hops: 3}
+	if err := st.AddPending(ctx, "s", first.Key()); err != nil {
+		t.Fatal(err)
+	}
+	// The page takes seconds (about 12 requests of 20 ms a project, 8 at a time); the
+	// margin lets it start and its soft deadline, a second in, stops it part-way.
+	w.DeadlineMargin = 2 * time.Second
+	dctx, cancel := context.WithTimeout(ctx, 2500*time.Millisecond)
+	defer cancel()
+	if err := w.Handle(dctx, first, false); err != nil {
+		t.Fatalf("Handle = %v, want the page continued", err)
+	}
+	if dctx.Err() != nil {
+		t.Fatal("the page ran to the hard deadline")
+	}
+	storedFirst := 0
+	if err := st.Projects(ctx, "s", func(inventory.Project) error { storedFirst++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	next := receive(t, st.Queue())
+	if next.Kind != work.KindGroup || max(next.Page, 1) != 1 || next.Resume != 1 || next.Hops != first.Hops+1 || next.Key() == first.Key() {
+		t.Fatalf("queued %+v, want page 1 again, resume 1, one hop further", next)
+	}
+	if storedFirst == 0 || storedFirst >= 100 {
+		t.Fatalf("%d projects stored before the soft deadline, want some of 100", storedFirst)
+	}
+	before := sim.Stats().ByClass["projects/:id/repository/branches"]
+	w.DeadlineMargin = 0
+	if err := w.Handle(ctx, next, false); err != nil {
+		t.Fatal(err)
+	}
+	// The continuation profiled only the projects not stored (one branch count each).
+	if asked := sim.Stats().ByClass["projects/:id/repository/branches"] - before; asked > int64(100-storedFirst) {
+		t.Errorf("the continuation asked %d projects' branches, %d were left", asked, 100-storedFirst)
+	}
+	stored := 0
+	if err := st.Projects(ctx, "s", func(inventory.Project) error { stored++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if stored != 100 {
+		t.Errorf("%d projects stored, want 100", stored)
+	}
+	if n, _ := st.Pending(ctx, "s"); n != 0 {
+		t.Errorf("pending = %d after both messages, want 0", n)
+	}
+}

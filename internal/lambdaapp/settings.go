@@ -62,7 +62,7 @@ func (s *Settings) declare() *config.Set {
 	v.String(&s.ExportDLQURL, "EXPORT_DLQ_URL", "", "`serve` with `BACKEND=aws` only: the export queue's dead-letter queue, counted by the `discovery_dead_letter_messages` gauge; unset counts 0")
 	v.Int(&s.MaxReceiveCount, "MAX_RECEIVE_COUNT", 5, 1, "The queues' `maxReceiveCount`: the delivery that reaches it records a failing group as an error")
 	v.Int(&s.MessageConcurrency, "MESSAGE_CONCURRENCY", 4, 1, "Records of one SQS batch handled at once (the template sets `WorkerBatchSize`)")
-	v.Duration(&s.DeadlineMargin, "DEADLINE_MARGIN", 30*time.Second, "A group stops taking pages this long before the function's deadline and continues in a new message (template: 60s)")
+	v.Duration(&s.DeadlineMargin, "DEADLINE_MARGIN", 30*time.Second, "A group stops taking pages this long before the function's deadline and continues in a new message; a page still running half of it before the deadline stops there and continues in a message for the same page (template: 60s)")
 	v.Duration(&s.RetryDelay, "RETRY_DELAY", 30*time.Second, "Delay before a failed message's next delivery, doubling per receive, at most 15m")
 	s.RunTTL = dynamostore.DefaultTTL
 	v.Func("RUN_RETENTION_DAYS", strconv.Itoa(int(dynamostore.DefaultTTL/(24*time.Hour))), "Days run data stays in DynamoDB (TTL)",

@@ -56,6 +56,10 @@ type Message struct {
 	// Hops counts the messages between this one and the scheduler's: a continuation or
 	// a subgroup message carries its parent's Hops+1. Workers refuse past MaxHops.
 	Hops int `json:"hops,omitempty"`
+	// Resume counts how often this page was continued part-way: a page the deadline
+	// stopped after some of its projects were stored continues in a message for the
+	// same page (its stored projects skipped), which needs a key of its own.
+	Resume int `json:"resume,omitempty"`
 }
 
 // MaxHops bounds a chain of messages that workers queue for each other. The worker
@@ -73,14 +77,21 @@ func (m Message) Key() string {
 	case KindExport:
 		return "export"
 	case KindPersonal:
-		return "personal:" + strconv.FormatInt(m.After, 10)
+		return "personal:" + strconv.FormatInt(m.After, 10) + m.resumeKey()
 	default:
 		g := m.GroupPath
 		if m.GroupID != 0 {
 			g = strconv.FormatInt(m.GroupID, 10)
 		}
-		return "group:" + g + ":" + strconv.Itoa(max(m.Page, 1))
+		return "group:" + g + ":" + strconv.Itoa(max(m.Page, 1)) + m.resumeKey()
 	}
+}
+
+func (m Message) resumeKey() string {
+	if m.Resume <= 0 {
+		return ""
+	}
+	return ":r" + strconv.Itoa(m.Resume)
 }
 
 // Validate reports why a message cannot be processed.
@@ -94,6 +105,8 @@ func (m Message) Validate() error {
 		return fmt.Errorf("%w: group_path of %d bytes, more than %d", ErrMalformed, len(m.GroupPath), maxGroupPath)
 	case m.Hops < 0:
 		return fmt.Errorf("%w: negative hops %d", ErrMalformed, m.Hops)
+	case m.Resume < 0:
+		return fmt.Errorf("%w: negative resume %d", ErrMalformed, m.Resume)
 	case m.Kind == KindExport:
 		return nil
 	case m.Kind == KindPersonal:
