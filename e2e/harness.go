@@ -41,8 +41,12 @@ import (
 	"github.com/gl2gh/discovery-agent/internal/sqsqueue"
 )
 
-// Functions are the Lambda functions, by folder under functions/.
+// Functions are the Lambda functions a harness run invokes, by folder under functions/.
 var Functions = []string{"scheduler", "worker", "exporter"}
+
+// Built are the functions Build builds: the reconciler too, which the sam-local test
+// invokes (a harness run's messages are never lost, so it plays no part there).
+var Built = append(Functions[:len(Functions):len(Functions)], "reconciler")
 
 // Token is the simulated GitLab's token; the harness checks it appears in no export
 // and no output.
@@ -156,7 +160,7 @@ func ModuleDir() (string, error) {
 // Build builds each function's bootstrap for this machine into outDir/<function>/,
 // with the flags of functions/lambda.mk.
 func Build(ctx context.Context, moduleDir, outDir string) error {
-	for _, f := range Functions {
+	for _, f := range Built {
 		cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags", "-s -w",
 			"-o", filepath.Join(outDir, f, "bootstrap"), "./functions/"+f)
 		cmd.Dir = moduleDir

@@ -225,8 +225,8 @@ func TestTemplateRunsOfAnyLength(t *testing.T) {
 			t.Errorf("%s keeps messages %d s, want 14 days (1209600)", name, got)
 		}
 	}
-	if queues != 4 {
-		t.Errorf("%d queues, want 4 (scan, export and their DLQs)", queues)
+	if queues != 5 {
+		t.Errorf("%d queues, want 5 (scan, export, their DLQs, the schedule's failures)", queues)
 	}
 	if got := tpl.Resources["WorkerFunction"].Properties["RecursiveLoop"]; got != "Allow" {
 		t.Errorf("WorkerFunction RecursiveLoop = %v, want Allow (with work.MaxHops as the cap)", got)
@@ -235,6 +235,42 @@ func TestTemplateRunsOfAnyLength(t *testing.T) {
 		e := ev.(map[string]any)
 		if e["Type"] == "ScheduleV2" && get(e, "Properties", "OmitName") != true && get(e, "Properties", "Name") == nil {
 			t.Errorf("the schedule has a fixed name: two stacks cannot share a region; want OmitName: true")
+		}
+	}
+	onFailure := get(tpl.Resources["SchedulerFunction"].Properties, "EventInvokeConfig", "DestinationConfig", "OnFailure")
+	if m, _ := onFailure.(map[string]any); m["Type"] != "SQS" || m["Destination"] != "ScheduleFailureQueue.Arn" {
+		t.Errorf("the scheduler's asynchronous invocation has no OnFailure destination: %v", onFailure)
+	}
+	if ev := get(tpl.Resources["ReconcilerFunction"].Properties, "Events", "Schedule", "Type"); ev != "ScheduleV2" {
+		t.Errorf("the reconciler is not scheduled: %v", ev)
+	}
+}
+
+// TestTemplateAlarms: a long run alarms on a stall, not on its length; on messages
+// about to expire; and on failed exports.
+func TestTemplateAlarms(t *testing.T) {
+	tpl := loadTemplate(t)
+	metrics := map[string]bool{}
+	for name, r := range tpl.Resources {
+		if r.Type != "AWS::CloudWatch::Alarm" {
+			continue
+		}
+		if name == "RunTooLongAlarm" {
+			t.Error("RunTooLongAlarm fires on a long run that progresses; NoProgressAlarm replaces it")
+		}
+		if m, ok := r.Properties["MetricName"].(string); ok {
+			metrics[m] = true
+		}
+		list, _ := r.Properties["Metrics"].([]any)
+		for _, q := range list {
+			if m, ok := get(q.(map[string]any), "MetricStat", "Metric", "MetricName").(string); ok {
+				metrics[m] = true
+			}
+		}
+	}
+	for _, m := range []string{"ApproximateAgeOfOldestMessage", "discovery_run_idle_seconds", "export_failures", "Errors"} {
+		if !metrics[m] {
+			t.Errorf("no alarm watches %s", m)
 		}
 	}
 }
@@ -292,7 +328,7 @@ func TestSamLocalInvoke(t *testing.T) {
 
 	tpl, envFile := loadSamTemplate(t), loadEnvFile(t)
 	dockerHost := strings.NewReplacer("http://host.docker.internal:5000", moto.Endpoint(), "http://host.docker.internal:8929", simSrv.URL)
-	dirs := map[string]string{"SchedulerFunction": "scheduler", "WorkerFunction": "worker", "ExporterFunction": "exporter"}
+	dirs := map[string]string{"SchedulerFunction": "scheduler", "WorkerFunction": "worker", "ExporterFunction": "exporter", "ReconcilerFunction": "reconciler"}
 	functions := map[string]*Function{}
 	for fn, dir := range dirs {
 		env := []string{"PATH=" + os.Getenv("PATH"), "TMPDIR=" + t.TempDir()}
@@ -313,6 +349,7 @@ func TestSamLocalInvoke(t *testing.T) {
 		{function: "WorkerFunction", event: "sqs-continuation.json"},
 		{function: "ExporterFunction", event: "sqs-export.json"},
 		{function: "WorkerFunction", event: "sqs-malformed.json", failed: []string{"2f8a1c5e-4b9d-4e27-a6f3-8c0d2b7e5f05"}},
+		{function: "ReconcilerFunction", event: "reconcile.json"},
 	}
 	files, _ := filepath.Glob("../events/*.json")
 	if len(files) != len(invocations)+1 { // and env.json
@@ -333,6 +370,17 @@ func TestSamLocalInvoke(t *testing.T) {
 			// The set-up's scan run is active: the scheduler names it rather than start another.
 			if res.Started || res.RunID != SamScanRun {
 				t.Errorf("scheduler answered %+v; want the active run %s named", res, SamScanRun)
+			}
+			continue
+		}
+		if inv.function == "ReconcilerFunction" {
+			var res lambdaapp.ReconcileResult
+			if err := f.Invoke(ctx, json.RawMessage(payload), &res); err != nil {
+				t.Fatalf("%s %s: %v\n%s", inv.function, inv.event, err, lastLines(f.Output(), 30))
+			}
+			// The scan run's messages were sent a moment ago: none is lost yet.
+			if res.RunID != SamScanRun || res.Resent != 0 {
+				t.Errorf("reconciler answered %+v; want the active run %s and nothing re-sent", res, SamScanRun)
 			}
 			continue
 		}

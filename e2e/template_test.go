@@ -193,6 +193,8 @@ func TestTemplateFunctions(t *testing.T) {
 		"SchedulerFunction": {"scheduler", lambdaapp.RoleScheduler, []string{"EXPORT_BUCKET"}},
 		"WorkerFunction":    {"worker", lambdaapp.RoleWorker, []string{"EXPORT_BUCKET"}},
 		"ExporterFunction":  {"exporter", lambdaapp.RoleExporter, []string{"GITLAB_TOKEN_SECRET_ARN", "BUDGET_TABLE"}},
+		"ReconcilerFunction": {"reconciler", lambdaapp.RoleReconciler,
+			[]string{"GITLAB_TOKEN_SECRET_ARN", "BUDGET_TABLE", "EXPORT_BUCKET"}},
 	}
 	for name, fn := range functions {
 		t.Run(name, func(t *testing.T) {
@@ -275,7 +277,7 @@ func TestTemplateLeastPrivilege(t *testing.T) {
 			t.Errorf("%s attaches managed policies", name)
 		}
 	}
-	if roles != 3 {
+	if roles != 4 {
 		t.Errorf("%d roles, want one per function", roles)
 	}
 }
@@ -299,6 +301,7 @@ func TestEvents(t *testing.T) {
 		{file: "sqs-continuation.json", kind: work.KindGroup, page: 2},
 		{file: "sqs-export.json", kind: work.KindExport},
 		{file: "sqs-malformed.json", malformed: true},
+		{file: "reconcile.json"},
 	}
 	if len(files) != len(tests) {
 		t.Errorf("events/ holds %d files, the test knows %d", len(files), len(tests))

@@ -9,7 +9,7 @@ LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w"
 LAMBDA_ENV := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 LAMBDA_BIN ?= bin/lambda
 
-.PHONY: build-SchedulerFunction build-WorkerFunction build-ExporterFunction lambda-bins lambda-tools cfn-lint e2e-aws
+.PHONY: build-SchedulerFunction build-WorkerFunction build-ExporterFunction build-ReconcilerFunction lambda-bins lambda-tools cfn-lint e2e-aws
 
 build-SchedulerFunction:
 	$(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/scheduler
@@ -20,9 +20,12 @@ build-WorkerFunction:
 build-ExporterFunction:
 	$(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/exporter
 
-# The three bootstraps for this machine's architecture, to run under aws-lambda-rie.
+build-ReconcilerFunction:
+	$(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/reconciler
+
+# The four bootstraps for this machine's architecture, to run under aws-lambda-rie.
 lambda-bins:
-	for f in scheduler worker exporter; do \
+	for f in scheduler worker exporter reconciler; do \
 	  CGO_ENABLED=0 $(GO) build $(LAMBDA_FLAGS) -o $(LAMBDA_BIN)/$$f/bootstrap ./functions/$$f || exit 1; \
 	done
 

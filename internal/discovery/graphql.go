@@ -48,6 +48,11 @@ type gqlState struct {
 	off     atomic.Bool
 	offOnce sync.Once
 	size    atomic.Int64 // projects per query; 0 = gqlFirstBatch
+	// known: GitLab has answered whether it serves GraphQL. Until then queries go one
+	// at a time (probe), so that a GitLab without it is asked once, not by every page
+	// in flight.
+	known atomic.Bool
+	probe sync.Mutex
 }
 
 func (s *gqlState) batch() int {
@@ -324,7 +329,10 @@ func (w *Worker) prefetch(ctx context.Context, projects []gitlab.Project) (map[i
 		}
 		batch := w.nextBatch(rest)
 		rest = rest[len(batch):]
-		got, err := w.queryBatch(ctx, batch)
+		got, asked, err := w.queryGated(ctx, batch)
+		if !asked {
+			break // GraphQL turned off while this page waited
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -347,6 +355,31 @@ func (w *Worker) prefetch(ctx context.Context, projects []gitlab.Project) (map[i
 		}
 	}
 	return out, nil
+}
+
+// queryGated is queryBatch, one query at a time until GitLab has said whether it
+// serves GraphQL; asked is false when it turned out not to, before this batch's turn.
+func (w *Worker) queryGated(ctx context.Context, batch []gitlab.Project) (map[int64]*prefetched, bool, error) {
+	if w.gql.known.Load() {
+		got, err := w.queryBatch(ctx, batch)
+		return got, true, err
+	}
+	w.gql.probe.Lock()
+	defer w.gql.probe.Unlock()
+	if !w.useGraphQL() {
+		return nil, false, nil
+	}
+	got, err := w.queryBatch(ctx, batch)
+	switch {
+	case err == nil:
+		w.gql.known.Store(true)
+	case errors.Is(err, gitlab.ErrGraphQLUnavailable):
+		w.gql.known.Store(true)
+		if w.API != APIGraphQL {
+			w.graphQLOff(gqlOffMessage, err) // off before the next in line asks
+		}
+	}
+	return got, true, err
 }
 
 // nextBatch takes the next batch off projects: the learned size, fewer when their
@@ -414,7 +447,7 @@ func (w *Worker) graphQLFailed(err error, projects int) {
 	case errors.Is(err, budget.ErrExhausted), errors.Is(err, gitlab.ErrProjectBudget):
 		return // the REST steps record it on each project
 	case errors.Is(err, gitlab.ErrGraphQLUnavailable) && w.API != APIGraphQL:
-		w.graphQLOff("GitLab does not answer GraphQL (/api/graphql); profiling through REST", err)
+		w.graphQLOff(gqlOffMessage, err)
 		return
 	case complex && projects == 1:
 		w.graphQLOff("GitLab's GraphQL complexity limit admits not even one project's query; profiling through REST", err)
@@ -424,6 +457,8 @@ func (w *Worker) graphQLFailed(err error, projects int) {
 	w.gql.size.Store(int64(max(w.gql.batch()/2, 1)))
 	w.log().Warn("GraphQL query failed; its projects are profiled through REST", "projects", projects, "err", err)
 }
+
+const gqlOffMessage = "GitLab does not answer GraphQL (/api/graphql); profiling through REST"
 
 // graphQLOff turns GraphQL off for the worker, saying why once.
 func (w *Worker) graphQLOff(why string, err error) {

@@ -10,11 +10,13 @@
 //	pk          sk                          what
 //	RUN#<id>    META                        the run: data (JSON of inventory.Run as
 //	                                        created), status, finished_at, reason,
-//	                                        pending, api_calls, last_done
+//	                                        pending, api_calls, last_done, last_done_at
 //	RUN#<id>    GROUP#<20-digit id>         data: JSON inventory.Group
 //	RUN#<id>    PROJECT#<20-digit id>       data: JSON inventory.Project
-//	RUN#<id>    PENDING#<key>               a message key counted as pending work
+//	RUN#<id>    PENDING#<key>               a message key counted as pending work; msg,
+//	                                        sent_at: the message last sent for it, resent
 //	RUN#<id>    DONE#<key>                  a message key marked done
+//	RUN#<id>    CLAIM#<key>                 owner, until: a delivery handling the key now
 //	RUN#<id>    CKPT#<key>                  page: the next project page of a message
 //	RUNS        <started>#<id>              run_id: the run index, by start time
 //	ACTIVE      RUN                         run_id, status: the one running/exporting run
@@ -70,6 +72,7 @@ const (
 	attrPending        = "pending"
 	attrAPICalls       = "api_calls"
 	attrLastDone       = "last_done"
+	attrLastDoneAt     = "last_done_at" // Unix milliseconds of the last Done that counted down
 	attrRunID          = "run_id"
 	attrPage           = "page"
 	attrAt             = "at"
@@ -109,6 +112,10 @@ type Options struct {
 	TTL time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// ReadParallelism is how many segments of a run's records Groups and Projects
+	// query at once, still yielding them in ID order; 0 or 1 reads them with one
+	// paginated Query. The exporter sets DefaultReadParallelism.
+	ReadParallelism int
 }
 
 // Store implements discovery.Store and the exporter's source on one DynamoDB table.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -181,10 +182,10 @@ func (s *Store) donePending(ctx context.Context, pk, k string) (doneOutcome, err
 		{Update: &types.Update{
 			TableName:                 aws.String(s.table),
 			Key:                       key(pk, skMeta),
-			UpdateExpression:          aws.String("ADD #pending :minus SET #last = :key"),
+			UpdateExpression:          aws.String("ADD #pending :minus SET #last = :key, #lastAt = :now"),
 			ConditionExpression:       aws.String("attribute_exists(#pk)"),
-			ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#pending": attrPending, "#last": attrLastDone},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":minus": num(-1), ":key": str(k)},
+			ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#pending": attrPending, "#last": attrLastDone, "#lastAt": attrLastDoneAt},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":minus": num(-1), ":key": str(k), ":now": num(s.opts.Now().UnixMilli())},
 		}},
 		s.putMarker(pk, skDone+k, "attribute_not_exists(#pk)"),
 		s.checkMarker(pk, skPending+k, "attribute_exists(#pk)"),
@@ -228,6 +229,15 @@ func (s *Store) IsDone(ctx context.Context, runID, key string) (bool, error) {
 		return false, fmt.Errorf("is %s done in run %s: %w", key, runID, err)
 	}
 	return item != nil, nil
+}
+
+// LastDone returns when a pending message of the run was last done; zero before any.
+func (s *Store) LastDone(ctx context.Context, runID string) (time.Time, error) {
+	ms, err := s.counter(ctx, runID, attrLastDoneAt)
+	if err != nil || ms == 0 {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(ms), nil
 }
 
 // Pending returns the run's pending count.

@@ -59,24 +59,12 @@ func (s *Store) Projects(ctx context.Context, runID string, fn func(inventory.Pr
 	return stream(ctx, s, runID, skProject, fn)
 }
 
-// stream queries the records under prefix one page (at most 1 MB) at a time, so memory
-// stays flat whatever the run's size. The read is strongly consistent: the exporter
-// runs right after the last record was written.
+// stream reads the records under prefix in ascending ID order and hands them to fn.
+// With Options.ReadParallelism above 1 it splits the ID range into segments and
+// queries several at once (see parallel); otherwise it pages through one Query.
 func stream[T any](ctx context.Context, s *Store, runID, prefix string, fn func(T) error) error {
-	pages := dynamodb.NewQueryPaginator(s.client, &dynamodb.QueryInput{
-		TableName:                 aws.String(s.table),
-		KeyConditionExpression:    aws.String("#pk = :pk AND begins_with(#sk, :prefix)"),
-		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#sk": attrSK, "#data": attrData},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(runPK(runID)), ":prefix": str(prefix)},
-		ProjectionExpression:      aws.String("#data"),
-		ConsistentRead:            aws.Bool(true),
-	})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return fmt.Errorf("query %s records of run %s: %w", strings.TrimSuffix(prefix, "#"), runID, err)
-		}
-		for _, item := range page.Items {
+	decode := func(items []map[string]types.AttributeValue) error {
+		for _, item := range items {
 			var rec T
 			if err := json.Unmarshal([]byte(strAttr(item, attrData)), &rec); err != nil {
 				return fmt.Errorf("decode %s record of run %s: %w", strings.TrimSuffix(prefix, "#"), runID, err)
@@ -84,6 +72,40 @@ func stream[T any](ctx context.Context, s *Store, runID, prefix string, fn func(
 			if err := fn(rec); err != nil {
 				return err
 			}
+		}
+		return nil
+	}
+	if s.opts.ReadParallelism <= 1 {
+		return s.queryRange(ctx, runID, prefix, nil, func(items []map[string]types.AttributeValue) error { return decode(items) })
+	}
+	return s.parallel(ctx, runID, prefix, decode)
+}
+
+// queryRange queries the records under prefix, between the sort keys of span when
+// given, one page (at most 1 MB) at a time, so memory stays flat whatever the run's
+// size. The read is strongly consistent: the exporter runs right after the last record
+// was written.
+func (s *Store) queryRange(ctx context.Context, runID, prefix string, span *[2]string, page func([]map[string]types.AttributeValue) error) error {
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		KeyConditionExpression:    aws.String("#pk = :pk AND begins_with(#sk, :prefix)"),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#sk": attrSK, "#data": attrData},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(runPK(runID)), ":prefix": str(prefix)},
+		ProjectionExpression:      aws.String("#data"),
+		ConsistentRead:            aws.Bool(true),
+	}
+	if span != nil {
+		in.KeyConditionExpression = aws.String("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":pk": str(runPK(runID)), ":lo": str(span[0]), ":hi": str(span[1])}
+	}
+	pages := dynamodb.NewQueryPaginator(s.client, in)
+	for pages.HasMorePages() {
+		out, err := pages.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("query %s records of run %s: %w", strings.TrimSuffix(prefix, "#"), runID, err)
+		}
+		if err := page(out.Items); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -291,5 +292,83 @@ func TestTTL(t *testing.T) {
 		if !seen[kind] {
 			t.Errorf("no %s item in the table", kind)
 		}
+	}
+}
+
+// TestParallelReadsKeepOrder: parallel segment reads yield every record once, in ID
+// order, however sparse the IDs; an error from the callback stops the read.
+func TestParallelReadsKeepOrder(t *testing.T) {
+	s, db, table := newStore(t, dynamostore.Options{})
+	ctx := context.Background()
+	var want []int64
+	for i := range 300 {
+		id := int64(i*i + 7) // sparse, uneven
+		want = append(want, id)
+		if err := s.PutProject(ctx, "r", inventory.Project{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, par := range []int{1, 3, 8} {
+		ps := dynamostore.New(db, table, dynamostore.Options{ReadParallelism: par})
+		var got []int64
+		if err := ps.Projects(ctx, "r", func(p inventory.Project) error { got = append(got, p.ID); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("parallelism %d: %d records, first %v; want %d in order", par, len(got), got[:min(5, len(got))], len(want))
+		}
+		stop := errors.New("stop")
+		n := 0
+		err := ps.Projects(ctx, "r", func(inventory.Project) error {
+			if n++; n == 50 {
+				return stop
+			}
+			return nil
+		})
+		if !errors.Is(err, stop) || n != 50 {
+			t.Errorf("parallelism %d: error %v after %d records; want stop after 50", par, err, n)
+		}
+	}
+	empty := dynamostore.New(db, table, dynamostore.Options{ReadParallelism: 4})
+	if err := empty.Projects(ctx, "none", func(inventory.Project) error { return errors.New("a record of no run") }); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestClaimLapses: a claim holds the key against other owners until it lapses or its
+// owner releases it; a release by another owner does nothing.
+func TestClaimLapses(t *testing.T) {
+	now := t0
+	s, _, _ := newStore(t, dynamostore.Options{Now: func() time.Time { return now }})
+	ctx := context.Background()
+	claim := func(owner string, until time.Time) (dynamostore.Claim, bool) {
+		t.Helper()
+		held, ok, err := s.Claim(ctx, "r", "group:1:1", dynamostore.Claim{Owner: owner, MessageID: "m-" + owner, Until: until})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return held, ok
+	}
+	if _, ok := claim("a", now.Add(time.Minute)); !ok {
+		t.Fatal("first claim refused")
+	}
+	if held, ok := claim("b", now.Add(time.Minute)); ok || held.MessageID != "m-a" || !held.Until.Equal(now.Add(time.Minute)) {
+		t.Fatalf("second claim: %v, %+v; want refused, held by a", ok, held)
+	}
+	if err := s.Release(ctx, "r", "group:1:1", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := claim("b", now.Add(time.Minute)); ok {
+		t.Fatal("another owner's release freed the claim")
+	}
+	now = now.Add(2 * time.Minute) // a's handler was killed: its claim lapsed
+	if _, ok := claim("b", now.Add(time.Minute)); !ok {
+		t.Fatal("a lapsed claim still holds")
+	}
+	if err := s.Release(ctx, "r", "group:1:1", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := claim("c", now.Add(time.Minute)); !ok {
+		t.Fatal("a released claim still holds")
 	}
 }

@@ -94,11 +94,26 @@ func Write(ctx context.Context, src Source, sink Sink, run inventory.Run, prev *
 	if err != nil {
 		return inventory.Summary{}, fmt.Errorf("export %s: %w", run.ID, err)
 	}
-	for _, prefix := range []string{RunPrefix(run.ID), LatestPrefix} {
-		for _, name := range files {
-			if err := put(ctx, sink, filepath.Join(dir, name), prefix+name); err != nil {
+	for _, name := range files {
+		if err := put(ctx, sink, filepath.Join(dir, name), RunPrefix(run.ID)+name); err != nil {
+			return inventory.Summary{}, fmt.Errorf("export %s: %w", run.ID, err)
+		}
+	}
+	// latest/ after the run's folder is complete; a sink that copies on its side does
+	// not receive the files twice.
+	copier, _ := sink.(Copier)
+	for _, name := range files {
+		if copier != nil {
+			err := copier.Copy(ctx, RunPrefix(run.ID)+name, LatestPrefix+name)
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, ErrCopyUnsupported) {
 				return inventory.Summary{}, fmt.Errorf("export %s: %w", run.ID, err)
 			}
+		}
+		if err := put(ctx, sink, filepath.Join(dir, name), LatestPrefix+name); err != nil {
+			return inventory.Summary{}, fmt.Errorf("export %s: %w", run.ID, err)
 		}
 	}
 	return w.summary, nil

@@ -18,6 +18,17 @@ type Sink interface {
 	Put(ctx context.Context, name, contentType string, body io.Reader) error
 }
 
+// Copier is a Sink that can copy a file it holds to another name on its side (S3's
+// CopyObject): Write fills latest/ with it instead of storing every file again. A copy
+// it cannot make returns an error wrapping ErrCopyUnsupported, and Write stores the
+// file instead.
+type Copier interface {
+	Copy(ctx context.Context, src, dst string) error
+}
+
+// ErrCopyUnsupported marks a copy the sink cannot make (too large for one request).
+var ErrCopyUnsupported = errors.New("copy not supported for this file")
+
 // DirSink stores export files under a directory. Each file is written to a temporary
 // file in its destination directory, synced and renamed over the destination, so a
 // reader never sees a partial file. Directories are created as needed.

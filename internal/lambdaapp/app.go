@@ -58,6 +58,9 @@ type Options struct {
 	// Telemetry also receives the client's measurements and the scan's progress, besides
 	// EMF: `discovery-agent serve` with BACKEND=aws passes its Prometheus metrics.
 	Telemetry Telemetry
+	// Now is the clock of the reconciler and of the send times on pending markers;
+	// default time.Now.
+	Now func() time.Time
 }
 
 // Telemetry is what the handlers report GitLab calls and discovery progress to.
@@ -79,11 +82,13 @@ type App struct {
 	queue     *router
 	sink      *s3sink.Sink // nil without EXPORT_BUCKET
 	engine    *engine.Engine
+	rotation  *rotatingToken // nil unless the token comes from Secrets Manager
 
 	mu         sync.Mutex
 	cur        *runClient // the newest run's limiter, client and worker
 	sched      *runClient // the scheduler's and token checks' (run ID "")
 	onFinished func(inventory.Run)
+	now        func() time.Time
 }
 
 // runClient is what calls GitLab for one run: the shared budget counts the run's calls
@@ -124,8 +129,10 @@ func New(ctx context.Context, s Settings, cfg aws.Config, opts Options) (*App, e
 	if err := s.Validate(RoleFunction); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
+	var secrets *secretsmanager.Client
 	if s.Config.Token == "" && s.TokenSecretARN != "" {
-		tok, err := readToken(ctx, secretsmanager.NewFromConfig(cfg), s.TokenSecretARN)
+		secrets = secretsmanager.NewFromConfig(cfg)
+		tok, err := readToken(ctx, secrets, s.TokenSecretARN)
 		if err != nil {
 			return nil, err
 		}
@@ -138,14 +145,19 @@ func New(ctx context.Context, s Settings, cfg aws.Config, opts Options) (*App, e
 		emf: metrics.NewEMF(w, s.MetricsNamespace),
 		ddb: dynamodb.NewFromConfig(cfg),
 		sqs: sqs.NewFromConfig(cfg),
+		now: opts.Now,
+	}
+	if a.now == nil {
+		a.now = time.Now
 	}
 	a.telemetry = a.emf
 	if opts.Telemetry != nil {
 		a.telemetry = tee{a.emf, opts.Telemetry}
 	}
-	a.store = dynamostore.New(a.ddb, s.StoreTable, dynamostore.Options{TTL: s.RunTTL})
+	a.store = dynamostore.New(a.ddb, s.StoreTable, dynamostore.Options{TTL: s.RunTTL, Now: opts.Now,
+		ReadParallelism: dynamostore.DefaultReadParallelism})
 	a.queue = &router{scan: sqsqueue.New(a.sqs, s.ScanQueueURL), export: sqsqueue.New(a.sqs, s.ExportQueueURL),
-		scanURL: s.ScanQueueURL, exportURL: s.ExportQueueURL}
+		scanURL: s.ScanQueueURL, exportURL: s.ExportQueueURL, store: a.store, now: a.now}
 	if s.ExportBucket != "" {
 		// An emulator serves buckets by path, not by virtual host.
 		pathStyle := s.Endpoint != "" || cfg.BaseEndpoint != nil
@@ -159,6 +171,11 @@ func New(ctx context.Context, s Settings, cfg aws.Config, opts Options) (*App, e
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = max(s.Config.Concurrency, 2)
 		gopts.Transport = t
+	}
+	if secrets != nil {
+		a.rotation = &rotatingToken{next: gopts.Transport, current: s.Config.Token, log: log,
+			read: func(ctx context.Context) (string, error) { return readToken(ctx, secrets, s.TokenSecretARN) }}
+		gopts.Transport = a.rotation
 	}
 	b := engine.Backends{Store: a.store, Queue: a.queue, Telemetry: a.telemetry, Log: log}
 	if a.sink != nil {
@@ -379,10 +396,15 @@ func (t tee) QueueDepth(n int64) {
 }
 
 // router is the handlers' discovery.Queue: export messages go to the export queue,
-// group scans to the scan queue.
+// group scans to the scan queue. A group scan goes out only when its pending marker
+// records no send yet, and its send is recorded there: a redelivered message that lists
+// the same subgroups, or queues the same continuation, does not send them again, and
+// the reconciler knows what was sent when.
 type router struct {
 	scan, export       *sqsqueue.Queue
 	scanURL, exportURL string
+	store              *dynamostore.Store
+	now                func() time.Time
 }
 
 func (r *router) Send(ctx context.Context, msgs ...work.Message) error {
@@ -398,7 +420,14 @@ func (r *router) Send(ctx context.Context, msgs ...work.Message) error {
 		if r.scanURL == "" {
 			return errors.New("queue group scans: SCAN_QUEUE_URL is not set")
 		}
-		if err := r.scan.Send(ctx, scan...); err != nil {
+		unsent, err := r.store.Unsent(ctx, scan...)
+		if err != nil {
+			return fmt.Errorf("queue group scans: %w", err)
+		}
+		if err := r.scan.Send(ctx, unsent...); err != nil {
+			return err
+		}
+		if err := r.store.MarkSent(ctx, r.now(), unsent...); err != nil {
 			return err
 		}
 	}

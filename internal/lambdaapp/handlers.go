@@ -2,6 +2,8 @@ package lambdaapp
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/gl2gh/discovery-agent/internal/discovery"
 	"github.com/gl2gh/discovery-agent/internal/dynamobudget"
+	"github.com/gl2gh/discovery-agent/internal/dynamostore"
 	"github.com/gl2gh/discovery-agent/internal/inventory"
 	"github.com/gl2gh/discovery-agent/internal/work"
 )
@@ -191,6 +194,11 @@ func (a *App) record(ctx context.Context, log *slog.Logger, r events.SQSMessage,
 		return "", false
 	}
 	rlog = rlog.With("run_id", m.RunID, "key", m.Key())
+	release, proceed, ok := a.claim(ctx, rlog, r, m, queueURL, receives)
+	if !proceed {
+		return m.RunID, ok
+	}
+	defer release()
 	final := receives >= a.s.MaxReceiveCount
 	err = func() (err error) {
 		defer func() { // a panic is this record's failure, never the invocation's
@@ -215,6 +223,54 @@ func (a *App) record(ctx context.Context, log *slog.Logger, r events.SQSMessage,
 		}
 	}
 	return m.RunID, false
+}
+
+// claimSlack is how long past the invocation's deadline a claim lasts: the deadline
+// kills the handler (so nothing of it runs later), and a killed handler never releases
+// its claim. The second covers clock skew between functions; the message of a killed
+// handler returns only after the visibility timeout, far later.
+const claimSlack = time.Second
+
+// claim takes the message's key for this delivery, so that two deliveries of the same
+// key at once do not both scan it. proceed false means another delivery holds it: a
+// duplicate message (another message ID) is done, ok true, and deleted; the same
+// message delivered twice at once is not (deleting either copy deletes the message):
+// it comes back when the claim lapses, ok false. release gives the claim back.
+func (a *App) claim(ctx context.Context, log *slog.Logger, r events.SQSMessage, m work.Message, queueURL string, receives int) (release func(), proceed, ok bool) {
+	until := a.now().Add(15 * time.Minute)
+	if dl, has := ctx.Deadline(); has {
+		until = dl.Add(claimSlack)
+	}
+	owner := claimOwner()
+	held, claimed, err := a.store.Claim(ctx, m.RunID, m.Key(), dynamostore.Claim{Owner: owner, MessageID: r.MessageId, Until: until})
+	switch {
+	case err != nil:
+		log.Warn("message failed; it will be delivered again", "err", err)
+		a.redeliverAfter(ctx, log, queueURL, r.ReceiptHandle, a.retryDelay(receives))
+		return nil, false, false
+	case !claimed && held.MessageID == r.MessageId:
+		wait := min(max(held.Until.Sub(a.now()), 0), maxRetryDelay)
+		log.Info("message is being handled by another delivery; it will be delivered again", "after", wait.String())
+		a.redeliverAfter(ctx, log, queueURL, r.ReceiptHandle, wait)
+		return nil, false, false
+	case !claimed:
+		log.Info("key is being handled by another message; dropping this duplicate", "holder", held.MessageID)
+		return nil, false, true
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := a.store.Release(ctx, m.RunID, m.Key(), owner); err != nil {
+			log.Warn("release the claim; the next delivery waits for it to lapse", "err", err)
+		}
+	}, true, true
+}
+
+// claimOwner names one delivery: random, so that two deliveries of one message differ.
+func claimOwner() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read does not fail
+	return hex.EncodeToString(b[:])
 }
 
 // pastMargin reports that the invocation's deadline is within DEADLINE_MARGIN: a
@@ -252,7 +308,7 @@ func (a *App) redeliverAfter(ctx context.Context, log *slog.Logger, queueURL, re
 }
 
 // markRuns reports the runs still in progress after a batch (discovery_run_in_progress
-// 1, which the RunTooLong alarm watches); the exporter's RunFinished sets it to 0.
+// 1, as local mode's gauge); the exporter's RunFinished sets it to 0.
 func (a *App) markRuns(ctx context.Context, log *slog.Logger, runs map[string]bool) {
 	ctx = context.WithoutCancel(ctx)
 	for id := range runs {

@@ -105,7 +105,8 @@ func Vars() []config.Var {
 // roleNames are the roles as the docs name them; RoleFunction is an implementation
 // detail the others include.
 var roleNames = map[config.Role]string{
-	RoleScheduler: "scheduler", RoleWorker: "worker", RoleExporter: "exporter", RoleServeAWS: "`serve` with `BACKEND=aws`",
+	RoleScheduler: "scheduler", RoleWorker: "worker", RoleExporter: "exporter", RoleReconciler: "reconciler",
+	RoleServeAWS: "`serve` with `BACKEND=aws`",
 }
 
 // The roles of the AWS deployment, besides config's local ones.
@@ -113,7 +114,9 @@ const (
 	RoleScheduler config.Role = "scheduler" // the scheduler function
 	RoleWorker    config.Role = "worker"    // the worker function
 	RoleExporter  config.Role = "exporter"  // the exporter function
-	RoleServeAWS  config.Role = "serve-aws" // discovery-agent serve with BACKEND=aws: every role at once
+	// RoleReconciler is the reconciler function: it re-sends lost messages.
+	RoleReconciler config.Role = "reconciler"
+	RoleServeAWS   config.Role = "serve-aws" // discovery-agent serve with BACKEND=aws: every role at once
 	// RoleFunction is what any function needs before its handler is known (New).
 	RoleFunction config.Role = "function"
 )
@@ -123,13 +126,13 @@ const (
 // GITLAB_TOKEN_SECRET_ARN.
 var rules = config.Rules[Settings]{
 	config.NotEmpty("STORE_TABLE", func(s Settings) string { return s.StoreTable },
-		RoleFunction, RoleScheduler, RoleWorker, RoleExporter, RoleServeAWS),
+		RoleFunction, RoleScheduler, RoleWorker, RoleExporter, RoleReconciler, RoleServeAWS),
 	config.NotEmpty("BUDGET_TABLE", func(s Settings) string { return s.BudgetTable }, RoleScheduler, RoleWorker, RoleServeAWS),
-	config.NotEmpty("SCAN_QUEUE_URL", func(s Settings) string { return s.ScanQueueURL }, RoleScheduler, RoleWorker, RoleServeAWS),
+	config.NotEmpty("SCAN_QUEUE_URL", func(s Settings) string { return s.ScanQueueURL }, RoleScheduler, RoleWorker, RoleReconciler, RoleServeAWS),
 	// The scheduler queues the export itself when a run has no groups; the exporter
 	// delays a failed message's redelivery on it.
 	config.NotEmpty("EXPORT_QUEUE_URL", func(s Settings) string { return s.ExportQueueURL },
-		RoleScheduler, RoleWorker, RoleExporter, RoleServeAWS),
+		RoleScheduler, RoleWorker, RoleExporter, RoleReconciler, RoleServeAWS),
 	config.NotEmpty("EXPORT_BUCKET", func(s Settings) string { return s.ExportBucket }, RoleExporter, RoleServeAWS),
 	{Var: "GITLAB_URL", Roles: []config.Role{RoleScheduler, RoleWorker, RoleServeAWS},
 		Check: func(s Settings) error { return config.CheckURL(s.Config.GitLabURL) }},

@@ -173,6 +173,10 @@ func (e *EMF) SetRunID(runID string) {
 // SetBudgetTokens records the API calls the shared budget can grant now.
 func (e *EMF) SetBudgetTokens(tokens float64) { e.set(emfKey{name: nameBudgetTokens}, tokens) }
 
+// RunIdle records how long the running run has gone without finishing a message (the
+// Lambda reconciler measures it from the store; the NoProgress alarm watches it).
+func (e *EMF) RunIdle(d time.Duration) { e.set(emfKey{name: nameRunIdle}, d.Seconds()) }
+
 // SetDeadLetters records the dead-letter queue's length.
 func (e *EMF) SetDeadLetters(n int) { e.set(emfKey{name: nameDeadLetters}, float64(n)) }
 

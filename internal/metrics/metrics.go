@@ -63,9 +63,11 @@ const (
 	nameLastSuccess    = "discovery_last_run_success_timestamp_seconds"
 	nameLastProgress   = "discovery_last_progress_timestamp_seconds"
 	nameDeadLetters    = "discovery_dead_letter_messages"
-	nameMemoryLimit    = "discovery_memory_limit_bytes"
-	nameCPULimit       = "discovery_cpu_limit_cores"
-	nameBuildInfo      = "discovery_build_info"
+	// nameRunIdle is EMF only: the Lambda reconciler's view of a running run.
+	nameRunIdle     = "discovery_run_idle_seconds"
+	nameMemoryLimit = "discovery_memory_limit_bytes"
+	nameCPULimit    = "discovery_cpu_limit_cores"
+	nameBuildInfo   = "discovery_build_info"
 )
 
 // requestBuckets cover GitLab API latencies from 10ms to 30s (the client's timeout

@@ -16,11 +16,22 @@ import (
 	"github.com/gl2gh/discovery-agent/internal/export"
 )
 
-// maxPutSize is the largest object one PutObject may create.
-const maxPutSize = 5 << 30
+// Upload sizes. A file up to MultipartThreshold goes in one PutObject; a larger one
+// in parts of at least PartSize, up to partConcurrency at once, each streamed from its
+// section of the file: memory holds no part, and a 2 GB export uploads at several
+// times one stream's speed. S3 allows 10,000 parts of at most 5 GiB.
+const (
+	MultipartThreshold = 64 << 20
+	PartSize           = 16 << 20
+	partConcurrency    = 4
+	maxParts           = 10_000
+	maxPartSize        = 5 << 30
+	// maxCopySize is the largest object one CopyObject may copy.
+	maxCopySize = 5 << 30
+)
 
-// ErrTooLarge is returned for a body over PutObject's 5 GiB limit.
-var ErrTooLarge = errors.New("export file larger than 5 GiB (multipart upload not supported)")
+// ErrTooLarge is returned for a body over S3's object size limit.
+var ErrTooLarge = errors.New("export file larger than S3 allows (10,000 parts of 5 GiB)")
 
 // Sink writes export files to one bucket under a key prefix. It implements export.Sink
 // and is safe for concurrent use.
@@ -55,8 +66,21 @@ func (s *Sink) Put(ctx context.Context, name, contentType string, body io.Reader
 			err = errors.Join(err, fmt.Errorf("put s3://%s/%s: remove spool: %w", s.bucket, key, cerr))
 		}
 	}()
-	if size > maxPutSize {
-		return fmt.Errorf("put s3://%s/%s: %d bytes: %w", s.bucket, key, size, ErrTooLarge)
+	if ra, ok := rs.(io.ReaderAt); ok && size > MultipartThreshold {
+		off, err := rs.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return fmt.Errorf("put s3://%s/%s: %w", s.bucket, key, err)
+		}
+		return s.multipart(ctx, key, contentType, io.NewSectionReader(ra, off, size))
+	}
+	if size > MultipartThreshold {
+		// Not a file: spool it, then upload it in parts.
+		f, n, clean, err := spool(ctx, rs)
+		if err != nil {
+			return fmt.Errorf("put s3://%s/%s: %w", s.bucket, key, err)
+		}
+		defer func() { err = errors.Join(err, clean()) }()
+		return s.multipart(ctx, key, contentType, io.NewSectionReader(f, 0, n))
 	}
 	in := &s3.PutObjectInput{
 		Bucket:               aws.String(s.bucket),
@@ -91,7 +115,12 @@ func seekable(ctx context.Context, body io.Reader) (rs io.ReadSeeker, size int64
 			return rs, end - cur, func() error { return nil }, nil
 		}
 	}
-	f, err := os.CreateTemp("", "s3sink-*")
+	return spool(ctx, body)
+}
+
+// spool copies body to a temporary file, positioned at its start.
+func spool(ctx context.Context, body io.Reader) (f *os.File, size int64, cleanup func() error, err error) {
+	f, err = os.CreateTemp("", "s3sink-*")
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("spool: %w", err)
 	}

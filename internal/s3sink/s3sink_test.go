@@ -222,3 +222,49 @@ func TestMissingBucket(t *testing.T) {
 		t.Fatalf("Put to a missing bucket = %v, want NoSuchBucket", err)
 	}
 }
+
+// TestMultipartAndCopy: a file over MultipartThreshold arrives whole through a
+// multipart upload (from a file and from a stream, with parts of PartSize), encrypted
+// and typed; Copy puts a server-side copy under another name.
+func TestMultipartAndCopy(t *testing.T) {
+	sink, client, bucket := newSink(t, "discovery/")
+	ctx := context.Background()
+	big := make([]byte, s3sink.MultipartThreshold+s3sink.PartSize/2+123)
+	for i := range big {
+		big[i] = byte(i * 7 % 251)
+	}
+	file := filepath.Join(t.TempDir(), "projects.jsonl")
+	if err := os.WriteFile(file, big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for name, body := range map[string]io.Reader{"runs/r1/projects.jsonl": f, "runs/r1/streamed.jsonl": stream{bytes.NewReader(big)}} {
+		if err := sink.Put(ctx, name, "application/x-ndjson", body); err != nil {
+			t.Fatal(err)
+		}
+		got, err := sink.Get(ctx, name)
+		if err != nil || !bytes.Equal(got, big) {
+			t.Fatalf("%s: stored %d bytes (%v), want the %d put", name, len(got), err, len(big))
+		}
+		head, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String("discovery/" + name), PartNumber: aws.Int32(1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if aws.ToInt32(head.PartsCount) != 5 || head.ServerSideEncryption != types.ServerSideEncryptionAes256 {
+			t.Errorf("%s: %d parts, encryption %q; want 5 parts of 16 MiB, AES256", name, aws.ToInt32(head.PartsCount), head.ServerSideEncryption)
+		}
+	}
+	if err := sink.Copy(ctx, "runs/r1/projects.jsonl", "latest/projects.jsonl"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := sink.Get(ctx, "latest/projects.jsonl"); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("copy: %d bytes, %v", len(got), err)
+	}
+	if err := sink.Copy(ctx, "runs/r1/missing.csv", "latest/missing.csv"); err == nil {
+		t.Error("copying a missing object succeeded")
+	}
+}

@@ -165,6 +165,16 @@ func (q *Queue) Delete(ctx context.Context, receiptHandle string) error {
 	return nil
 }
 
+// ChangeVisibility makes a received message visible again after d (0: at once).
+func (q *Queue) ChangeVisibility(ctx context.Context, receiptHandle string, d time.Duration) error {
+	if _, err := q.client.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl: aws.String(q.url), ReceiptHandle: aws.String(receiptHandle), VisibilityTimeout: int32(d / time.Second),
+	}); err != nil {
+		return fmt.Errorf("change visibility in %s: %w", q.url, err)
+	}
+	return nil
+}
+
 // Depth returns the messages waiting plus those in flight (received, not yet deleted
 // or back). SQS reports both approximately.
 func (q *Queue) Depth(ctx context.Context) (int64, error) {
@@ -189,4 +199,45 @@ func (q *Queue) Depth(ctx context.Context) (int64, error) {
 		depth += n
 	}
 	return depth, nil
+}
+
+// Status is what the reconciler reads of a queue.
+type Status struct {
+	// Messages counts every message the queue holds: waiting, in flight and delayed
+	// (SQS reports each approximately, about a minute behind).
+	Messages int64
+	// Retention is the queue's MessageRetentionPeriod: SQS deletes a message this long
+	// after it was first sent, received or not.
+	Retention time.Duration
+}
+
+// Status reads the queue's message counts and retention period.
+func (q *Queue) Status(ctx context.Context) (Status, error) {
+	counts := []types.QueueAttributeName{
+		types.QueueAttributeNameApproximateNumberOfMessages,
+		types.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+		types.QueueAttributeNameApproximateNumberOfMessagesDelayed,
+	}
+	names := append(counts, types.QueueAttributeNameMessageRetentionPeriod)
+	out, err := q.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(q.url), AttributeNames: names})
+	if err != nil {
+		return Status{}, fmt.Errorf("status of %s: %w", q.url, err)
+	}
+	var st Status
+	for _, name := range names {
+		v, ok := out.Attributes[string(name)]
+		if !ok {
+			return Status{}, fmt.Errorf("status of %s: no %s in the answer", q.url, name)
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return Status{}, fmt.Errorf("status of %s: %s: %w", q.url, name, err)
+		}
+		if name == types.QueueAttributeNameMessageRetentionPeriod {
+			st.Retention = time.Duration(n) * time.Second
+		} else {
+			st.Messages += n
+		}
+	}
+	return st, nil
 }
