@@ -53,6 +53,10 @@ type gqlState struct {
 	// in flight.
 	known atomic.Bool
 	probe sync.Mutex
+	// noOwners: GitLab refused the members selection (before 16.0); owners come from
+	// REST's members/all.
+	noOwners     atomic.Bool
+	noOwnersOnce sync.Once
 }
 
 func (s *gqlState) batch() int {
@@ -337,6 +341,10 @@ func (w *Worker) prefetch(ctx context.Context, projects []gitlab.Project) (map[i
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			if w.ownersRefused(err) {
+				rest = append(slices.Clone(batch), rest...) // again, without the members
+				continue
+			}
 			if score, limit, ok := gitlab.ComplexityOf(err); ok && len(batch) > 1 {
 				// Too complex: learn the size from GitLab's figures and ask again, with
 				// fewer whatever the figures say.
@@ -413,7 +421,7 @@ func (w *Worker) queryBatch(ctx context.Context, batch []gitlab.Project) (map[in
 	}
 	vars["paths"] = paths
 	var a gqlAnswer
-	errs, err := w.GitLab.GraphQL(ctx, gqlQuery(len(batch), len(paths), w.IncludeMembers), vars, &a)
+	errs, err := w.GitLab.GraphQL(ctx, gqlQuery(len(batch), len(paths), w.IncludeMembers && !w.gql.noOwners.Load()), vars, &a)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,9 @@ package discovery
 
 import (
 	"encoding/json"
+	"errors"
 	"slices"
+	"strings"
 
 	"github.com/gl2gh/discovery-agent/internal/gitlab"
 )
@@ -50,4 +52,26 @@ func gqlOwners(raw json.RawMessage) []string {
 	}
 	slices.Sort(owners)
 	return slices.Compact(owners)
+}
+
+// ownersRefused reports whether GitLab refused the query for its members selection,
+// and if so takes the members out of the worker's queries, said once. A GitLab before
+// 16.0 has no SHARED_INTO_ANCESTORS relation ("Argument 'relations' on Field 'owners'
+// has an invalid value"): its projects' owners come from REST's members/all, which
+// lists what that version's GitLab counts as members.
+func (w *Worker) ownersRefused(err error) bool {
+	var qe *gitlab.QueryError
+	if !w.IncludeMembers || w.gql.noOwners.Load() || !errors.As(err, &qe) {
+		return false
+	}
+	refused := slices.ContainsFunc(qe.Errors, func(e gitlab.GraphQLError) bool {
+		return strings.Contains(e.Message, "'owners'") || strings.Contains(e.Message, "ProjectMemberRelation")
+	})
+	if refused {
+		w.gql.noOwnersOnce.Do(func() {
+			w.gql.noOwners.Store(true)
+			w.log().Warn("GitLab's GraphQL refused the members query; owners are read from REST (members/all)", "err", err)
+		})
+	}
+	return refused
 }

@@ -39,6 +39,7 @@ type fakeGQL struct {
 	fieldErr   map[string]string  // full path -> count name answered null with an error
 	restDenied map[string]bool    // REST resources (e.g. "merge_requests") answering 403
 	moved      map[string]bool    // full paths that name another project now
+	preShared  bool               // a GitLab before 16.0: no SHARED_INTO_ANCESTORS relation
 	mu         sync.Mutex
 	gqlCalls   int
 	batches    []int    // projects per answered query
@@ -89,6 +90,10 @@ func (f *fakeGQL) graphql(w http.ResponseWriter, r *http.Request) {
 	}
 	n := len(aliasRE.FindAllString(req.Query, -1))
 	w.Header().Set("Content-Type", "application/json")
+	if f.preShared && strings.Contains(req.Query, "SHARED_INTO_ANCESTORS") {
+		fmt.Fprint(w, `{"errors":[{"message":"Argument 'relations' on Field 'owners' has an invalid value ([DIRECT, INHERITED, INVITED_GROUPS, SHARED_INTO_ANCESTORS]). Expected type '[ProjectMemberRelation!]'."}]}`)
+		return
+	}
 	score := n*f.perProject + 1
 	if score > f.limit {
 		fmt.Fprintf(w, `{"errors":[{"message":"Query has complexity of %d, which exceeds max complexity of %d"}]}`, score, f.limit)
@@ -122,6 +127,12 @@ func (f *fakeGQL) graphql(w http.ResponseWriter, r *http.Request) {
 			case c.GraphQL != "":
 				p[c.Name] = map[string]int{"count": 7}
 			}
+		}
+		if strings.Contains(req.Query, "owners: projectMembers(") {
+			p["owners"] = map[string]any{"pageInfo": map[string]bool{"hasNextPage": false}, "nodes": []map[string]any{
+				{"accessLevel": map[string]int{"integerValue": 40}, "user": map[string]string{"username": "ann", "state": "active"}},
+				{"accessLevel": map[string]int{"integerValue": 30}, "user": map[string]string{"username": "dev", "state": "active"}},
+			}}
 		}
 		if name := f.fieldErr[path]; name != "" {
 			p[name] = nil
