@@ -53,6 +53,10 @@ type gqlState struct {
 	// in flight.
 	known atomic.Bool
 	probe sync.Mutex
+	// noOwners: GitLab refused the members selection (before 16.0); owners come from
+	// REST's members/all.
+	noOwners     atomic.Bool
+	noOwnersOnce sync.Once
 }
 
 func (s *gqlState) batch() int {
@@ -93,7 +97,8 @@ type prefetched struct {
 	registry     *int64           // container repositories
 	packageTypes []string         // nil: unknown
 	files        map[string]*string
-	filesKnown   bool // files lists every present one of the paths asked for
+	filesKnown   bool     // files lists every present one of the paths asked for
+	owners       []string // nil: unknown or not asked (INCLUDE_MEMBERS off)
 }
 
 func (pf *prefetched) count(name string) (n int64, lower, ok bool) {
@@ -107,13 +112,16 @@ func (pf *prefetched) count(name string) (n int64, lower, ok bool) {
 // gqlProjectFields is the selection on Project the query asks of every project:
 // the declared GraphQL counts (facts.Count.GraphQL) under their names, the registry,
 // the package types and the files that shape a migration.
-func gqlProjectFields(paths int) string {
+func gqlProjectFields(paths int, members bool) string {
 	var b strings.Builder
 	b.WriteString("id ")
 	for _, c := range facts.Counts {
 		if c.GraphQL != "" {
-			fmt.Fprintf(&b, "%s: %s { count } ", c.Name, c.GraphQL)
+			fmt.Fprintf(&b, "%s: %s ", c.Name, c.GraphQLSelection())
 		}
+	}
+	if members {
+		b.WriteString(gqlOwnersField + " ")
 	}
 	b.WriteString("containerRepositoriesCount ")
 	// A connection's complexity grows with its page: the package types of a few
@@ -124,8 +132,9 @@ func gqlProjectFields(paths int) string {
 }
 
 // gqlQuery is the query for n projects, aliased p0…p(n-1), their full paths in the
-// variables $p0…, the files (paths of them) in $paths.
-func gqlQuery(n, paths int) string {
+// variables $p0…, the files (paths of them) in $paths, and their members when
+// members (INCLUDE_MEMBERS).
+func gqlQuery(n, paths int, members bool) string {
 	var b strings.Builder
 	b.WriteString("query profile($paths: [String!]!")
 	for i := range n {
@@ -136,7 +145,7 @@ func gqlQuery(n, paths int) string {
 		fmt.Fprintf(&b, "p%d: project(fullPath: $p%d) { ...profile } ", i, i)
 	}
 	b.WriteString("} fragment profile on Project { ")
-	b.WriteString(gqlProjectFields(paths))
+	b.WriteString(gqlProjectFields(paths, members))
 	b.WriteString(" }")
 	return b.String()
 }
@@ -232,14 +241,11 @@ func decodeGQLProject(raw json.RawMessage, id int64, failed map[string]bool) (*p
 		if c.GraphQL == "" || failed[c.Name] {
 			continue
 		}
-		var v *struct {
-			Count *int64 `json:"count"`
-		}
-		if json.Unmarshal(fields[c.Name], &v) == nil && v != nil && v.Count != nil && *v.Count >= 0 && *v.Count <= gitlab.MaxCount {
+		if n, ok := gqlCount(fields[c.Name], c.GraphQLNodes); ok {
 			// GraphQL counts past REST's cap; the exports say what REST says, one
 			// meaning for a count whichever API read it.
-			pf.counts[c.Name] = min(*v.Count, facts.TotalCap)
-			pf.lower[c.Name] = *v.Count > facts.TotalCap
+			pf.counts[c.Name] = min(n, facts.TotalCap)
+			pf.lower[c.Name] = n > facts.TotalCap
 		}
 	}
 	if n := gp.ContainerRepositoriesCount; n != nil && *n >= 0 && !failed["containerRepositoriesCount"] {
@@ -255,6 +261,9 @@ func decodeGQLProject(raw json.RawMessage, id int64, failed map[string]bool) (*p
 		slices.Sort(types)
 		pf.packageTypes = types
 	}
+	if !failed["owners"] {
+		pf.owners = gqlOwners(fields["owners"])
+	}
 	if r := gp.Repository; r != nil && r.Blobs != nil && !r.Blobs.PageInfo.HasNextPage && !failed["repository"] {
 		pf.filesKnown = true
 		pf.files = map[string]*string{}
@@ -263,6 +272,32 @@ func decodeGQLProject(raw json.RawMessage, id int64, failed map[string]bool) (*p
 		}
 	}
 	return pf, nil
+}
+
+// gqlCount reads a count from its connection: its count, or with nodes the number
+// of its nodes when the page holds them all. A null connection (no permission, an
+// error) or a page with more after it gives none: REST counts then.
+func gqlCount(raw json.RawMessage, nodes bool) (int64, bool) {
+	var v *struct {
+		Count    *int64 `json:"count"`
+		PageInfo *struct {
+			HasNextPage bool `json:"hasNextPage"`
+		} `json:"pageInfo"`
+		Nodes []json.RawMessage `json:"nodes"`
+	}
+	if json.Unmarshal(raw, &v) != nil || v == nil {
+		return 0, false
+	}
+	if nodes {
+		if v.PageInfo == nil || v.PageInfo.HasNextPage || v.Nodes == nil {
+			return 0, false
+		}
+		return int64(len(v.Nodes)), true
+	}
+	if v.Count == nil || *v.Count < 0 || *v.Count > gitlab.MaxCount {
+		return 0, false
+	}
+	return *v.Count, true
 }
 
 // errorsByAlias groups a partial answer's errors: alias → the failed top fields of
@@ -305,6 +340,10 @@ func (w *Worker) prefetch(ctx context.Context, projects []gitlab.Project) (map[i
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
+			}
+			if w.ownersRefused(err) {
+				rest = append(slices.Clone(batch), rest...) // again, without the members
+				continue
 			}
 			if score, limit, ok := gitlab.ComplexityOf(err); ok && len(batch) > 1 {
 				// Too complex: learn the size from GitLab's figures and ask again, with
@@ -382,7 +421,7 @@ func (w *Worker) queryBatch(ctx context.Context, batch []gitlab.Project) (map[in
 	}
 	vars["paths"] = paths
 	var a gqlAnswer
-	errs, err := w.GitLab.GraphQL(ctx, gqlQuery(len(batch), len(paths)), vars, &a)
+	errs, err := w.GitLab.GraphQL(ctx, gqlQuery(len(batch), len(paths), w.IncludeMembers && !w.gql.noOwners.Load()), vars, &a)
 	if err != nil {
 		return nil, err
 	}

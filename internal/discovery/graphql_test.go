@@ -39,6 +39,7 @@ type fakeGQL struct {
 	fieldErr   map[string]string  // full path -> count name answered null with an error
 	restDenied map[string]bool    // REST resources (e.g. "merge_requests") answering 403
 	moved      map[string]bool    // full paths that name another project now
+	preShared  bool               // a GitLab before 16.0: no SHARED_INTO_ANCESTORS relation
 	mu         sync.Mutex
 	gqlCalls   int
 	batches    []int    // projects per answered query
@@ -89,6 +90,10 @@ func (f *fakeGQL) graphql(w http.ResponseWriter, r *http.Request) {
 	}
 	n := len(aliasRE.FindAllString(req.Query, -1))
 	w.Header().Set("Content-Type", "application/json")
+	if f.preShared && strings.Contains(req.Query, "SHARED_INTO_ANCESTORS") {
+		fmt.Fprint(w, `{"errors":[{"message":"Argument 'relations' on Field 'owners' has an invalid value ([DIRECT, INHERITED, INVITED_GROUPS, SHARED_INTO_ANCESTORS]). Expected type '[ProjectMemberRelation!]'."}]}`)
+		return
+	}
 	score := n*f.perProject + 1
 	if score > f.limit {
 		fmt.Fprintf(w, `{"errors":[{"message":"Query has complexity of %d, which exceeds max complexity of %d"}]}`, score, f.limit)
@@ -112,9 +117,22 @@ func (f *fakeGQL) graphql(w http.ResponseWriter, r *http.Request) {
 		p := map[string]any{"id": gid, "containerRepositoriesCount": 0,
 			"packages": map[string]any{"pageInfo": map[string]bool{"hasNextPage": false}, "nodes": []map[string]string{{"packageType": "NPM"}, {"packageType": "MAVEN"}, {"packageType": "NPM"}}}}
 		for _, c := range facts.Counts {
-			if c.GraphQL != "" {
+			switch {
+			case c.GraphQLNodes:
+				seven := make([]map[string]string, 7)
+				for k := range seven {
+					seven[k] = map[string]string{"id": "gid://gitlab/Ci::Variable/" + strconv.Itoa(k)}
+				}
+				p[c.Name] = map[string]any{"pageInfo": map[string]bool{"hasNextPage": false}, "nodes": seven}
+			case c.GraphQL != "":
 				p[c.Name] = map[string]int{"count": 7}
 			}
+		}
+		if strings.Contains(req.Query, "owners: projectMembers(") {
+			p["owners"] = map[string]any{"pageInfo": map[string]bool{"hasNextPage": false}, "nodes": []map[string]any{
+				{"accessLevel": map[string]int{"integerValue": 40}, "user": map[string]string{"username": "ann", "state": "active"}},
+				{"accessLevel": map[string]int{"integerValue": 30}, "user": map[string]string{"username": "dev", "state": "active"}},
+			}}
 		}
 		if name := f.fieldErr[path]; name != "" {
 			p[name] = nil
@@ -402,7 +420,7 @@ func TestGraphQLQueryValidates(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range []int{1, gqlMaxBatch} {
-		q := gqlQuery(n, 2)
+		q := gqlQuery(n, 2, true)
 		vars := map[string]any{"paths": []any{".gitmodules", "ci/x.yml"}}
 		for i := range n {
 			vars["p"+strconv.Itoa(i)] = "g/p" + strconv.Itoa(i)
@@ -441,10 +459,42 @@ func TestWhichAPIDocumented(t *testing.T) {
 		switch {
 		case row == "":
 			t.Errorf("%s: no row", c.Name)
-		case c.GraphQL != "" && !strings.Contains(row, "`"+c.GraphQL+" { count }`"):
-			t.Errorf("%s: row %q does not name %s { count }", c.Name, row, c.GraphQL)
+		case c.GraphQL != "" && !strings.Contains(row, "`"+c.GraphQLSelection()+"`"):
+			t.Errorf("%s: row %q does not name `%s`", c.Name, row, c.GraphQLSelection())
 		case c.GraphQL == "" && !strings.Contains(row, "REST"):
 			t.Errorf("%s: row %q does not say REST", c.Name, row)
 		}
+	}
+}
+
+// TestGQLCount: a count comes from a connection's count, or from its nodes when the
+// connection has no count and the page holds them all; anything else leaves the
+// count to REST.
+func TestGQLCount(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		raw   string
+		nodes bool
+		want  int64
+		ok    bool
+	}{
+		{"count", `{"count": 12}`, false, 12, true},
+		{"count zero", `{"count": 0}`, false, 0, true},
+		{"null connection", `null`, false, 0, false},
+		{"no count", `{}`, false, 0, false},
+		{"negative count", `{"count": -1}`, false, 0, false},
+		{"all nodes", `{"pageInfo": {"hasNextPage": false}, "nodes": [{"id": "a"}, {"id": "b"}]}`, true, 2, true},
+		{"no nodes", `{"pageInfo": {"hasNextPage": false}, "nodes": []}`, true, 0, true},
+		{"more after the page", `{"pageInfo": {"hasNextPage": true}, "nodes": [{"id": "a"}]}`, true, 0, false},
+		{"null without permission", `null`, true, 0, false},
+		{"nodes not given", `{"pageInfo": {"hasNextPage": false}}`, true, 0, false},
+		{"no pageInfo", `{"nodes": [{"id": "a"}]}`, true, 0, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			n, ok := gqlCount(json.RawMessage(tt.raw), tt.nodes)
+			if n != tt.want || ok != tt.ok {
+				t.Errorf("gqlCount(%s) = %d, %v; want %d, %v", tt.raw, n, ok, tt.want, tt.ok)
+			}
+		})
 	}
 }

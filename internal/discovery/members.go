@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"slices"
 
 	"github.com/gl2gh/discovery-agent/internal/facts"
 	"github.com/gl2gh/discovery-agent/internal/inventory"
@@ -12,6 +13,11 @@ import (
 // a long member list, and a failure leaves the owners unknown (nil), never "none".
 func (pr *profiler) members(ctx context.Context) error {
 	if !pr.w.IncludeMembers {
+		return nil
+	}
+	if pr.pre != nil && pr.pre.owners != nil {
+		pr.ok++
+		pr.p.Owners = slices.Clone(pr.pre.owners)
 		return nil
 	}
 	owners, err := pr.w.GitLab.Owners(ctx, pr.gp.ID)

@@ -39,6 +39,19 @@ type Count struct {
 	// "" when GraphQL has none and the count is read from REST in GraphQL mode too
 	// (docs/EXPORTS.md says why, per count).
 	GraphQL string
+	// GraphQLNodes says GraphQL's connection has no `count` (GitLab declares it a
+	// plain connection, not a countable one): the count is the number of nodes of
+	// the page GraphQL names, when that page holds them all, and REST's otherwise.
+	GraphQLNodes bool
+}
+
+// GraphQLSelection is the selection the profile query asks for the count under
+// its name: the connection's count, or its page of nodes when it has no count.
+func (c Count) GraphQLSelection() string {
+	if c.GraphQLNodes {
+		return c.GraphQL + " { pageInfo { hasNextPage } nodes { id } }"
+	}
+	return c.GraphQL + " { count }"
 }
 
 // TotalCap is where GitLab's REST lists stop counting (X-Total is omitted above it):
@@ -91,7 +104,9 @@ var Counts = []Count{
 		Field: func(c *inventory.Counts) **int64 { return &c.Webhooks }},
 	{Name: "protected_branches", Endpoint: "projects/:id/protected_branches", Skip: emptyRepo,
 		Field: func(c *inventory.Counts) **int64 { return &c.ProtectedBranches }},
-	{Name: "ci_variables", Endpoint: "projects/:id/variables",
+	// ciVariables is a plain connection (no count), null without Maintainer, as
+	// REST's 403: a page of 20 holds the variables of most projects.
+	{Name: "ci_variables", Endpoint: "projects/:id/variables", GraphQL: "ciVariables(first: 20)", GraphQLNodes: true,
 		Field: func(c *inventory.Counts) **int64 { return &c.CIVariables }},
 	// GitLab forbids reading environments when CI/CD is off.
 	{Name: "environments", Endpoint: "projects/:id/environments", Skip: jobsOff,

@@ -55,6 +55,8 @@ var fieldCosts = map[string]fieldCost{
 	"Project.pipelines":      {kind: kindResolver, connection: true},
 	"Project.releases":       {kind: kindResolver, connection: true},
 	"Project.packages":       {kind: kindResolver, connection: true},
+	"Project.ciVariables":    {kind: kindResolver, connection: true},
+	"Project.projectMembers": {kind: kindResolver, connection: true},
 	"Repository.blobs": {kind: kindResolver, connection: true, gitaly: true, extra: func(a map[string]any) int {
 		paths, _ := a["paths"].([]any)
 		return len(paths)

@@ -280,3 +280,54 @@ func (p *gqlPackage) Name() string            { return p.p.Name }
 func (p *gqlPackage) Version() *string        { return &p.p.Version }
 func (p *gqlPackage) PackageType() string     { return strings.ToUpper(p.p.PackageType) }
 func (p *gqlPackage) CreatedAt() graphql.Time { return graphql.Time{Time: p.p.CreatedAt} }
+
+// --- CI/CD variables ---
+
+// ciVariablesLimit is GitLab's default plan limit of a project's CI/CD variables
+// (plan_limits.project_ci_variables).
+const ciVariablesLimit = 8000
+
+// ciVariableConn is GitLab's CiProjectVariableConnection: a plain connection, its
+// limit but no count.
+type ciVariableConn struct {
+	*conn[gqlVariable]
+}
+
+func (c ciVariableConn) Limit() int32 { return ciVariablesLimit }
+
+// CiVariables is null without permission: GitLab authorizes the field
+// (admin_cicd_variables, Maintainer), as REST's variables endpoint, which answers 403.
+func (r *gqlProject) CiVariables(ctx context.Context, args pageArgs) (*ciVariableConn, error) {
+	if r.denied(ctx, clsVariables) {
+		return nil, nil
+	}
+	p, in := r.p, r.s.in
+	c, err := newConn(int(p.count(cVariables)), args, func(k int) *gqlVariable {
+		return &gqlVariable{id: p.id*100_000 + int64(k) + 1, v: in.variable(p, int64(k))}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ciVariableConn{c}, nil
+}
+
+type gqlVariable struct {
+	id int64
+	v  apiVariable
+}
+
+func (v *gqlVariable) ID() graphql.ID            { return gid("Ci::Variable", v.id) }
+func (v *gqlVariable) Key() *string              { return &v.v.Key }
+func (v *gqlVariable) VariableType() *string     { t := strings.ToUpper(v.v.VariableType); return &t }
+func (v *gqlVariable) EnvironmentScope() *string { return &v.v.EnvironmentScope }
+func (v *gqlVariable) Protected() *bool          { return boolPtr(v.v.Protected) }
+func (v *gqlVariable) Masked() *bool             { return boolPtr(v.v.Masked) }
+func (v *gqlVariable) Raw() *bool                { return boolPtr(v.v.Raw) }
+
+// Value is null for a hidden variable, as REST gives it.
+func (v *gqlVariable) Value() *string {
+	if v.v.Hidden {
+		return nil
+	}
+	return &v.v.Value
+}

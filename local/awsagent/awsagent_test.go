@@ -407,7 +407,8 @@ func TestStopHandsMessagesBack(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
-		t.Fatal("Work did not return after its context ended")
+		buf := make([]byte, 1<<20)
+		t.Fatalf("Work did not return after its context ended; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
 	}
 	if b.Snapshot().Groups != 0 {
 		t.Fatal("the group finished before Work stopped; the test needs more latency")

@@ -1,12 +1,17 @@
 package runner
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,7 +87,20 @@ func benchScan(b *testing.B, api string, faults gitlabsim.Faults, members bool) 
 	b.ReportMetric(float64(st.ByClass[gitlab.GraphQLClass])/projects, "graphql-calls/project")
 	b.ReportMetric(projects/elapsed.Seconds(), "projects/s")
 	b.ReportMetric(float64(exportBytes)/projects, "export-B/project")
+	b.Logf("calls per project by endpoint class: %s", byClass(st.ByClass, projects))
 	b.StartTimer()
+}
+
+// byClass lists the endpoint classes served, most requests first, per project: where
+// the calls go (docs/BENCHMARKS.md).
+func byClass(counts map[string]int64, projects float64) string {
+	classes := slices.Collect(maps.Keys(counts))
+	slices.SortFunc(classes, func(a, b string) int { return cmp.Or(cmp.Compare(counts[b], counts[a]), cmp.Compare(a, b)) })
+	parts := make([]string, 0, len(classes))
+	for _, c := range classes {
+		parts = append(parts, fmt.Sprintf("%s %.3f", c, float64(counts[c])/projects))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // BenchmarkIncremental runs a 2,000-project estate three times, as a schedule would:

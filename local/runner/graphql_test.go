@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gl2gh/discovery-agent/internal/config"
 	"github.com/gl2gh/discovery-agent/internal/gitlab"
 	"github.com/gl2gh/discovery-agent/internal/gitlabsim"
 	"github.com/gl2gh/discovery-agent/internal/inventory"
@@ -18,10 +19,13 @@ import (
 
 // scanWith scans a simulated estate through one GITLAB_API and checks the exports
 // against the truth; it returns the exported projects by ID and the simulator.
-func scanWith(t *testing.T, api string, opts gitlabsim.Options) (map[int64]map[string]any, *env) {
+func scanWith(t *testing.T, api string, opts gitlabsim.Options, set ...func(*config.Config)) (map[int64]map[string]any, *env) {
 	t.Helper()
 	e := newEnv(t, opts)
 	e.cfg.API = api
+	for _, f := range set {
+		f(&e.cfg)
+	}
 	r := e.runner(t)
 	defer r.Close()
 	run, err := r.Scan(context.Background())
@@ -93,8 +97,71 @@ func TestGraphQLScanEqualsREST(t *testing.T) {
 	if gqlCalls == 0 || smallCalls <= gqlCalls {
 		t.Errorf("GraphQL requests per project %.3f, at complexity 100 %.3f: want some, and more of smaller batches", gqlCalls, smallCalls)
 	}
+	// CI variables come from GraphQL but for a project with more than a page of them.
+	if v, rv := perProject(ge, "projects/:id/variables"), perProject(re, "projects/:id/variables"); v >= rv/5 {
+		t.Errorf("variables requests per project: GraphQL scan %.3f, REST scan %.3f: want GraphQL's to save most", v, rv)
+	}
 	if perProject(ge, "") >= perProject(re, "")/2 {
 		t.Errorf("GraphQL scan %.2f calls/project, REST %.2f: want less than half", perProject(ge, ""), perProject(re, ""))
+	}
+}
+
+// TestGraphQLForbiddenEqualsREST: where the token may not read CI variables (REST
+// 403, GraphQL null) or webhooks, a GraphQL scan leaves the same counts unknown as a
+// REST scan, and both equal the truth.
+func TestGraphQLForbiddenEqualsREST(t *testing.T) {
+	opts := gitlabsim.Options{Seed: 11, Groups: 6, Projects: 80, Faults: gitlabsim.Faults{ForbiddenRate: 0.3,
+		ForbiddenEndpoints: []string{"projects/:id/variables", "projects/:id/hooks"}}}
+	rest, _ := scanWith(t, "rest", opts)
+	gql, ge := scanWith(t, "graphql", opts)
+	unknown := 0
+	for id, want := range rest {
+		for _, d := range diffFields(want, gql[id]) {
+			t.Errorf("project %d: %s", id, d)
+		}
+		if c, _ := want["counts"].(map[string]any); c != nil && c["ci_variables"] == nil {
+			unknown++
+		}
+	}
+	if unknown == 0 {
+		t.Error("no project's ci_variables was unknown: the faults did not bite")
+	}
+	if ge.sim.Stats().ByClass[gitlab.GraphQLClass] == 0 {
+		t.Error("the GraphQL scan sent no GraphQL request")
+	}
+}
+
+// TestGraphQLOwnersEqualREST: with INCLUDE_MEMBERS the owners come from GraphQL's
+// projectMembers but for projects with more members than its page, equal to REST's
+// members/all and to the truth; where members/all answers 403 (GraphQL: null with an
+// error) they stay unknown in both.
+func TestGraphQLOwnersEqualREST(t *testing.T) {
+	opts := gitlabsim.Options{Seed: 3, Groups: 20, Projects: 200,
+		Faults: gitlabsim.Faults{ForbiddenRate: 0.1, ForbiddenEndpoints: []string{"projects/:id/members/all"}}}
+	members := func(c *config.Config) { c.IncludeMembers = true }
+	rest, re := scanWith(t, "rest", opts, members)
+	gql, ge := scanWith(t, "graphql", opts, members)
+	known, unknown := 0, 0
+	for id, want := range rest {
+		for _, d := range diffFields(want, gql[id]) {
+			t.Errorf("project %d: %s", id, d)
+		}
+		if want["owners"] == nil {
+			unknown++
+		} else {
+			known++
+		}
+	}
+	if known == 0 || unknown == 0 {
+		t.Errorf("%d projects with owners known, %d unknown: the estate does not exercise both", known, unknown)
+	}
+	const class = "projects/:id/members/all"
+	g, r := perProject(ge, class), perProject(re, class)
+	t.Logf("members/all requests per project: GraphQL scan %.3f, REST scan %.3f", g, r)
+	// REST remains for the refused projects (10%) and those of the large groups (100
+	// to 160 members, past GraphQL's page of 50): about a quarter of this estate's.
+	if g >= 0.6*r {
+		t.Errorf("members/all requests per project: GraphQL scan %.3f, REST scan %.3f: want GraphQL's to save most of the others", g, r)
 	}
 }
 

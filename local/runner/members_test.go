@@ -33,6 +33,7 @@ func scanCalls(t *testing.T, e *env) (inventory.Run, float64) {
 func TestIncludeMembers(t *testing.T) {
 	e := newEnv(t, gitlabsim.Options{Seed: 2, Groups: 40, Projects: 300})
 	e.cfg.FullScanEvery = 24 * time.Hour
+	e.cfg.API = "rest" // the cost of members/all; through GraphQL see TestGraphQLOwnersEqualREST
 	run, off := scanCalls(t, e)
 	e.checkAgainstTruth(t, run)
 	_, projects, err := scancheck.ReadExportDir(filepath.Join(e.cfg.ExportDir, "runs", run.ID))
