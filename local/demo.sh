@@ -2,7 +2,8 @@
 # make demo: a full local discovery against the simulator, exports left in ./exports.
 # The data is kept between runs: a second `make demo` changes DEMO_CHANGE of the
 # projects in the simulator first (new commits, pipelines, merge requests: one day of
-# work per earlier run), so its diff.json and report show what changed since the last.
+# work per earlier run) and renames DEMO_RENAME of them, so its diff.json and report
+# show what changed and what moved since the last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,7 @@ ADDR=${SIM_ADDR:-127.0.0.1:8929}
 NGROUPS=${DEMO_GROUPS:-40}
 PROJECTS=${DEMO_PROJECTS:-3000}
 CHANGE=${DEMO_CHANGE:-0.05}
+RENAME=${DEMO_RENAME:-0.005}
 STATE=.local/demo
 mkdir -p "$STATE"
 # Earlier demo runs over this data; each replays one simulator change (the simulator
@@ -34,10 +36,10 @@ if [ -z "$ready" ]; then
 fi
 echo "simulator: http://$ADDR ($NGROUPS groups, $PROJECTS projects; log $STATE/gitlab-sim.log)"
 for seed in $(seq 1 "$runs"); do
-  curl -fsS -X POST -d "{\"share\":$CHANGE,\"seed\":$seed}" "http://$ADDR/-/sim/change" -o "$STATE/sim-change.json"
+  curl -fsS -X POST -d "{\"share\":$CHANGE,\"seed\":$seed,\"rename\":$RENAME}" "http://$ADDR/-/sim/change" -o "$STATE/sim-change.json"
 done
 if [ "$runs" -gt 0 ]; then
-  echo "run $((runs + 1)) over $STATE/data: changed $CHANGE of the projects in the simulator ($runs day(s) of work; $STATE/sim-change.json)"
+  echo "run $((runs + 1)) over $STATE/data: changed $CHANGE and renamed $RENAME of the projects in the simulator ($runs day(s) of work; $STATE/sim-change.json)"
 fi
 
 export GITLAB_URL="http://$ADDR" GITLAB_TOKEN=sim-token DATA_DIR="$STATE/data" EXPORT_DIR=./exports

@@ -201,6 +201,7 @@ func TestChangeEndpoint(t *testing.T) {
 		{`{"share":1.5,"seed":7}`, http.StatusBadRequest, 0},
 		{`{"seed":7}`, http.StatusBadRequest, 0},
 		{`{"share":0.1,"sede":7}`, http.StatusBadRequest, 0},
+		{`{"share":0,"seed":7,"rename":2}`, http.StatusBadRequest, 0},
 		{`not json`, http.StatusBadRequest, 0},
 	}
 	for _, tt := range tests {

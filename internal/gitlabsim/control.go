@@ -44,8 +44,9 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, p string) 
 		writeJSON(w, http.StatusOK, s.CurrentFaults())
 	case p == "change" && r.Method == http.MethodPost:
 		var req struct {
-			Share *float64 `json:"share"`
-			Seed  int64    `json:"seed"`
+			Share  *float64 `json:"share"`
+			Seed   int64    `json:"seed"`
+			Rename float64  `json:"rename"` // share of the projects also renamed (Rename)
 		}
 		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 		dec.DisallowUnknownFields()
@@ -57,7 +58,18 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, p string) 
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "change: share must be a number in [0, 1]"})
 			return
 		}
-		writeJSON(w, http.StatusOK, s.Change(*req.Share, req.Seed))
+		if !(req.Rename >= 0 && req.Rename <= 1) {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "change: rename must be a number in [0, 1]"})
+			return
+		}
+		res := struct {
+			ChangeResult
+			Renamed []Renamed `json:"renamed,omitempty"`
+		}{ChangeResult: s.Change(*req.Share, req.Seed)}
+		if req.Rename > 0 {
+			res.Renamed = s.Rename(req.Rename, req.Seed)
+		}
+		writeJSON(w, http.StatusOK, res)
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "404 Not Found"})
 	}

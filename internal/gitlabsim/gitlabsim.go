@@ -266,7 +266,8 @@ func (s *Server) Close() { s.closeOnce.Do(func() { close(s.done) }) }
 //	POST /-/sim/stats/reset  ResetStats
 //	GET  /-/sim/truth        Truth, streamed
 //	GET  /-/sim/faults       CurrentFaults; PUT with a Faults body: SetFaults
-//	POST /-/sim/change       {"share":0.1,"seed":7}: Change; answers its ChangeResult
+//	POST /-/sim/change       {"share":0.1,"seed":7}: Change; answers its ChangeResult;
+//	                         "rename":0.01 also renames that share (Rename, "renamed")
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.EscapedPath()
 	if strings.HasPrefix(p, "/-/sim/") {

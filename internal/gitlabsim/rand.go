@@ -32,6 +32,7 @@ const (
 	saltSubmodules
 	saltMembers
 	saltCIInclude
+	saltRename
 )
 
 // mix is the splitmix64 finaliser: cheap and well distributed.

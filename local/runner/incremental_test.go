@@ -2,8 +2,12 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -171,5 +175,55 @@ func TestFullScanEveryZeroProfilesEverything(t *testing.T) {
 	}
 	if calls[1] < calls[0]*9/10 {
 		t.Errorf("second run made %d calls, the first %d: with FULL_SCAN_EVERY=0 it must profile every project again", calls[1], calls[0])
+	}
+}
+
+// A project renamed in GitLab (same ID, new path, no new activity) is carried over under
+// its new path, the export equals the truth, and diff.json lists exactly the renamed
+// projects as moved, with their previous paths.
+func TestRenamedProjectsAreMoved(t *testing.T) {
+	e := newEnv(t, gitlabsim.Options{Seed: 31, Groups: 6, Projects: 120})
+	e.cfg.FullScanEvery = 7 * 24 * time.Hour
+	r := e.runner(t)
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := r.Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	renamed := e.sim.Rename(0.05, 3)
+	if len(renamed) == 0 {
+		t.Fatal("nothing renamed")
+	}
+	run, err := r.Scan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.checkAgainstTruth(t, run)
+	body, err := os.ReadFile(filepath.Join(e.cfg.ExportDir, "runs", run.ID, "diff.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var diff struct {
+		Moved []struct {
+			ID       int64  `json:"project_id"`
+			Path     string `json:"path_with_namespace"`
+			Previous string `json:"previous_path_with_namespace"`
+		} `json:"moved"`
+	}
+	if err := json.Unmarshal(body, &diff); err != nil {
+		t.Fatal(err)
+	}
+	var got, want []string
+	for _, m := range diff.Moved {
+		got = append(got, fmt.Sprintf("%d %s <- %s", m.ID, m.Path, m.Previous))
+	}
+	for _, rn := range renamed {
+		want = append(want, fmt.Sprintf("%d %s <- %s", rn.ID, rn.To, rn.From))
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("diff.json moved:\n%s\nwant the renamed projects:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -1,0 +1,70 @@
+package gitlabsim
+
+import (
+	"math"
+	"slices"
+	"strings"
+)
+
+// Renamed is one project a Rename renamed: same id, new path.
+type Renamed struct {
+	ID   int64  `json:"id"`
+	From string `json:"from"` // path_with_namespace before
+	To   string `json:"to"`
+}
+
+// renameSuffix is what a rename appends to a project's path.
+const renameSuffix = "-next"
+
+// Rename renames a share of the projects, as a team tidying its namespace does: the
+// project keeps its id, data and last_activity_at; its path, path_with_namespace and
+// web_url change, and it answers under the new path. Projects others name by path
+// (CI include and trigger targets, submodule targets) are left alone, since GitLab
+// would not rewrite those references, and so are projects renamed before. Seeded
+// like Change: a seed renames the same projects; share is clamped to [0, 1].
+func (s *Server) Rename(share float64, seed int64) []Renamed {
+	if math.IsNaN(share) {
+		share = 0
+	}
+	share = min(max(share, 0), 1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := s.in
+	named := map[string]bool{ciTemplates: true, ciDownstream: true}
+	for i := range in.projects {
+		for _, sm := range in.submodules(&in.projects[i]) {
+			named[sm.target] = true
+		}
+	}
+	var free []int32
+	for i := range in.projects {
+		p := &in.projects[i]
+		if !strings.HasSuffix(p.path, renameSuffix) && !named[in.pathWithNamespace(p)] {
+			free = append(free, int32(i))
+		}
+	}
+	rank := func(i int32) uint64 { return hash3(uint64(seed), uint64(in.projects[i].id), saltRename) }
+	slices.SortFunc(free, func(a, b int32) int {
+		ra, rb := rank(a), rank(b)
+		switch {
+		case ra < rb:
+			return -1
+		case ra > rb:
+			return 1
+		}
+		return 0
+	})
+	n := min(int(math.Ceil(share*float64(len(in.projects))-1e-9)), len(free))
+	out := make([]Renamed, 0, n)
+	for _, i := range free[:n] {
+		p := &in.projects[i]
+		from := in.pathWithNamespace(p)
+		if _, taken := in.lookupProject(from + renameSuffix); taken {
+			continue // a sibling has the path already
+		}
+		p.path += renameSuffix
+		out = append(out, Renamed{ID: p.id, From: from, To: in.pathWithNamespace(p)})
+	}
+	slices.SortFunc(out, func(a, b Renamed) int { return int(a.ID - b.ID) })
+	return out
+}
