@@ -100,6 +100,11 @@ func resolveSubmodule(raw, webURL, project string) string {
 			}
 		}
 	}
+	// A scheme-relative URL (//user:password@host/path) still carries user information.
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		u.User = nil
+		return u.String() // "" when nothing else is left
+	}
 	return raw
 }
 

@@ -32,6 +32,8 @@ func TestResolveSubmodule(t *testing.T) {
 		{"https://user:secret@github.com/x/y.git", "https://github.com/x/y.git"},
 		{"git@github.com:x/y.git", "git@github.com:x/y.git"},
 		{"u:secret@github.com:x/y.git", "github.com:x/y.git"},
+		{"//user:secret@github.com/x/y.git", "//github.com/x/y.git"}, // scheme-relative
+		{"//:@", ""}, // user information and nothing else (found by FuzzSubmoduleTargets)
 		{"", ""},
 	}
 	for _, tt := range tests {
