@@ -14,7 +14,6 @@ import (
 
 	gogitlab "gitlab.com/gitlab-org/api/client-go"
 
-	"github.com/gl2gh/discovery-agent/internal/backoff"
 )
 
 // GraphQLClass is the endpoint class of GitLab's GraphQL API (POST /api/graphql): one
@@ -110,21 +109,12 @@ func ComplexityOf(err error) (score, limit int, ok bool) {
 // *QueryError; a 404 or 405 wraps ErrGraphQLUnavailable. A body that is not JSON is
 // retried, as for REST. Every error is redacted of the token.
 func (c *Client) GraphQL(ctx context.Context, query string, vars map[string]any, data any) ([]GraphQLError, error) {
-	for attempt := 0; ; attempt++ {
-		errs, err := c.tryGraphQL(ctx, query, vars, data)
-		if !errors.Is(err, errDecode) {
-			return errs, err
-		}
-		if attempt >= c.maxRetries || ctx.Err() != nil {
-			return nil, c.clean(fmt.Errorf("POST %s: %w after %d attempts: %w", GraphQLClass, ErrMalformed, attempt+1, errors.Unwrap(err)))
-		}
-		if c.t.observer != nil {
-			c.t.observer.Retry("malformed")
-		}
-		if err := backoff.Sleep(ctx, c.t.backoff(attempt)); err != nil {
-			return nil, c.clean(err)
-		}
-	}
+	var errs []GraphQLError
+	err := c.retryMalformed(ctx, "POST "+GraphQLClass, func() (err error) {
+		errs, err = c.tryGraphQL(ctx, query, vars, data)
+		return err
+	})
+	return errs, err
 }
 
 type graphQLAnswer struct {

@@ -25,19 +25,30 @@ type decoder interface {
 // returns is redacted of the token and cut to MaxErrorLen.
 func (c *Client) get(ctx context.Context, path string, q url.Values, v any) (*gogitlab.Response, error) {
 	endpoint := EndpointClass("/api/v4/" + path)
+	var resp *gogitlab.Response
+	err := c.retryMalformed(ctx, "GET "+endpoint, func() (err error) {
+		resp, err = c.try(ctx, endpoint, path, q, v)
+		return err
+	})
+	return resp, err
+}
+
+// retryMalformed runs try again, up to the client's retries with its backoff, while
+// the answer's body does not decode (errDecode); what names the request in the error.
+func (c *Client) retryMalformed(ctx context.Context, what string, try func() error) error {
 	for attempt := 0; ; attempt++ {
-		resp, err := c.try(ctx, endpoint, path, q, v)
+		err := try()
 		if !errors.Is(err, errDecode) {
-			return resp, err
+			return err
 		}
 		if attempt >= c.maxRetries || ctx.Err() != nil {
-			return resp, c.clean(fmt.Errorf("GET %s: %w after %d attempts: %w", endpoint, ErrMalformed, attempt+1, errors.Unwrap(err)))
+			return c.clean(fmt.Errorf("%s: %w after %d attempts: %w", what, ErrMalformed, attempt+1, errors.Unwrap(err)))
 		}
 		if c.t.observer != nil {
 			c.t.observer.Retry("malformed")
 		}
 		if err := backoff.Sleep(ctx, c.t.backoff(attempt)); err != nil {
-			return nil, c.clean(err)
+			return c.clean(err)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package gitlabsim
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"time"
@@ -36,10 +37,7 @@ type growth struct {
 // stays byte-for-byte the same in the truth and in every answer. share is clamped
 // to [0, 1].
 func (s *Server) Change(share float64, seed int64) ChangeResult {
-	if math.IsNaN(share) {
-		share = 0
-	}
-	share = min(max(share, 0), 1)
+	share = clampShare(share)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	in := s.in
@@ -52,17 +50,7 @@ func (s *Server) Change(share float64, seed int64) ChangeResult {
 			active = append(active, int32(i))
 		}
 	}
-	rank := func(i int32) uint64 { return hash3(uint64(seed), uint64(in.projects[i].id), saltChange) }
-	slices.SortFunc(active, func(a, b int32) int {
-		ra, rb := rank(a), rank(b)
-		switch {
-		case ra < rb:
-			return -1
-		case ra > rb:
-			return 1
-		}
-		return 0
-	})
+	in.rankBySeed(active, seed, saltChange)
 	// The epsilon keeps 0.1 × 320 at 32 although 0.1 is not exact in binary.
 	n := min(int(math.Ceil(share*float64(len(in.projects))-1e-9)), len(active))
 	res := ChangeResult{Share: share, Seed: seed, Projects: len(in.projects), Changed: make([]int64, 0, n), Since: time.Unix(day-86400, 0).UTC()}
@@ -73,6 +61,21 @@ func (s *Server) Change(share float64, seed int64) ChangeResult {
 	}
 	slices.Sort(res.Changed)
 	return res
+}
+
+// clampShare is share within [0, 1]; NaN is 0.
+func clampShare(share float64) float64 {
+	if math.IsNaN(share) {
+		return 0
+	}
+	return min(max(share, 0), 1)
+}
+
+// rankBySeed orders project indexes by a hash of seed, salt and the project's id, so
+// a seed always puts the same projects first.
+func (in *instance) rankBySeed(idx []int32, seed int64, salt uint64) {
+	rank := func(i int32) uint64 { return hash3(uint64(seed), uint64(in.projects[i].id), salt) }
+	slices.SortFunc(idx, func(a, b int32) int { return cmp.Compare(rank(a), rank(b)) })
 }
 
 // grow applies one change to p; its new activity falls within the day before day.

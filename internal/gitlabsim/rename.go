@@ -23,10 +23,7 @@ const renameSuffix = "-next"
 // would not rewrite those references, and so are projects renamed before. Seeded
 // like Change: a seed renames the same projects; share is clamped to [0, 1].
 func (s *Server) Rename(share float64, seed int64) []Renamed {
-	if math.IsNaN(share) {
-		share = 0
-	}
-	share = min(max(share, 0), 1)
+	share = clampShare(share)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	in := s.in
@@ -43,17 +40,7 @@ func (s *Server) Rename(share float64, seed int64) []Renamed {
 			free = append(free, int32(i))
 		}
 	}
-	rank := func(i int32) uint64 { return hash3(uint64(seed), uint64(in.projects[i].id), saltRename) }
-	slices.SortFunc(free, func(a, b int32) int {
-		ra, rb := rank(a), rank(b)
-		switch {
-		case ra < rb:
-			return -1
-		case ra > rb:
-			return 1
-		}
-		return 0
-	})
+	in.rankBySeed(free, seed, saltRename)
 	n := min(int(math.Ceil(share*float64(len(in.projects))-1e-9)), len(free))
 	out := make([]Renamed, 0, n)
 	for _, i := range free[:n] {

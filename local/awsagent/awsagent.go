@@ -147,7 +147,8 @@ func (b *Backend) Start(ctx context.Context) (inventory.Run, bool, error) {
 		return inventory.Run{}, false, fmt.Errorf("read run %s: %w", res.RunID, err)
 	}
 	if res.Started {
-		b.Track(run.ID)
+		b.progress.start(run.ID)
+		b.progress.setTotal(run.ID, run.ProjectsInScope)
 	}
 	return run, res.Started, nil
 }
@@ -248,8 +249,22 @@ func (b *Backend) LastSucceeded(ctx context.Context) (inventory.Run, bool, error
 	return b.app.Store().LastSucceeded(ctx)
 }
 
-// Track points the progress counters at a run.
-func (b *Backend) Track(runID string) { b.progress.start(runID) }
+// Track points the progress counters at a run being resumed. Its total (the projects
+// in scope the scheduler counted; other processes share the run, so only the store
+// knows it) is read once, in the background, within cleanupLimit.
+func (b *Backend) Track(runID string) {
+	b.progress.start(runID)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupLimit)
+		defer cancel()
+		run, err := b.app.Store().GetRun(ctx, runID)
+		if err != nil {
+			b.log.Warn("read the resumed run's total; progress shows none", "run_id", runID, "err", err)
+			return
+		}
+		b.progress.setTotal(runID, run.ProjectsInScope)
+	}()
+}
 
 // OnRunFinished sets the function called when a run ends, succeeded or failed.
 func (b *Backend) OnRunFinished(fn func(inventory.Run)) { b.app.OnRunFinished(fn) }
@@ -262,23 +277,8 @@ func (b *Backend) CheckStore(ctx context.Context) error { return b.app.Store().P
 func (b *Backend) CheckGitLab(ctx context.Context) error { return b.app.CheckGitLab(ctx) }
 
 // Snapshot returns the current run's progress as this process saw it, with the run's
-// total: the projects in scope the scheduler counted, read from the store once per run
-// (other processes share the run, so only the store knows it).
-func (b *Backend) Snapshot() runner.Snapshot {
-	if id, ok := b.progress.runID.Load().(string); ok && id != "" && !b.progress.totalRead.Swap(true) {
-		ctx, cancel := context.WithTimeout(context.Background(), cleanupLimit)
-		run, err := b.app.Store().GetRun(ctx, id)
-		cancel()
-		switch {
-		case err != nil:
-			b.progress.totalRead.Store(false) // asked again on the next snapshot
-			b.log.Warn("read the run's total", "run_id", id, "err", err)
-		default:
-			b.progress.total.Store(run.ProjectsInScope)
-		}
-	}
-	return b.progress.snapshot()
-}
+// total (Track).
+func (b *Backend) Snapshot() runner.Snapshot { return b.progress.snapshot() }
 
 // Gauges returns the API calls the run's budget holds in this process now, and the
 // messages waiting in the dead-letter queues (SCAN_DLQ_URL, EXPORT_DLQ_URL; an unset

@@ -25,7 +25,6 @@ type progress struct {
 	pace      atomic.Uint64 // float64 bits of the last effective rpm
 	pending   atomic.Int64  // -1 unknown
 	total     atomic.Int64  // the run's projects in scope; 0 unknown
-	totalRead atomic.Bool   // the run's total was asked for
 }
 
 func (p *progress) start(runID string) {
@@ -36,8 +35,14 @@ func (p *progress) start(runID string) {
 	p.requests.Store(0)
 	p.pending.Store(-1)
 	p.total.Store(0)
-	p.totalRead.Store(false)
 	p.started.Store(time.Now().UnixNano())
+}
+
+// setTotal records the projects in scope of run runID, if it is still the one tracked.
+func (p *progress) setTotal(runID string, n int64) {
+	if id, _ := p.runID.Load().(string); id == runID {
+		p.total.Store(n)
+	}
 }
 
 func (p *progress) Request(endpoint string, status int, d time.Duration) {
