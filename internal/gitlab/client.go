@@ -104,6 +104,9 @@ type Options struct {
 	MaxBackoff       time.Duration // default 30s
 	// Transport is the underlying HTTP transport; default a clone of http.DefaultTransport.
 	Transport http.RoundTripper
+	// Secrets, when set, returns further tokens to redact from every error the client
+	// returns: those a Transport that swaps the token (a rotation) sends now.
+	Secrets func() []string
 }
 
 // Client talks to one GitLab instance with one token.
@@ -172,7 +175,7 @@ func New(baseURL, token string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gitlab: %w", err)
 	}
-	return &Client{gl: gl, t: t, maxRetries: t.maxRetries, redact: newRedactor(token)}, nil
+	return &Client{gl: gl, t: t, maxRetries: t.maxRetries, redact: newRedactor(token, opts.Secrets)}, nil
 }
 
 // authority is the user-info-and-host part of a URL string, parsed or not.

@@ -107,7 +107,7 @@ func FuzzDecodeProjects(f *testing.F) {
 	f.Add(`[`)
 	f.Add(`{}`)
 	f.Add(strings.Repeat("[", 20000))
-	r := newRedactor(secret)
+	r := newRedactor(secret, nil)
 	f.Fuzz(func(t *testing.T, body string) {
 		var ps projectPage
 		err := ps.decodeJSON([]byte(body), r)

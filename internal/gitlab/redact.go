@@ -14,24 +14,46 @@ const MaxErrorLen = 300
 
 const redacted = "[REDACTED]"
 
-// redactor removes a token from texts: as sent, and in its URL-escaped forms, since an
-// echoing proxy may quote the request line.
-type redactor []string
-
-func newRedactor(token string) redactor {
-	var r redactor
-	for _, s := range []string{token, url.QueryEscape(token), url.PathEscape(token)} {
-		if s != "" && !slices.Contains(r, s) {
-			r = append(r, s)
-		}
-	}
-	return r
+// redactor removes tokens from texts: as sent, and in their URL-escaped forms, since an
+// echoing proxy may quote the request line. It knows the client's token and, through
+// more, the tokens a transport below the client may send instead (a rotated one).
+type redactor struct {
+	forms []string
+	more  func() []string
 }
 
-// clean returns s without the token, cut to MaxErrorLen bytes at a rune boundary.
+func newRedactor(token string, more func() []string) redactor {
+	return redactor{forms: longestFirst(tokenForms(nil, token)), more: more}
+}
+
+// longestFirst sorts forms so that a token containing another is redacted whole.
+func longestFirst(forms []string) []string {
+	slices.SortStableFunc(forms, func(a, b string) int { return len(b) - len(a) })
+	return forms
+}
+
+// tokenForms appends to forms the forms of token not in it yet.
+func tokenForms(forms []string, token string) []string {
+	for _, s := range []string{token, url.QueryEscape(token), url.PathEscape(token)} {
+		if s != "" && !slices.Contains(forms, s) {
+			forms = append(forms, s)
+		}
+	}
+	return forms
+}
+
+// clean returns s without the tokens, cut to MaxErrorLen bytes at a rune boundary.
 // Redaction comes first, so a cut never leaves a token's prefix that redaction missed.
 func (r redactor) clean(s string) string {
-	for _, t := range r {
+	forms := r.forms
+	if r.more != nil {
+		forms = slices.Clone(forms)
+		for _, t := range r.more() {
+			forms = tokenForms(forms, t)
+		}
+		longestFirst(forms)
+	}
+	for _, t := range forms {
 		s = strings.ReplaceAll(s, t, redacted)
 	}
 	return cut(s, MaxErrorLen)

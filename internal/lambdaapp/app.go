@@ -176,6 +176,7 @@ func New(ctx context.Context, s Settings, cfg aws.Config, opts Options) (*App, e
 		a.rotation = &rotatingToken{next: gopts.Transport, current: s.Config.Token, log: log,
 			read: func(ctx context.Context) (string, error) { return readToken(ctx, secrets, s.TokenSecretARN) }}
 		gopts.Transport = a.rotation
+		gopts.Secrets = a.rotation.tokens
 	}
 	b := engine.Backends{Store: a.store, Queue: a.queue, Telemetry: a.telemetry, Log: log}
 	if a.sink != nil {

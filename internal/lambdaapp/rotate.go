@@ -36,6 +36,10 @@ func (t *rotatingToken) token() string {
 	return t.current
 }
 
+// tokens are what the client's errors must not show beyond the token it was built
+// with: the one requests carry now.
+func (t *rotatingToken) tokens() []string { return []string{t.token()} }
+
 func (t *rotatingToken) RoundTrip(req *http.Request) (*http.Response, error) {
 	sent := req.Header.Get(tokenHeader)
 	if sent == "" {

@@ -51,6 +51,11 @@ func TestRotatedTokenReadOnce(t *testing.T) {
 	if n := b.rotation.rereads.Load(); n != 1 {
 		t.Errorf("secret read %d times after the rotation; want once", n)
 	}
+	// The client's errors are redacted of the token requests carry now, not only of
+	// the one it was built with (gitlab's TestRedactsTokensTheTransportSends).
+	if got := b.rotation.tokens(); len(got) != 1 || got[0] != token {
+		t.Errorf("tokens to redact after the rotation = %q; want the rotated one", got)
+	}
 	if !strings.Contains(f.logs.String(), "the secret holds a new one (rotated)") {
 		t.Errorf("no log of the rotation:\n%s", f.logs.String())
 	}
