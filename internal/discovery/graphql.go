@@ -51,13 +51,28 @@ type gqlState struct {
 	// known: GitLab has answered whether it serves GraphQL. Until then queries go one
 	// at a time (probe), so that a GitLab without it is asked once, not by every page
 	// in flight.
-	known atomic.Bool
-	probe sync.Mutex
+	known     atomic.Bool
+	probe     chan struct{} // held by the query in flight while !known
+	probeOnce sync.Once
 	// noOwners: GitLab refused the members selection (before 16.0); owners come from
 	// REST's members/all.
 	noOwners     atomic.Bool
 	noOwnersOnce sync.Once
 }
+
+// lockProbe waits for the probe's turn, or for ctx: a page whose deadline passes does
+// not wait on a query that may take its retries' time.
+func (s *gqlState) lockProbe(ctx context.Context) error {
+	s.probeOnce.Do(func() { s.probe = make(chan struct{}, 1) })
+	select {
+	case s.probe <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *gqlState) unlockProbe() { <-s.probe }
 
 func (s *gqlState) batch() int {
 	if n := s.size.Load(); n > 0 {
@@ -372,8 +387,10 @@ func (w *Worker) queryGated(ctx context.Context, batch []gitlab.Project) (map[in
 		got, err := w.queryBatch(ctx, batch)
 		return got, true, err
 	}
-	w.gql.probe.Lock()
-	defer w.gql.probe.Unlock()
+	if err := w.gql.lockProbe(ctx); err != nil {
+		return nil, true, err
+	}
+	defer w.gql.unlockProbe()
 	if !w.useGraphQL() {
 		return nil, false, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	graphql "github.com/graph-gophers/graphql-go"
 
@@ -496,5 +498,24 @@ func TestGQLCount(t *testing.T) {
 				t.Errorf("gqlCount(%s) = %d, %v; want %d, %v", tt.raw, n, ok, tt.want, tt.ok)
 			}
 		})
+	}
+}
+
+// TestGraphQLProbeWaitWatchesContext: while one query probes whether GitLab serves
+// GraphQL, a page whose context ends stops waiting for its turn, without asking GitLab.
+func TestGraphQLProbeWaitWatchesContext(t *testing.T) {
+	w := &Worker{API: APIAuto} // no client: asking GitLab would panic
+	if err := w.gql.lockProbe(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	got, err := w.prefetch(ctx, []gitlab.Project{{ID: 1, PathWithNamespace: "g/p"}})
+	if !errors.Is(err, context.DeadlineExceeded) || got != nil {
+		t.Fatalf("prefetch while another query probes = %v, %v; want the context's error", got, err)
+	}
+	w.gql.unlockProbe()
+	if err := w.gql.lockProbe(context.Background()); err != nil {
+		t.Errorf("the probe's turn after it was released: %v", err)
 	}
 }

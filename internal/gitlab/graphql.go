@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	gogitlab "gitlab.com/gitlab-org/api/client-go"
-
 )
 
 // GraphQLClass is the endpoint class of GitLab's GraphQL API (POST /api/graphql): one
