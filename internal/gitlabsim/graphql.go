@@ -125,6 +125,10 @@ type gqlState struct {
 	score   int
 	limit   int
 	faulted atomic.Bool // a project fault nulled some field: the request counts as a fault
+	// environments counts Project.environments resolved in this request, which GitLab
+	// limits (Gitlab::Graphql::Limit::FieldCallCount).
+	environments   atomic.Int32
+	environmentsOf string // the project whose environments come first (analysis)
 }
 
 func stateOf(ctx context.Context) *gqlState {
@@ -156,20 +160,20 @@ func (s *Server) serveGraphQL(c *call, req gqlRequest, readErr error) {
 		c.rawJSON(http.StatusOK, mustJSON(map[string]any{"errors": errs}))
 		return
 	}
-	score, depth, err := g.analysis.analyze(req.Query, req.OperationName, req.Variables)
+	an, err := g.analysis.analyze(req.Query, req.OperationName, req.Variables)
 	if err != nil {
 		c.rawJSON(http.StatusOK, mustJSON(map[string]any{"errors": []map[string]string{{"message": err.Error()}}}))
 		return
 	}
-	if depth > graphQLMaxDepth {
-		c.rawJSON(http.StatusOK, mustJSON(map[string]any{"errors": []map[string]string{{"message": depthMessage(depth)}}}))
+	if an.depth > graphQLMaxDepth {
+		c.rawJSON(http.StatusOK, mustJSON(map[string]any{"errors": []map[string]string{{"message": depthMessage(an.depth)}}}))
 		return
 	}
-	if score > g.limit {
-		c.rawJSON(http.StatusOK, mustJSON(map[string]any{"errors": []map[string]string{{"message": complexityMessage(score, g.limit)}}}))
+	if an.score > g.limit {
+		c.rawJSON(http.StatusOK, mustJSON(map[string]any{"errors": []map[string]string{{"message": complexityMessage(an.score, g.limit)}}}))
 		return
 	}
-	ctx := context.WithValue(c.r.Context(), gqlCtxKey{}, &gqlState{fs: c.fs, score: score, limit: g.limit})
+	ctx := context.WithValue(c.r.Context(), gqlCtxKey{}, &gqlState{fs: c.fs, score: an.score, limit: g.limit, environmentsOf: an.environmentsOf})
 	st := ctx.Value(gqlCtxKey{}).(*gqlState)
 	resp := g.exec.Exec(ctx, req.Query, req.OperationName, req.Variables)
 	if st.faulted.Load() {

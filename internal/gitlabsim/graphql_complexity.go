@@ -57,6 +57,7 @@ var fieldCosts = map[string]fieldCost{
 	"Project.packages":       {kind: kindResolver, connection: true},
 	"Project.ciVariables":    {kind: kindResolver, connection: true},
 	"Project.projectMembers": {kind: kindResolver, connection: true},
+	"Project.environments":   {kind: kindResolver, connection: true},
 	"Repository.blobs": {kind: kindResolver, connection: true, gitaly: true, extra: func(a map[string]any) int {
 		paths, _ := a["paths"].([]any)
 		return len(paths)
@@ -88,25 +89,64 @@ func depthMessage(depth int) string {
 	return fmt.Sprintf("Query has depth of %d, which exceeds max depth of %d", depth, graphQLMaxDepth)
 }
 
+// analysis is what the simulator reads from a query before running it.
+type analysis struct {
+	score, depth int
+	// environmentsOf is the full path of the project whose environments GitLab
+	// resolves first, where the first Project.environments in document order sits
+	// under a top-level project(fullPath:) lookup; "" otherwise (the first resolved).
+	environmentsOf string
+}
+
 // analyze returns the complexity score and the depth of the operation to run.
-func (a *analysisSchema) analyze(query, opName string, vars map[string]any) (score, depth int, err error) {
+func (a *analysisSchema) analyze(query, opName string, vars map[string]any) (analysis, error) {
 	doc, errs := gqlparser.LoadQuery(a.schema, query)
 	if len(errs) > 0 {
-		return 0, 0, errs[0]
+		return analysis{}, errs[0]
 	}
 	op := doc.Operations.ForName(opName)
 	if op == nil {
 		if opName == "" && len(doc.Operations) == 1 {
 			op = doc.Operations[0]
 		} else {
-			return 0, 0, fmt.Errorf("unknown operation named %q", opName)
+			return analysis{}, fmt.Errorf("unknown operation named %q", opName)
 		}
 	}
 	if op.Operation != ast.Query {
-		return 0, 0, fmt.Errorf("%s operations are not supported by the simulator", op.Operation)
+		return analysis{}, fmt.Errorf("%s operations are not supported by the simulator", op.Operation)
 	}
 	w := walker{vars: vars}
-	return w.cost(op.SelectionSet), w.depth(op.SelectionSet), nil
+	return analysis{score: w.cost(op.SelectionSet), depth: w.depth(op.SelectionSet),
+		environmentsOf: w.firstProjectSelecting(op.SelectionSet, "Project.environments")}, nil
+}
+
+// firstProjectSelecting is the fullPath argument of the first root field, in
+// document order, whose selection holds field (Type.name), when that root field is
+// Query.project; "" when none holds it or the first that does is another.
+// graphql-ruby resolves root fields in document order, graph-gophers concurrently:
+// this keeps GitLab's order for the per-request field limits.
+func (w walker) firstProjectSelecting(set ast.SelectionSet, field string) string {
+	for _, f := range fields(set, nil) {
+		if !selects(f.SelectionSet, field) {
+			continue
+		}
+		if f.ObjectDefinition == nil || f.ObjectDefinition.Name+"."+f.Name != "Query.project" {
+			return ""
+		}
+		path, _ := f.ArgumentMap(w.vars)["fullPath"].(string)
+		return path
+	}
+	return ""
+}
+
+// selects reports whether set selects field (Type.name) at any depth.
+func selects(set ast.SelectionSet, field string) bool {
+	for _, f := range fields(set, nil) {
+		if (f.ObjectDefinition != nil && f.ObjectDefinition.Name+"."+f.Name == field) || selects(f.SelectionSet, field) {
+			return true
+		}
+	}
+	return false
 }
 
 type walker struct{ vars map[string]any }
