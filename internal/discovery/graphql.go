@@ -131,7 +131,7 @@ func gqlProjectFields(paths int, members bool) string {
 	var b strings.Builder
 	b.WriteString("id ")
 	for _, c := range facts.Counts {
-		if c.GraphQL != "" {
+		if c.GraphQL != "" && !c.GraphQLOnePerQuery {
 			fmt.Fprintf(&b, "%s: %s ", c.Name, c.GraphQLSelection())
 		}
 	}
@@ -146,10 +146,31 @@ func gqlProjectFields(paths int, members bool) string {
 	return b.String()
 }
 
+// gqlOnePerQueryFields is the selection only one project of a query may ask for:
+// the counts GitLab resolves for one project per request, and the abilities that
+// decide whether their numbers are counts.
+func gqlOnePerQueryFields() string {
+	var b strings.Builder
+	var abilities []string
+	for _, c := range facts.Counts {
+		if c.GraphQL != "" && c.GraphQLOnePerQuery {
+			fmt.Fprintf(&b, "%s: %s ", c.Name, c.GraphQLSelection())
+			if c.GraphQLAbility != "" && !slices.Contains(abilities, c.GraphQLAbility) {
+				abilities = append(abilities, c.GraphQLAbility)
+			}
+		}
+	}
+	if len(abilities) > 0 {
+		fmt.Fprintf(&b, "userPermissions { %s } ", strings.Join(abilities, " "))
+	}
+	return b.String()
+}
+
 // gqlQuery is the query for n projects, aliased p0…p(n-1), their full paths in the
 // variables $p0…, the files (paths of them) in $paths, and their members when
-// members (INCLUDE_MEMBERS).
-func gqlQuery(n, paths int, members bool) string {
+// members (INCLUDE_MEMBERS). Project one (an index, -1 for none) also gets the
+// fields GitLab resolves for one project per request.
+func gqlQuery(n, paths int, members bool, one int) string {
 	var b strings.Builder
 	b.WriteString("query profile($paths: [String!]!")
 	for i := range n {
@@ -157,7 +178,11 @@ func gqlQuery(n, paths int, members bool) string {
 	}
 	b.WriteString(") { queryComplexity { score limit } ")
 	for i := range n {
-		fmt.Fprintf(&b, "p%d: project(fullPath: $p%d) { ...profile } ", i, i)
+		extra := ""
+		if i == one {
+			extra = gqlOnePerQueryFields()
+		}
+		fmt.Fprintf(&b, "p%d: project(fullPath: $p%d) { ...profile %s} ", i, i, extra)
 	}
 	b.WriteString("} fragment profile on Project { ")
 	b.WriteString(gqlProjectFields(paths, members))
@@ -256,6 +281,9 @@ func decodeGQLProject(raw json.RawMessage, id int64, failed map[string]bool) (*p
 		if c.GraphQL == "" || failed[c.Name] {
 			continue
 		}
+		if c.GraphQLAbility != "" && (failed["userPermissions"] || !gqlAbility(fields["userPermissions"], c.GraphQLAbility)) {
+			continue
+		}
 		if n, ok := gqlCount(fields[c.Name], c.GraphQLNodes); ok {
 			// GraphQL counts past REST's cap; the exports say what REST says, one
 			// meaning for a count whichever API read it.
@@ -287,6 +315,17 @@ func decodeGQLProject(raw json.RawMessage, id int64, failed map[string]bool) (*p
 		}
 	}
 	return pf, nil
+}
+
+// gqlAbility reads one ability of a ProjectPermissions answer: true only when
+// GitLab said true.
+func gqlAbility(raw json.RawMessage, ability string) bool {
+	var perms map[string]*bool
+	if json.Unmarshal(raw, &perms) != nil {
+		return false
+	}
+	v := perms[ability]
+	return v != nil && *v
 }
 
 // gqlCount reads a count from its connection: its count, or with nodes the number
@@ -438,7 +477,8 @@ func (w *Worker) queryBatch(ctx context.Context, batch []gitlab.Project) (map[in
 	}
 	vars["paths"] = paths
 	var a gqlAnswer
-	errs, err := w.GitLab.GraphQL(ctx, gqlQuery(len(batch), len(paths), w.IncludeMembers && !w.gql.noOwners.Load()), vars, &a)
+	query := gqlQuery(len(batch), len(paths), w.IncludeMembers && !w.gql.noOwners.Load(), onePerQueryProject(batch))
+	errs, err := w.GitLab.GraphQL(ctx, query, vars, &a)
 	if err != nil {
 		return nil, err
 	}
@@ -462,6 +502,21 @@ func (w *Worker) queryBatch(ctx context.Context, batch []gitlab.Project) (map[in
 		w.log().Debug("GraphQL answered in part; failed facts are read from REST", "errors", len(errs))
 	}
 	return out, nil
+}
+
+// onePerQueryProject picks the project of batch that asks for the fields GitLab
+// resolves for one project per request: the first for which REST would be asked
+// for one of them; -1 when none would be.
+func onePerQueryProject(batch []gitlab.Project) int {
+	for i, gp := range batch {
+		p := identity(gp)
+		for _, c := range facts.Counts {
+			if c.GraphQLOnePerQuery && (c.Skip == nil || !c.Skip(&p)) {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // graphQLFailed handles a query that failed as a whole: its projects are profiled

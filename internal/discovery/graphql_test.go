@@ -40,6 +40,8 @@ type fakeGQL struct {
 	denied     map[string]bool    // full paths GraphQL answers null with an error
 	fieldErr   map[string]string  // full path -> count name answered null with an error
 	restDenied map[string]bool    // REST resources (e.g. "merge_requests") answering 403
+	noAbility  map[string]bool    // full paths whose userPermissions are all false
+	overLimit  int                // one-per-query fields asked past GitLab's limit of 1
 	moved      map[string]bool    // full paths that name another project now
 	preShared  bool               // a GitLab before 16.0: no SHARED_INTO_ANCESTORS relation
 	mu         sync.Mutex
@@ -118,8 +120,18 @@ func (f *fakeGQL) graphql(w http.ResponseWriter, r *http.Request) {
 		}
 		p := map[string]any{"id": gid, "containerRepositoriesCount": 0,
 			"packages": map[string]any{"pageInfo": map[string]bool{"hasNextPage": false}, "nodes": []map[string]string{{"packageType": "NPM"}, {"packageType": "MAVEN"}, {"packageType": "NPM"}}}}
+		asked := aliasSelection(req.Query, i)
+		if strings.Contains(asked, "userPermissions {") {
+			p["userPermissions"] = map[string]bool{"readEnvironment": !f.noAbility[path]}
+		}
 		for _, c := range facts.Counts {
 			switch {
+			case c.GraphQLOnePerQuery && !strings.Contains(asked, c.Name+": "):
+				// not asked of this project
+			case c.GraphQLOnePerQuery && f.onePerQuerySeen(c.Name, i, req.Query):
+				f.overLimit++
+				p[c.Name] = nil
+				errs = append(errs, map[string]any{"message": `"` + c.Name + `" field can be requested only for 1 Project(s) at a time.`, "path": []string{alias, c.Name}})
 			case c.GraphQLNodes:
 				seven := make([]map[string]string, 7)
 				for k := range seven {
@@ -141,8 +153,8 @@ func (f *fakeGQL) graphql(w http.ResponseWriter, r *http.Request) {
 			errs = append(errs, map[string]any{"message": "Internal server error", "path": []string{alias, name}})
 		}
 		var nodes []map[string]any
-		asked, _ := req.Variables["paths"].([]any)
-		for _, a := range asked {
+		files, _ := req.Variables["paths"].([]any)
+		for _, a := range files {
 			if text, ok := f.files[a.(string)]; ok {
 				nodes = append(nodes, map[string]any{"path": a, "rawTextBlob": text})
 			}
@@ -151,6 +163,24 @@ func (f *fakeGQL) graphql(w http.ResponseWriter, r *http.Request) {
 		data[alias] = p
 	}
 	json.NewEncoder(w).Encode(map[string]any{"data": data, "errors": errs})
+}
+
+// aliasSelection is what the query asks of project alias i beyond the fragment.
+func aliasSelection(query string, i int) string {
+	_, rest, _ := strings.Cut(query, fmt.Sprintf("p%d: project(fullPath: $p%d) {", i, i))
+	sel, _, _ := strings.Cut(rest, fmt.Sprintf("p%d: project(", i+1))
+	sel, _, _ = strings.Cut(sel, "fragment profile")
+	return sel
+}
+
+// onePerQuerySeen reports whether an alias before i asked for field.
+func (f *fakeGQL) onePerQuerySeen(field string, i int, query string) bool {
+	for k := range i {
+		if strings.Contains(aliasSelection(query, k), field+": ") {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *fakeGQL) restOf(id int64) []string {
@@ -218,17 +248,37 @@ func TestGraphQLBatches(t *testing.T) {
 	if len(pre) != 20 {
 		t.Fatalf("%d projects prefetched, want 20", len(pre))
 	}
+	// The first project of each query asks for what GitLab resolves for one project
+	// per request; the others read it from REST.
+	for _, k := range []int{0, 3} {
+		p, err := w.profile(ctx, ps[k], pre[ps[k].ID])
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantREST := restOnly()
+		for _, c := range facts.Counts {
+			want := int64(7)
+			if c.GraphQL == "" {
+				continue
+			}
+			if c.GraphQLOnePerQuery && k != 0 {
+				want = 5
+				wantREST = append(wantREST, c.Resource())
+			}
+			if got := c.Field(&p.Counts); *got == nil || **got != want {
+				t.Errorf("project %d: %s = %v, want %d", k+1, c.Name, *got, want)
+			}
+		}
+		if got := f.restOf(ps[k].ID); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(wantREST))) {
+			t.Errorf("project %d: REST requests %v, want only %v", k+1, got, wantREST)
+		}
+	}
+	if f.overLimit != 0 {
+		t.Errorf("%d one-per-request fields asked past GitLab's limit", f.overLimit)
+	}
 	p, err := w.profile(ctx, ps[3], pre[ps[3].ID])
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, c := range facts.Counts {
-		if c.GraphQL != "" && (c.Field(&p.Counts) == nil || **c.Field(&p.Counts) != 7) {
-			t.Errorf("%s = %v, want GraphQL's 7", c.Name, *c.Field(&p.Counts))
-		}
-	}
-	if got, want := f.restOf(4), restOnly(); !slices.Equal(got, want) {
-		t.Errorf("REST requests %v, want only %v", got, want)
 	}
 	if !slices.Equal(p.Features.PackageTypes, []string{"maven", "npm"}) {
 		t.Errorf("package types %v, want [maven npm] as REST names them", p.Features.PackageTypes)
@@ -422,7 +472,7 @@ func TestGraphQLQueryValidates(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range []int{1, gqlMaxBatch} {
-		q := gqlQuery(n, 2, true)
+		q := gqlQuery(n, 2, true, n-1)
 		vars := map[string]any{"paths": []any{".gitmodules", "ci/x.yml"}}
 		for i := range n {
 			vars["p"+strconv.Itoa(i)] = "g/p" + strconv.Itoa(i)
@@ -517,5 +567,40 @@ func TestGraphQLProbeWaitWatchesContext(t *testing.T) {
 	w.gql.unlockProbe()
 	if err := w.gql.lockProbe(context.Background()); err != nil {
 		t.Errorf("the probe's turn after it was released: %v", err)
+	}
+}
+
+// TestGraphQLOnePerQueryNeedsAbility: GitLab redacts environments the user may not
+// read to an empty page, so GraphQL's number is taken only with readEnvironment;
+// without it REST decides, and its 403 leaves the count unknown, not 0.
+func TestGraphQLOnePerQueryNeedsAbility(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		ability bool
+		want    *int64
+	}{
+		{"readEnvironment", true, new(int64(7))},
+		{"no readEnvironment, REST 403", false, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeGQL{limit: 250, perProject: 30, noAbility: map[string]bool{"g/p1": !tt.ability},
+				restDenied: map[string]bool{"environments": true}}
+			w := gqlWorker(t, f, APIAuto, nil)
+			ps := gqlProjects(3)
+			pre, err := w.prefetch(context.Background(), ps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := w.profile(context.Background(), ps[0], pre[ps[0].ID])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.Counts.Environments; (got == nil) != (tt.want == nil) || (got != nil && *got != *tt.want) {
+				t.Errorf("environments = %v, want %v", got, tt.want)
+			}
+			if asked := slices.Contains(f.restOf(ps[0].ID), "environments"); asked == tt.ability {
+				t.Errorf("REST asked for environments: %v", asked)
+			}
+		})
 	}
 }

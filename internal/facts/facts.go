@@ -43,6 +43,15 @@ type Count struct {
 	// plain connection, not a countable one): the count is the number of nodes of
 	// the page GraphQL names, when that page holds them all, and REST's otherwise.
 	GraphQLNodes bool
+	// GraphQLOnePerQuery says GitLab resolves the field for one project per request
+	// (its FieldCallCount limit 1): one project of each profile query asks for it,
+	// the others read the count from REST.
+	GraphQLOnePerQuery bool
+	// GraphQLAbility is the field of GitLab's ProjectPermissions (e.g.
+	// "readEnvironment") that must be true for GraphQL's number to be the count:
+	// where GitLab redacts what the user may not read from the connection instead
+	// of nulling it, an empty page would read as 0 where REST answers 403.
+	GraphQLAbility string
 }
 
 // GraphQLSelection is the selection the profile query asks for the count under
@@ -108,8 +117,11 @@ var Counts = []Count{
 	// REST's 403: a page of 20 holds the variables of most projects.
 	{Name: "ci_variables", Endpoint: "projects/:id/variables", GraphQL: "ciVariables(first: 20)", GraphQLNodes: true,
 		Field: func(c *inventory.Counts) **int64 { return &c.CIVariables }},
-	// GitLab forbids reading environments when CI/CD is off.
+	// GitLab forbids reading environments when CI/CD is off. GraphQL's environments
+	// are one project's per request, a plain connection, redacted without
+	// read_environment: one project of each query gets them, the others REST's.
 	{Name: "environments", Endpoint: "projects/:id/environments", Skip: jobsOff,
+		GraphQL: "environments(first: 100)", GraphQLNodes: true, GraphQLOnePerQuery: true, GraphQLAbility: "readEnvironment",
 		Field: func(c *inventory.Counts) **int64 { return &c.Environments }},
 }
 

@@ -107,24 +107,28 @@ func TestGraphQLScanEqualsREST(t *testing.T) {
 }
 
 // TestGraphQLForbiddenEqualsREST: where the token may not read CI variables (REST
-// 403, GraphQL null) or webhooks, a GraphQL scan leaves the same counts unknown as a
+// 403, GraphQL null), webhooks or environments (REST 403, GraphQL an empty page
+// and readEnvironment false), a GraphQL scan leaves the same counts unknown as a
 // REST scan, and both equal the truth.
 func TestGraphQLForbiddenEqualsREST(t *testing.T) {
 	opts := gitlabsim.Options{Seed: 11, Groups: 6, Projects: 80, Faults: gitlabsim.Faults{ForbiddenRate: 0.3,
-		ForbiddenEndpoints: []string{"projects/:id/variables", "projects/:id/hooks"}}}
+		ForbiddenEndpoints: []string{"projects/:id/variables", "projects/:id/hooks", "projects/:id/environments"}}}
 	rest, _ := scanWith(t, "rest", opts)
 	gql, ge := scanWith(t, "graphql", opts)
-	unknown := 0
+	unknown := map[string]int{}
 	for id, want := range rest {
 		for _, d := range diffFields(want, gql[id]) {
 			t.Errorf("project %d: %s", id, d)
 		}
-		if c, _ := want["counts"].(map[string]any); c != nil && c["ci_variables"] == nil {
-			unknown++
+		c, _ := want["counts"].(map[string]any)
+		for _, name := range []string{"ci_variables", "environments"} {
+			if v, ok := c[name]; ok && v == nil {
+				unknown[name]++
+			}
 		}
 	}
-	if unknown == 0 {
-		t.Error("no project's ci_variables was unknown: the faults did not bite")
+	if unknown["ci_variables"] == 0 || unknown["environments"] == 0 {
+		t.Errorf("unknown counts %v: the faults did not bite", unknown)
 	}
 	if ge.sim.Stats().ByClass[gitlab.GraphQLClass] == 0 {
 		t.Error("the GraphQL scan sent no GraphQL request")
