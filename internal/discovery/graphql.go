@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/gl2gh/discovery-agent/internal/budget"
 	"github.com/gl2gh/discovery-agent/internal/facts"
 	"github.com/gl2gh/discovery-agent/internal/gitlab"
+	"golang.org/x/sync/errgroup"
 )
 
 // The values of GITLAB_API: which API profiles a project.
@@ -58,6 +60,9 @@ type gqlState struct {
 	// REST's members/all.
 	noOwners     atomic.Bool
 	noOwnersOnce sync.Once
+	// uncarried: one-per-query counts GitLab's complexity limit left no room for,
+	// read from REST from then on.
+	uncarried sync.Map // count name → true
 }
 
 // lockProbe waits for the probe's turn, or for ctx: a page whose deadline passes does
@@ -146,18 +151,15 @@ func gqlProjectFields(paths int, members bool) string {
 	return b.String()
 }
 
-// gqlOnePerQueryFields is the selection only one project of a query may ask for:
-// the counts GitLab resolves for one project per request, and the abilities that
-// decide whether their numbers are counts.
-func gqlOnePerQueryFields() string {
+// gqlOnePerQueryFields is the selection of counts only one project of a query may
+// ask for, and the abilities that decide whether their numbers are counts.
+func gqlOnePerQueryFields(counts []facts.Count) string {
 	var b strings.Builder
 	var abilities []string
-	for _, c := range facts.Counts {
-		if c.GraphQL != "" && c.GraphQLOnePerQuery {
-			fmt.Fprintf(&b, "%s: %s ", c.Name, c.GraphQLSelection())
-			if c.GraphQLAbility != "" && !slices.Contains(abilities, c.GraphQLAbility) {
-				abilities = append(abilities, c.GraphQLAbility)
-			}
+	for _, c := range counts {
+		fmt.Fprintf(&b, "%s: %s ", c.Name, c.GraphQLSelection())
+		if c.GraphQLAbility != "" && !slices.Contains(abilities, c.GraphQLAbility) {
+			abilities = append(abilities, c.GraphQLAbility)
 		}
 	}
 	if len(abilities) > 0 {
@@ -168,9 +170,8 @@ func gqlOnePerQueryFields() string {
 
 // gqlQuery is the query for n projects, aliased p0…p(n-1), their full paths in the
 // variables $p0…, the files (paths of them) in $paths, and their members when
-// members (INCLUDE_MEMBERS). Project one (an index, -1 for none) also gets the
-// fields GitLab resolves for one project per request.
-func gqlQuery(n, paths int, members bool, one int) string {
+// members (INCLUDE_MEMBERS). Project p0 also gets the one-per-query counts carried.
+func gqlQuery(n, paths int, members bool, carried []facts.Count) string {
 	var b strings.Builder
 	b.WriteString("query profile($paths: [String!]!")
 	for i := range n {
@@ -179,8 +180,8 @@ func gqlQuery(n, paths int, members bool, one int) string {
 	b.WriteString(") { queryComplexity { score limit } ")
 	for i := range n {
 		extra := ""
-		if i == one {
-			extra = gqlOnePerQueryFields()
+		if i == 0 && len(carried) > 0 {
+			extra = gqlOnePerQueryFields(carried)
 		}
 		fmt.Fprintf(&b, "p%d: project(fullPath: $p%d) { ...profile %s} ", i, i, extra)
 	}
@@ -284,7 +285,7 @@ func decodeGQLProject(raw json.RawMessage, id int64, failed map[string]bool) (*p
 		if c.GraphQLAbility != "" && (failed["userPermissions"] || !gqlAbility(fields["userPermissions"], c.GraphQLAbility)) {
 			continue
 		}
-		if n, ok := gqlCount(fields[c.Name], c.GraphQLNodes); ok {
+		if n, ok := gqlCount(fields[c.Name], c); ok {
 			// GraphQL counts past REST's cap; the exports say what REST says, one
 			// meaning for a count whichever API read it.
 			pf.counts[c.Name] = min(n, facts.TotalCap)
@@ -328,21 +329,28 @@ func gqlAbility(raw json.RawMessage, ability string) bool {
 	return v != nil && *v
 }
 
-// gqlCount reads a count from its connection: its count, or with nodes the number
-// of its nodes when the page holds them all. A null connection (no permission, an
-// error) or a page with more after it gives none: REST counts then.
-func gqlCount(raw json.RawMessage, nodes bool) (int64, bool) {
+// gqlCount reads count c from its answer: a connection's count, or the number of
+// its nodes when the page holds them all, or a list's length. A null (no
+// permission, an error) or a page with more after it gives none: REST counts then.
+func gqlCount(raw json.RawMessage, c facts.Count) (int64, bool) {
 	var v *struct {
 		Count    *int64 `json:"count"`
 		PageInfo *struct {
 			HasNextPage bool `json:"hasNextPage"`
 		} `json:"pageInfo"`
 		Nodes []json.RawMessage `json:"nodes"`
+		List  []json.RawMessage `json:"list"`
 	}
 	if json.Unmarshal(raw, &v) != nil || v == nil {
 		return 0, false
 	}
-	if nodes {
+	if c.GraphQLList != "" {
+		if v.List == nil {
+			return 0, false
+		}
+		return int64(len(v.List)), true
+	}
+	if c.GraphQLNodes {
 		if v.PageInfo == nil || v.PageInfo.HasNextPage || v.Nodes == nil {
 			return 0, false
 		}
@@ -381,13 +389,54 @@ func (w *Worker) prefetch(ctx context.Context, projects []gitlab.Project) (map[i
 		return out, nil
 	}
 	rest := projects
-	for len(rest) > 0 {
-		if !w.useGraphQL() {
-			break
+	if w.gql.size.Load() == 0 {
+		// The first batch alone: its answer sizes the others.
+		first := w.nextBatch(rest)
+		rest = rest[len(first):]
+		got, err := w.prefetchBatch(ctx, first)
+		if err != nil {
+			return nil, err
 		}
+		maps.Copy(out, got)
+	}
+	// Queries go Concurrency at a time, as REST's profiles do: a page's queries are
+	// many where projects are profiled alone (carried counts).
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(w.concurrency())
+	for len(rest) > 0 && gctx.Err() == nil && w.useGraphQL() {
 		batch := w.nextBatch(rest)
 		rest = rest[len(batch):]
-		got, asked, err := w.queryGated(ctx, batch)
+		g.Go(func() error {
+			got, err := w.prefetchBatch(gctx, batch)
+			mu.Lock()
+			maps.Copy(out, got)
+			mu.Unlock()
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// prefetchBatch asks for the facts of projects, one batch of them at first, again in
+// smaller batches or with less in them when GitLab refuses the query as too complex.
+func (w *Worker) prefetchBatch(ctx context.Context, projects []gitlab.Project) (map[int64]*prefetched, error) {
+	out := map[int64]*prefetched{}
+	rest := projects
+	for len(rest) > 0 && w.useGraphQL() {
+		batch := w.nextBatch(rest)
+		rest = rest[len(batch):]
+		var carried []facts.Count
+		if len(batch) == 1 {
+			carried = w.carried(batch[0])
+		}
+		got, asked, err := w.queryGated(ctx, batch, carried)
 		if !asked {
 			break // GraphQL turned off while this page waited
 		}
@@ -399,7 +448,13 @@ func (w *Worker) prefetch(ctx context.Context, projects []gitlab.Project) (map[i
 				rest = append(slices.Clone(batch), rest...) // again, without the members
 				continue
 			}
-			if score, limit, ok := gitlab.ComplexityOf(err); ok && len(batch) > 1 {
+			score, limit, complex := gitlab.ComplexityOf(err)
+			if complex && len(carried) > 0 {
+				w.uncarry(carried[0])
+				rest = append(slices.Clone(batch), rest...) // again, carrying less
+				continue
+			}
+			if complex && len(batch) > 1 {
 				// Too complex: learn the size from GitLab's figures and ask again, with
 				// fewer whatever the figures say.
 				w.gql.size.Store(int64(min(w.gql.learn(len(batch), score, limit), len(batch)-1)))
@@ -412,18 +467,23 @@ func (w *Worker) prefetch(ctx context.Context, projects []gitlab.Project) (map[i
 			}
 			continue
 		}
-		for id, pf := range got {
-			out[id] = pf
-		}
+		maps.Copy(out, got)
 	}
 	return out, nil
 }
 
+func (w *Worker) concurrency() int {
+	if w.Concurrency > 0 {
+		return w.Concurrency
+	}
+	return 8
+}
+
 // queryGated is queryBatch, one query at a time until GitLab has said whether it
 // serves GraphQL; asked is false when it turned out not to, before this batch's turn.
-func (w *Worker) queryGated(ctx context.Context, batch []gitlab.Project) (map[int64]*prefetched, bool, error) {
+func (w *Worker) queryGated(ctx context.Context, batch []gitlab.Project, carried []facts.Count) (map[int64]*prefetched, bool, error) {
 	if w.gql.known.Load() {
-		got, err := w.queryBatch(ctx, batch)
+		got, err := w.queryBatch(ctx, batch, carried)
 		return got, true, err
 	}
 	if err := w.gql.lockProbe(ctx); err != nil {
@@ -433,7 +493,7 @@ func (w *Worker) queryGated(ctx context.Context, batch []gitlab.Project) (map[in
 	if !w.useGraphQL() {
 		return nil, false, nil
 	}
-	got, err := w.queryBatch(ctx, batch)
+	got, err := w.queryBatch(ctx, batch, carried)
 	switch {
 	case err == nil:
 		w.gql.known.Store(true)
@@ -446,12 +506,19 @@ func (w *Worker) queryGated(ctx context.Context, batch []gitlab.Project) (map[in
 	return got, true, err
 }
 
-// nextBatch takes the next batch off projects: the learned size, fewer when their
-// files would pass gqlMaxPaths.
+// nextBatch takes the next batch off projects: a project that carries one-per-query
+// counts alone, else the learned size of projects that carry none, fewer when
+// their files would pass gqlMaxPaths.
 func (w *Worker) nextBatch(projects []gitlab.Project) []gitlab.Project {
+	if len(w.carried(projects[0])) > 0 {
+		return projects[:1]
+	}
 	n := min(w.gql.batch(), len(projects))
 	paths := map[string]bool{}
 	for i, gp := range projects[:n] {
+		if i > 0 && len(w.carried(gp)) > 0 {
+			return projects[:i]
+		}
 		for _, p := range gqlPaths(gp) {
 			paths[p] = true
 		}
@@ -462,9 +529,40 @@ func (w *Worker) nextBatch(projects []gitlab.Project) []gitlab.Project {
 	return projects[:n]
 }
 
+// carried are the one-per-query counts a query for gp asks for: those REST would
+// be asked for (facts.Count.Skip) and GitLab's limit left room for.
+//
+// A one-per-query count makes its project's query cost about what a REST request
+// for it would (GitLab's complexity leaves room for no other project, or
+// FieldCallCount for no other's), while the query also reads every batched fact
+// of the project and every other such count: a project alone with them costs one
+// call where a place in a batch plus REST for them would cost two or more.
+func (w *Worker) carried(gp gitlab.Project) []facts.Count {
+	p := identity(gp)
+	var out []facts.Count
+	for _, c := range facts.Counts {
+		if !c.GraphQLOnePerQuery || (c.Skip != nil && c.Skip(&p)) {
+			continue
+		}
+		if _, off := w.gql.uncarried.Load(c.Name); !off {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// uncarry drops c, a count a query carried that GitLab refused as too complex, from
+// every later query: REST counts it from then on.
+func (w *Worker) uncarry(c facts.Count) {
+	if _, was := w.gql.uncarried.LoadOrStore(c.Name, true); !was {
+		w.log().Warn("GitLab's GraphQL complexity limit leaves no room for a count in the profile query; reading it from REST",
+			"count", c.Name, "field", c.GraphQLSelection())
+	}
+}
+
 // queryBatch sends one query for batch and returns the facts of each project it
 // answered, by project ID.
-func (w *Worker) queryBatch(ctx context.Context, batch []gitlab.Project) (map[int64]*prefetched, error) {
+func (w *Worker) queryBatch(ctx context.Context, batch []gitlab.Project, carried []facts.Count) (map[int64]*prefetched, error) {
 	vars := map[string]any{}
 	var paths []string
 	for i, gp := range batch {
@@ -477,12 +575,13 @@ func (w *Worker) queryBatch(ctx context.Context, batch []gitlab.Project) (map[in
 	}
 	vars["paths"] = paths
 	var a gqlAnswer
-	query := gqlQuery(len(batch), len(paths), w.IncludeMembers && !w.gql.noOwners.Load(), onePerQueryProject(batch))
+	query := gqlQuery(len(batch), len(paths), w.IncludeMembers && !w.gql.noOwners.Load(), carried)
 	errs, err := w.GitLab.GraphQL(ctx, query, vars, &a)
 	if err != nil {
 		return nil, err
 	}
-	if qc := a.QueryComplexity; qc != nil {
+	if qc := a.QueryComplexity; qc != nil && len(carried) == 0 {
+		// Only a batch without carried counts says what a batch's project costs.
 		w.gql.learn(len(batch), qc.Score, qc.Limit)
 	}
 	failed := errorsByAlias(errs)
@@ -502,21 +601,6 @@ func (w *Worker) queryBatch(ctx context.Context, batch []gitlab.Project) (map[in
 		w.log().Debug("GraphQL answered in part; failed facts are read from REST", "errors", len(errs))
 	}
 	return out, nil
-}
-
-// onePerQueryProject picks the project of batch that asks for the fields GitLab
-// resolves for one project per request: the first for which REST would be asked
-// for one of them; -1 when none would be.
-func onePerQueryProject(batch []gitlab.Project) int {
-	for i, gp := range batch {
-		p := identity(gp)
-		for _, c := range facts.Counts {
-			if c.GraphQLOnePerQuery && (c.Skip == nil || !c.Skip(&p)) {
-				return i
-			}
-		}
-	}
-	return -1
 }
 
 // graphQLFailed handles a query that failed as a whole: its projects are profiled

@@ -42,6 +42,7 @@ type fakeGQL struct {
 	restDenied map[string]bool    // REST resources (e.g. "merge_requests") answering 403
 	noAbility  map[string]bool    // full paths whose userPermissions are all false
 	overLimit  int                // one-per-query fields asked past GitLab's limit of 1
+	carryCost  int                // complexity of branchNames
 	moved      map[string]bool    // full paths that name another project now
 	preShared  bool               // a GitLab before 16.0: no SHARED_INTO_ANCESTORS relation
 	mu         sync.Mutex
@@ -98,7 +99,7 @@ func (f *fakeGQL) graphql(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"errors":[{"message":"Argument 'relations' on Field 'owners' has an invalid value ([DIRECT, INHERITED, INVITED_GROUPS, SHARED_INTO_ANCESTORS]). Expected type '[ProjectMemberRelation!]'."}]}`)
 		return
 	}
-	score := n*f.perProject + 1
+	score := n*f.perProject + 1 + strings.Count(req.Query, "branchNames(")*f.carryCost
 	if score > f.limit {
 		fmt.Fprintf(w, `{"errors":[{"message":"Query has complexity of %d, which exceeds max complexity of %d"}]}`, score, f.limit)
 		return
@@ -132,6 +133,8 @@ func (f *fakeGQL) graphql(w http.ResponseWriter, r *http.Request) {
 				f.overLimit++
 				p[c.Name] = nil
 				errs = append(errs, map[string]any{"message": `"` + c.Name + `" field can be requested only for 1 Project(s) at a time.`, "path": []string{alias, c.Name}})
+			case c.GraphQLList != "":
+				p[c.Name] = map[string]any{"list": []string{"a", "b", "c", "d", "e", "f", "g"}}
 			case c.GraphQLNodes:
 				seven := make([]map[string]string, 7)
 				for k := range seven {
@@ -207,7 +210,33 @@ func gqlWorker(t *testing.T, f *fakeGQL, api string, log *bytes.Buffer) *Worker 
 	if log != nil {
 		w.Log = slog.New(slog.NewTextHandler(log, nil))
 	}
+	// The batching tests see batches of several projects: a project carrying
+	// one-per-query counts goes alone (carryingWorker).
+	for _, c := range facts.Counts {
+		if c.GraphQLOnePerQuery {
+			w.gql.uncarried.Store(c.Name, true)
+		}
+	}
 	return w
+}
+
+// carryingWorker is gqlWorker with the one-per-query counts carried, as by default.
+func carryingWorker(t *testing.T, f *fakeGQL, log *bytes.Buffer) *Worker {
+	w := gqlWorker(t, f, APIAuto, log)
+	w.gql.uncarried.Clear()
+	return w
+}
+
+// uncarriedREST are the REST resources of the counts GraphQL does not give and of
+// those carried one project a query, as read for a project of a batch.
+func uncarriedREST() []string {
+	out := restOnly()
+	for _, c := range facts.Counts {
+		if c.GraphQLOnePerQuery {
+			out = append(out, c.Resource())
+		}
+	}
+	return out
 }
 
 func gqlProjects(n int) []gitlab.Project {
@@ -241,44 +270,24 @@ func TestGraphQLBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 6 first (181 of 250), then as many as fit: 8 (250 / 30.2).
-	if want := []int{6, 8, 6}; !slices.Equal(f.batches, want) || f.gqlCalls != 3 {
+	// 6 first (181 of 250), alone; then as many as fit: 8 (250 / 30.2), concurrently.
+	if want := []int{6, 6, 8}; len(f.batches) == 0 || f.batches[0] != 6 || !slices.Equal(slices.Sorted(slices.Values(f.batches)), want) || f.gqlCalls != 3 {
 		t.Errorf("batches %v in %d calls, want %v in 3", f.batches, f.gqlCalls, want)
 	}
 	if len(pre) != 20 {
 		t.Fatalf("%d projects prefetched, want 20", len(pre))
 	}
-	// The first project of each query asks for what GitLab resolves for one project
-	// per request; the others read it from REST.
-	for _, k := range []int{0, 3} {
-		p, err := w.profile(ctx, ps[k], pre[ps[k].ID])
-		if err != nil {
-			t.Fatal(err)
-		}
-		wantREST := restOnly()
-		for _, c := range facts.Counts {
-			want := int64(7)
-			if c.GraphQL == "" {
-				continue
-			}
-			if c.GraphQLOnePerQuery && k != 0 {
-				want = 5
-				wantREST = append(wantREST, c.Resource())
-			}
-			if got := c.Field(&p.Counts); *got == nil || **got != want {
-				t.Errorf("project %d: %s = %v, want %d", k+1, c.Name, *got, want)
-			}
-		}
-		if got := f.restOf(ps[k].ID); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(wantREST))) {
-			t.Errorf("project %d: REST requests %v, want only %v", k+1, got, wantREST)
-		}
-	}
-	if f.overLimit != 0 {
-		t.Errorf("%d one-per-request fields asked past GitLab's limit", f.overLimit)
-	}
 	p, err := w.profile(ctx, ps[3], pre[ps[3].ID])
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, c := range facts.Counts {
+		if c.GraphQL != "" && !c.GraphQLOnePerQuery && (c.Field(&p.Counts) == nil || **c.Field(&p.Counts) != 7) {
+			t.Errorf("%s = %v, want GraphQL's 7", c.Name, *c.Field(&p.Counts))
+		}
+	}
+	if got, want := f.restOf(4), uncarriedREST(); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+		t.Errorf("REST requests %v, want only %v", got, want)
 	}
 	if !slices.Equal(p.Features.PackageTypes, []string{"maven", "npm"}) {
 		t.Errorf("package types %v, want [maven npm] as REST names them", p.Features.PackageTypes)
@@ -340,8 +349,9 @@ func TestGraphQLRefusalFiguresThatLie(t *testing.T) {
 	if pre, err := w.prefetch(context.Background(), gqlProjects(4)); err != nil || len(pre) != 0 {
 		t.Fatalf("prefetch: %v, %d projects", err, len(pre))
 	}
-	// 4, 3, 2, 1 refused; the last turns GraphQL off.
-	if calls != 4 || w.useGraphQL() {
+	// The first project's query is refused carrying branches and environments, then
+	// environments: they are dropped. Then it is refused alone, which turns GraphQL off.
+	if calls != 3 || w.useGraphQL() {
 		t.Errorf("%d calls, GraphQL still on: %v", calls, w.useGraphQL())
 	}
 }
@@ -472,7 +482,13 @@ func TestGraphQLQueryValidates(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range []int{1, gqlMaxBatch} {
-		q := gqlQuery(n, 2, true, n-1)
+		var carried []facts.Count
+		for _, c := range facts.Counts {
+			if c.GraphQLOnePerQuery {
+				carried = append(carried, c)
+			}
+		}
+		q := gqlQuery(n, 2, true, carried)
 		vars := map[string]any{"paths": []any{".gitmodules", "ci/x.yml"}}
 		for i := range n {
 			vars["p"+strconv.Itoa(i)] = "g/p" + strconv.Itoa(i)
@@ -523,27 +539,34 @@ func TestWhichAPIDocumented(t *testing.T) {
 // connection has no count and the page holds them all; anything else leaves the
 // count to REST.
 func TestGQLCount(t *testing.T) {
+	count := facts.Count{GraphQL: "issues(first: 1)"}
+	nodes := facts.Count{GraphQL: "ciVariables(first: 20)", GraphQLNodes: true}
+	list := facts.Count{GraphQL: "repository", GraphQLList: "branchNames(searchPattern: \"*\", offset: 0, limit: 3)"}
 	for _, tt := range []struct {
-		name  string
-		raw   string
-		nodes bool
-		want  int64
-		ok    bool
+		name string
+		raw  string
+		c    facts.Count
+		want int64
+		ok   bool
 	}{
-		{"count", `{"count": 12}`, false, 12, true},
-		{"count zero", `{"count": 0}`, false, 0, true},
-		{"null connection", `null`, false, 0, false},
-		{"no count", `{}`, false, 0, false},
-		{"negative count", `{"count": -1}`, false, 0, false},
-		{"all nodes", `{"pageInfo": {"hasNextPage": false}, "nodes": [{"id": "a"}, {"id": "b"}]}`, true, 2, true},
-		{"no nodes", `{"pageInfo": {"hasNextPage": false}, "nodes": []}`, true, 0, true},
-		{"more after the page", `{"pageInfo": {"hasNextPage": true}, "nodes": [{"id": "a"}]}`, true, 0, false},
-		{"null without permission", `null`, true, 0, false},
-		{"nodes not given", `{"pageInfo": {"hasNextPage": false}}`, true, 0, false},
-		{"no pageInfo", `{"nodes": [{"id": "a"}]}`, true, 0, false},
+		{"count", `{"count": 12}`, count, 12, true},
+		{"count zero", `{"count": 0}`, count, 0, true},
+		{"null connection", `null`, count, 0, false},
+		{"no count", `{}`, count, 0, false},
+		{"negative count", `{"count": -1}`, count, 0, false},
+		{"all nodes", `{"pageInfo": {"hasNextPage": false}, "nodes": [{"id": "a"}, {"id": "b"}]}`, nodes, 2, true},
+		{"no nodes", `{"pageInfo": {"hasNextPage": false}, "nodes": []}`, nodes, 0, true},
+		{"more after the page", `{"pageInfo": {"hasNextPage": true}, "nodes": [{"id": "a"}]}`, nodes, 0, false},
+		{"null without permission", `null`, nodes, 0, false},
+		{"nodes not given", `{"pageInfo": {"hasNextPage": false}}`, nodes, 0, false},
+		{"no pageInfo", `{"nodes": [{"id": "a"}]}`, nodes, 0, false},
+		{"list", `{"list": ["main", "dev"]}`, list, 2, true},
+		{"empty list", `{"list": []}`, list, 0, true},
+		{"null list", `{"list": null}`, list, 0, false},
+		{"null parent", `null`, list, 0, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			n, ok := gqlCount(json.RawMessage(tt.raw), tt.nodes)
+			n, ok := gqlCount(json.RawMessage(tt.raw), tt.c)
 			if n != tt.want || ok != tt.ok {
 				t.Errorf("gqlCount(%s) = %d, %v; want %d, %v", tt.raw, n, ok, tt.want, tt.ok)
 			}
@@ -585,7 +608,7 @@ func TestGraphQLOnePerQueryNeedsAbility(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &fakeGQL{limit: 250, perProject: 30, noAbility: map[string]bool{"g/p1": !tt.ability},
 				restDenied: map[string]bool{"environments": true}}
-			w := gqlWorker(t, f, APIAuto, nil)
+			w := carryingWorker(t, f, nil)
 			ps := gqlProjects(3)
 			pre, err := w.prefetch(context.Background(), ps)
 			if err != nil {
@@ -600,6 +623,71 @@ func TestGraphQLOnePerQueryNeedsAbility(t *testing.T) {
 			}
 			if asked := slices.Contains(f.restOf(ps[0].ID), "environments"); asked == tt.ability {
 				t.Errorf("REST asked for environments: %v", asked)
+			}
+		})
+	}
+}
+
+// TestGraphQLCarried: a project that needs a one-per-query count (branches,
+// environments) is profiled alone with them, a project needing none in a batch
+// with others; a carried project asks REST only for the counts GraphQL lacks. When
+// GitLab's limit leaves no room for a carried count, it is dropped from the queries
+// (said once) and read from REST.
+func TestGraphQLCarried(t *testing.T) {
+	plain := func(gp gitlab.Project) gitlab.Project {
+		gp.EmptyRepo, gp.BuildsAccessLevel = true, "disabled"
+		return gp
+	}
+	for _, tt := range []struct {
+		name      string
+		carryCost int
+		batches   []int
+		carried   bool
+	}{
+		{"room", 170, []int{2, 1, 1, 1}, true},
+		{"no room for branchNames", 250, []int{2, 1, 1, 1}, false}, // and one refusal
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeGQL{limit: 250, perProject: 30, carryCost: tt.carryCost}
+			var log bytes.Buffer
+			w := carryingWorker(t, f, &log)
+			ps := gqlProjects(5)
+			ps[0], ps[1], ps[4] = plain(ps[0]), plain(ps[1]), plain(ps[4])
+			pre, err := w.prefetch(context.Background(), ps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Without room, each carrier's query in flight when the first was refused
+			// is refused too: one or both.
+			refused := f.gqlCalls - len(f.batches)
+			if !slices.Equal(f.batches, tt.batches) || f.overLimit != 0 || (refused == 0) == !tt.carried || refused > 2 {
+				t.Errorf("batches %v in %d calls (%d past the limit), want %v, refusals only without room", f.batches, f.gqlCalls, f.overLimit, tt.batches)
+			}
+			for _, k := range []int{2, 3} {
+				p, err := w.profile(context.Background(), ps[k], pre[ps[k].ID])
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := restOnly()
+				for _, c := range facts.Counts {
+					n := c.Field(&p.Counts)
+					switch {
+					case c.GraphQL == "":
+					case c.GraphQLOnePerQuery && c.Name == "branches" && !tt.carried:
+						want = append(want, c.Resource())
+						if *n == nil || **n != 5 {
+							t.Errorf("project %d: %s = %v, want REST's 5", k+1, c.Name, *n)
+						}
+					case *n == nil || **n != 7:
+						t.Errorf("project %d: %s = %v, want GraphQL's 7", k+1, c.Name, *n)
+					}
+				}
+				if got := f.restOf(ps[k].ID); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+					t.Errorf("project %d: REST requests %v, want only %v", k+1, got, want)
+				}
+			}
+			if said := strings.Count(log.String(), "leaves no room for a count"); said != min(refused, 1) {
+				t.Errorf("said %d times:\n%s", said, log.String())
 			}
 		})
 	}

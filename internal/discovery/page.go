@@ -46,12 +46,8 @@ func (w *Worker) profilePage(ctx context.Context, runID string, projects []gitla
 
 // each runs fn for every project, Concurrency at a time; the first error stops it.
 func (w *Worker) each(ctx context.Context, projects []gitlab.Project, fn func(context.Context, int, gitlab.Project) error) error {
-	n := w.Concurrency
-	if n <= 0 {
-		n = 8
-	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(n)
+	g.SetLimit(w.concurrency())
 	for i, gp := range projects {
 		if gctx.Err() != nil {
 			break // a project failed: the page is retried from its checkpoint

@@ -43,9 +43,13 @@ type Count struct {
 	// plain connection, not a countable one): the count is the number of nodes of
 	// the page GraphQL names, when that page holds them all, and REST's otherwise.
 	GraphQLNodes bool
-	// GraphQLOnePerQuery says GitLab resolves the field for one project per request
-	// (its FieldCallCount limit 1): one project of each profile query asks for it,
-	// the others read the count from REST.
+	// GraphQLList is a list field below the field GraphQL names (e.g. branchNames
+	// below repository): the count is the list's length, a lower bound past TotalCap.
+	GraphQLList string
+	// GraphQLOnePerQuery says one project per request can have the field: GitLab
+	// resolves it for one project per request (its FieldCallCount limit 1), or its
+	// complexity leaves no room for another project's. A query that asks for it
+	// profiles that project alone; without room for it, REST counts.
 	GraphQLOnePerQuery bool
 	// GraphQLAbility is the field of GitLab's ProjectPermissions (e.g.
 	// "readEnvironment") that must be true for GraphQL's number to be the count:
@@ -57,6 +61,9 @@ type Count struct {
 // GraphQLSelection is the selection the profile query asks for the count under
 // its name: the connection's count, or its page of nodes when it has no count.
 func (c Count) GraphQLSelection() string {
+	if c.GraphQLList != "" {
+		return c.GraphQL + " { list: " + c.GraphQLList + " }"
+	}
 	if c.GraphQLNodes {
 		return c.GraphQL + " { pageInfo { hasNextPage } nodes { id } }"
 	}
@@ -92,7 +99,10 @@ func jobsOff(p *inventory.Project) bool   { return !p.Features.JobsEnabled }
 // their order in projects.jsonl and, for counts declared after the first eleven,
 // in projects.csv (appended: columns are never inserted).
 var Counts = []Count{
+	// branchNames has a constant complexity of 170, and a list of names, not a
+	// count: one project's per query, TotalCap+1 of them at most.
 	{Name: "branches", Endpoint: "projects/:id/repository/branches", Skip: emptyRepo,
+		GraphQL: "repository", GraphQLList: `branchNames(searchPattern: "*", offset: 0, limit: 10001)`, GraphQLOnePerQuery: true,
 		Field: func(c *inventory.Counts) **int64 { return &c.Branches }},
 	{Name: "tags", Endpoint: "projects/:id/repository/tags", Skip: emptyRepo,
 		Field: func(c *inventory.Counts) **int64 { return &c.Tags }},
