@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -167,6 +168,19 @@ func TestFlagsMatchInventory(t *testing.T) {
 		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
 		if sf.Type == reflect.TypeOf((*bool)(nil)) && !seen[name] {
 			t.Errorf("Features.%s (%q) is a flag with no declaration", sf.Name, name)
+		}
+	}
+}
+
+// TestGraphQLListsPassTheCap: a count read as a list's length asks for one item more
+// than TotalCap, so that a list past REST's cap is known to be a lower bound.
+func TestGraphQLListsPassTheCap(t *testing.T) {
+	for _, c := range Counts {
+		if c.GraphQLList == "" {
+			continue
+		}
+		if want := "limit: " + strconv.Itoa(TotalCap+1) + ")"; !strings.Contains(c.GraphQLList, want) {
+			t.Errorf("%s: %s does not ask for %s", c.Name, c.GraphQLList, want)
 		}
 	}
 }
