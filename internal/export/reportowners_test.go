@@ -67,7 +67,7 @@ func TestReportOwners(t *testing.T) {
 		notice  string            // the not-collected notice; "" when owners are collected
 		card    string            // the no-owner card; "" when there is none
 		note    []string          // what the owners note says
-		byGroup map[string]string // top-level group -> owners cell
+		byGroup map[string]string // top-level group -> "owners|other owners|no owner|unknown"
 	}{
 		{
 			name:   "not collected",
@@ -89,8 +89,8 @@ func TestReportOwners(t *testing.T) {
 			note: []string{"Known for 6 of 8 projects.", "1 projects have no active Maintainer or Owner",
 				"2 projects' owners are unknown (the members step failed for 1): counted as unknown, not as without owner."},
 			byGroup: map[string]string{
-				"acme": "bob (3), alice (1), carol (1)", "beta": "dave (1) 1 without owner, 1 unknown",
-				"gamma": "1 unknown", personalRow: "alice (1)",
+				"acme": "bob (3), alice (1), carol (1)|0|0|0", "beta": "dave (1)|0|1|1",
+				"gamma": "none known|0|0|1", personalRow: "alice (1)|0|0|0",
 			},
 		},
 		{
@@ -102,8 +102,8 @@ func TestReportOwners(t *testing.T) {
 			card: "2 projects with no active Maintainer or Owner",
 			note: []string{"Known for 8 of 8 projects.", "2 projects have no active Maintainer or Owner"},
 			byGroup: map[string]string{
-				"acme": "bob (3), carol (2), alice (1) +3 more", "beta": "dave (1) 2 without owner",
-				"gamma": "gina (1)", personalRow: "alice (1)",
+				"acme": "bob (3), carol (2), alice (1)|3|0|0", "beta": "dave (1)|0|2|0",
+				"gamma": "gina (1)|0|0|0", personalRow: "alice (1)|0|0|0",
 			},
 		},
 	}
@@ -147,7 +147,7 @@ func TestReportOwners(t *testing.T) {
 				t.Errorf("owners card %q, want %q", card, tt.card)
 			}
 			if collected {
-				note := textOf(elementByID(t, doc, "owners"))
+				note := textOf(nextAfter(t, doc, "owners", "p"))
 				for _, s := range tt.note {
 					if !strings.Contains(note, s) {
 						t.Errorf("owners note %q does not say %q", note, s)
@@ -160,25 +160,29 @@ func TestReportOwners(t *testing.T) {
 	}
 }
 
-// checkGroupOwners compares the top-level groups' owners column with want; without
-// owners collected there is no such column.
+// checkGroupOwners compares the owners of the top-level groups with want; without
+// owners collected there is no such table.
 func checkGroupOwners(t *testing.T, doc *html.Node, collected bool, want map[string]string) {
 	t.Helper()
-	table := nextAfter(t, doc, "top-groups", "table")
-	if hasHeader(table, "Owners (projects)") != collected {
-		t.Fatalf("top-level groups have an owners column: %v, want %v", !collected, collected)
+	owners := elementByID(t, doc, "owners")
+	if got := owners.Data == "h3"; got != collected {
+		t.Fatalf("owners by top-level group shown: %v, want %v", got, collected)
 	}
 	if !collected {
 		return
 	}
-	rows := tableRows(table)
+	rows := tableRows(nextAfter(t, doc, "owners", "table"))
 	if len(rows) != len(want) {
 		t.Fatalf("%d top-level rows, want %d", len(rows), len(want))
 	}
 	for _, cells := range rows {
 		name := textOf(cells[0])
-		if got := textOf(cells[len(cells)-1]); got != want[name] {
-			t.Errorf("%s owners %q, want %q", name, got, want[name])
+		var got []string
+		for _, c := range cells[2:] {
+			got = append(got, textOf(c))
+		}
+		if g := strings.Join(got, "|"); g != want[name] {
+			t.Errorf("%s owners %q, want %q", name, g, want[name])
 		}
 	}
 }
