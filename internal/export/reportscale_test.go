@@ -97,8 +97,8 @@ func heapPeak() (stop func() (peak uint64)) {
 
 // TestReportScale measures the report at a size set by REPORT_SCALE_PROJECTS (e.g.
 // 100000), once, and logs the figures docs/BENCHMARKS.md records: the whole export
-// (Write, whose report is one of its files), then the report alone (aggregating and
-// rendering). It asserts only what does not depend on the machine: the report stays
+// (Write, whose report is one of its files; REPORT_SCALE_OUT names a file to copy its
+// report to), then the report alone (aggregating and rendering). It asserts only what does not depend on the machine: the report stays
 // bounded, whatever the estate.
 func TestReportScale(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("REPORT_SCALE_PROJECTS"))
@@ -123,6 +123,15 @@ func TestReportScale(t *testing.T) {
 	report, err := os.Stat(filepath.Join(dir, "runs/big", ReportHTML))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if out := os.Getenv("REPORT_SCALE_OUT"); out != "" { // to open in a browser
+		page, err := os.ReadFile(filepath.Join(dir, "runs/big", ReportHTML))
+		if err == nil {
+			err = os.WriteFile(out, page, 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	var files int64
 	entries, _ := os.ReadDir(filepath.Join(dir, "runs/big"))
