@@ -316,3 +316,12 @@ func TestOwnerCounts(t *testing.T) {
 		}
 	}
 }
+
+// TestReportOwnersNoProjects: a run without projects has no owners to miss.
+func TestReportOwnersNoProjects(t *testing.T) {
+	dir, _ := writeDir(t, newSource("r1"), testRun("r1"), nil)
+	page := string(readFile(t, filepath.Join(dir, "latest", ReportHTML)))
+	if strings.Contains(page, `id="owners"`) {
+		t.Error("a report of no projects speaks of owners")
+	}
+}
