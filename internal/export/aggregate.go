@@ -54,6 +54,7 @@ type aggregate struct {
 	asOf     time.Time     // what activity ages are measured from: the run's start
 	activity [nAges]int    // projects by last_activity_at age (see ageBucket)
 	deps     dependencyAgg // the edges of dependencies.csv, counted
+	owners   ownerAgg      // projects per owner by group, and owners unknown or none
 
 	flagged *topN[projectItem] // blocked first, then needs_attention by score
 	largest *topN[projectItem] // by export size
@@ -72,6 +73,7 @@ type projectItem struct {
 	Findings   string
 	Tier       string
 	Effort     string // class and hours, e.g. "M (8 h)"; empty for a verdict stored without one
+	Owners     ownerCell
 }
 
 type groupAgg struct {
@@ -104,6 +106,7 @@ func newAggregate() *aggregate {
 		largest:     newTopN(maxLargest, largestLess),
 		groupByID:   map[int64]*groupAgg{},
 		deps:        newDependencyAgg(),
+		owners:      newOwnerAgg(),
 	}
 }
 
@@ -136,6 +139,7 @@ func (a *aggregate) addProject(p *inventory.Project) {
 	}
 	a.activity[ageBucket(p.LastActivityAt, a.asOf)]++
 	a.deps.add(p)
+	a.owners.add(p)
 	sizeClass := cmp.Or(r.SizeClass, unknownSizeClass)
 	a.bySize[sizeClass]++
 	for i, f := range r.Findings {
@@ -156,6 +160,7 @@ func (a *aggregate) addProject(p *inventory.Project) {
 		return projectItem{
 			ID: p.ID, Path: p.PathWithNamespace, Category: r.Category, Score: r.Score, Tier: r.Tier, Effort: effortLabel(r),
 			SizeClass: r.SizeClass, ExportSize: exportSize, Findings: findingCodes(r.Findings, ""),
+			Owners: ownerCellOf(p.Owners),
 		}
 	}
 	// Build the item only when it makes the cut: most projects do not.

@@ -73,6 +73,7 @@ type reportData struct {
 	TopGroups      []topGroupRow
 	TopGroupsTotal int
 	Deps           depsData
+	Owners         ownersData
 }
 
 // exportLink is an export file the report links to, relative to the report.
@@ -269,8 +270,8 @@ func (w *writer) report(now time.Time) reportData {
 	return d
 }
 
-// plannerSections fills what a planner looks at: activity ages, readiness and
-// storage by top-level group, the most depended-on projects and the export links.
+// plannerSections fills what a planner looks at: activity ages, readiness, storage
+// and owners by top-level group, the most depended-on projects and the export links.
 func (w *writer) plannerSections(d *reportData) {
 	a := w.agg
 	d.Exports = []exportLink{
@@ -297,6 +298,7 @@ func (w *writer) plannerSections(d *reportData) {
 		d.StaleAfter = staleAfterLabel(w.run.StaleAfter)
 	}
 	d.StaleUnknown = a.staleUnknown
+	d.Owners = a.owners.data()
 
 	top := a.topLevel()
 	d.TopGroupsTotal = len(top)

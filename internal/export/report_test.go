@@ -92,7 +92,17 @@ const mib = 1 << 20
 
 func writePlannerReport(t *testing.T, prev bool) (dir string, doc *html.Node, projects []inventory.Project) {
 	t.Helper()
+	return writePlannerReportWith(t, prev, nil)
+}
+
+// writePlannerReportWith writes plannerEstate's report after change, when not nil,
+// has altered its projects (their owners, say).
+func writePlannerReportWith(t *testing.T, prev bool, change func([]inventory.Project)) (dir string, doc *html.Node, projects []inventory.Project) {
+	t.Helper()
 	groups, projects := plannerEstate()
+	if change != nil {
+		change(projects)
+	}
 	src := &memSource{
 		groups:   map[string][]inventory.Group{"r1": groups, "r0": groups},
 		projects: map[string][]inventory.Project{"r1": projects, "r0": projects[:3]},
@@ -285,9 +295,17 @@ func TestReportDependencies(t *testing.T) {
 // script, stylesheet, image, frame or font; its links are the exports next to it
 // (each of which exists), in-page anchors, or project pages of the scanned GitLab.
 func TestReportSelfContained(t *testing.T) {
-	for _, prev := range []bool{false, true} {
-		t.Run("previous run "+strconv.FormatBool(prev), func(t *testing.T) {
-			dir, doc, _ := writePlannerReport(t, prev)
+	for _, tt := range []struct {
+		prev   bool
+		owners bool // owners collected, some of them hostile usernames
+	}{{false, false}, {true, false}, {false, true}} {
+		t.Run("previous run "+strconv.FormatBool(tt.prev)+" owners "+strconv.FormatBool(tt.owners), func(t *testing.T) {
+			prev := tt.prev
+			var change func([]inventory.Project)
+			if tt.owners {
+				change = setHostileOwners
+			}
+			dir, doc, _ := writePlannerReportWith(t, prev, change)
 			checkWellFormed(t, string(readFile(t, filepath.Join(dir, ReportHTML))))
 			ids := map[string]bool{}
 			var links []string

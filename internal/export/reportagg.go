@@ -80,7 +80,7 @@ func storageOf(st *inventory.Statistics) storage {
 }
 
 // topGroup is one top-level group's row in the report: its subtree's projects by
-// readiness and tier, and its storage.
+// readiness and tier, its storage and its owners.
 type topGroup struct {
 	Path                           string
 	Personal                       bool // the row of every user namespace together
@@ -89,6 +89,7 @@ type topGroup struct {
 	Tiers                          [nTiers]int // by tierOrder
 	Storage                        storage     // of the projects with known statistics
 	Unknown                        int         // projects whose statistics are unknown
+	Owners                         groupOwners
 }
 
 // personalRow is the top-level row that gathers personal projects.
@@ -98,6 +99,7 @@ const personalRow = "(personal namespaces)"
 // namespaces share one row. Rows are by descending project count.
 func (a *aggregate) topLevel() []*topGroup {
 	rows := map[*groupAgg]*topGroup{}
+	owners := map[*topGroup]*ownerCounts{}
 	var personal *topGroup
 	for _, g := range a.groupByID {
 		if g.Direct == 0 {
@@ -133,10 +135,19 @@ func (a *aggregate) topLevel() []*topGroup {
 		}
 		row.Storage.add(g.directParts)
 		row.Unknown += g.directUnknown
+		if c := a.owners.byGroup[g.ID]; c != nil {
+			if owners[row] == nil {
+				owners[row] = &ownerCounts{}
+			}
+			owners[row].merge(c)
+		}
 	}
 	out := slices.Collect(maps.Values(rows))
 	if personal != nil {
 		out = append(out, personal)
+	}
+	for row, c := range owners {
+		row.Owners = c.row()
 	}
 	slices.SortFunc(out, func(x, y *topGroup) int {
 		return cmp.Or(cmp.Compare(y.Projects, x.Projects), cmp.Compare(x.Path, y.Path))
