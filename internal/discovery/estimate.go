@@ -24,6 +24,9 @@ type Estimate struct {
 	RateLimit         int   // RateLimit-Limit GitLab announced, per minute; 0 when none
 	Ceiling           int   // RATE_LIMIT_RPM; 0 when none
 	Requests          int64 // requests the count made
+	// API is the API that will profile: APIGraphQL where GITLAB_API allows it and
+	// GitLab answers it (asked once), else APIREST.
+	API string
 	// CallsPerProject is what profiling one project asks: every count that is not
 	// listed and the tree listing, always; MaxCallsPerProject adds the steps that run
 	// only where a file or a statistic says so (CI file, .gitattributes, packages, …).
@@ -34,8 +37,20 @@ type Estimate struct {
 // counts read from lists and the probing steps, with the project's share of the
 // listing pages. The statistics step is not counted: the listing carries them; an
 // optional step (members) is counted when asked for, as always made, one page.
-func callsPerProject(members bool) (always, most float64) {
+// Through GraphQL a profile is one query (a project alone with its carried counts,
+// the most it costs) and REST for the counts GraphQL lacks; where a project has CI
+// includes or many packages, REST reads them.
+func callsPerProject(members, graphql bool) (always, most float64) {
 	listing := 1.0 / gitlab.PerPage
+	if graphql {
+		n := 1
+		for _, c := range facts.Counts {
+			if !c.Listed() && c.GraphQL == "" {
+				n++
+			}
+		}
+		return float64(n) + listing, float64(n+facts.CIIncludeFile.MaxCalls()+facts.Packages.MaxCalls()) + listing
+	}
 	n := 0
 	for _, c := range facts.Counts {
 		if !c.Listed() {
@@ -108,6 +123,7 @@ func (e Estimate) String() string {
 		limit = fmt.Sprintf("%d requests/min", e.RateLimit)
 	}
 	fmt.Fprintf(&b, "GitLab rate limit:    %s\n", limit)
+	fmt.Fprintf(&b, "profiled through:     %s\n", e.API)
 	fmt.Fprintf(&b, "full run:             %d API calls (%.2f per project; up to %.2f where every project has CI, LFS attributes and packages)\n",
 		e.Calls(), e.CallsPerProject, e.MaxCallsPerProject)
 	if d := e.Duration(); d > 0 {
@@ -135,8 +151,11 @@ func (s *Scheduler) Estimate(ctx context.Context) (Estimate, error) {
 
 // estimate counts the projects of the root group messages msgs.
 func (s *Scheduler) estimate(ctx context.Context, msgs []work.Message) (Estimate, error) {
-	e := Estimate{Roots: len(msgs), Ceiling: s.RPM}
-	e.CallsPerProject, e.MaxCallsPerProject = callsPerProject(s.IncludeMembers)
+	e := Estimate{Roots: len(msgs), Ceiling: s.RPM, API: APIREST}
+	if s.API == APIGraphQL || (s.API != APIREST && s.answersGraphQL(ctx)) {
+		e.API = APIGraphQL
+	}
+	e.CallsPerProject, e.MaxCallsPerProject = callsPerProject(s.IncludeMembers, e.API == APIGraphQL)
 	see := func(t gitlab.Total) {
 		e.Projects += t.Projects
 		e.RateLimit = max(e.RateLimit, t.RateLimit)
@@ -166,4 +185,16 @@ func (s *Scheduler) estimate(ctx context.Context, msgs []work.Message) (Estimate
 		see(t)
 	}
 	return e, nil
+}
+
+// answersGraphQL asks GitLab the smallest GraphQL query there is, as GITLAB_API=auto
+// will: a GitLab that answers it is profiled through GraphQL.
+func (s *Scheduler) answersGraphQL(ctx context.Context) bool {
+	var a struct {
+		QueryComplexity *struct {
+			Limit int `json:"limit"`
+		} `json:"queryComplexity"`
+	}
+	_, err := s.GitLab.GraphQL(ctx, "query estimate { queryComplexity { limit } }", nil, &a)
+	return err == nil && a.QueryComplexity != nil
 }

@@ -27,11 +27,14 @@ func TestEstimate(t *testing.T) {
 		// one per 100 projects of a root GitLab did not count
 		maxRequests int64
 		rateLimit   int
+		api         string // GITLAB_API
+		wantAPI     string // what the estimate counts; auto asks GitLab once
 	}{
-		{"every top-level group", gitlabsim.Options{Seed: 1, Groups: 12, Projects: 400, RateLimitRPM: 3000}, false, false, 12, 3000},
-		{"root groups by path", gitlabsim.Options{Seed: 2, Groups: 12, Projects: 400}, true, false, 2, 0}, // look-up, count
-		{"personal projects with every group", gitlabsim.Options{Seed: 3, Groups: 6, Projects: 100, Users: 4, PersonalProjects: 20}, false, true, 2, 0},
-		{"over GitLab's count cap", gitlabsim.Options{Seed: 4, Groups: 1, Projects: 10_250}, false, false, 2 + 103, 0},
+		{"every top-level group", gitlabsim.Options{Seed: 1, Groups: 12, Projects: 400, RateLimitRPM: 3000}, false, false, 12 + 1, 3000, "", discovery.APIGraphQL},
+		{"root groups by path", gitlabsim.Options{Seed: 2, Groups: 12, Projects: 400}, true, false, 2 + 1, 0, discovery.APIAuto, discovery.APIGraphQL}, // look-up, count
+		{"personal projects with every group", gitlabsim.Options{Seed: 3, Groups: 6, Projects: 100, Users: 4, PersonalProjects: 20}, false, true, 2, 0, discovery.APIGraphQL, discovery.APIGraphQL},
+		{"over GitLab's count cap", gitlabsim.Options{Seed: 4, Groups: 1, Projects: 10_250}, false, false, 2 + 103, 0, discovery.APIREST, discovery.APIREST},
+		{"auto without GraphQL", gitlabsim.Options{Seed: 5, Groups: 3, Projects: 50, NoGraphQL: true}, false, false, 3 + 1, 0, discovery.APIAuto, discovery.APIREST},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,7 +68,7 @@ func TestEstimate(t *testing.T) {
 					}
 				}
 			}
-			s := &discovery.Scheduler{GitLab: gl, RootGroups: roots, IncludePersonal: tt.personal, RPM: 600}
+			s := &discovery.Scheduler{GitLab: gl, RootGroups: roots, IncludePersonal: tt.personal, RPM: 600, API: tt.api}
 			est, err := s.Estimate(ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -97,8 +100,16 @@ func TestEstimate(t *testing.T) {
 			if est.Pace() != wantPace {
 				t.Errorf("pace %d, want %d", est.Pace(), wantPace)
 			}
-			if est.CallsPerProject < 10 || est.MaxCallsPerProject <= est.CallsPerProject || est.Calls() < want*10 {
-				t.Errorf("calls per project %.2f..%.2f, %d calls: not derived from the facts", est.CallsPerProject, est.MaxCallsPerProject, est.Calls())
+			// REST: a request for each count and the tree; GraphQL: one query and the
+			// counts it lacks (webhooks, tags, protected branches).
+			lo, hi := 10.0, 20.0
+			if tt.wantAPI == discovery.APIGraphQL {
+				lo, hi = 3, 5
+			}
+			if est.API != tt.wantAPI || est.CallsPerProject < lo || est.CallsPerProject > hi || est.MaxCallsPerProject <= est.CallsPerProject ||
+				float64(est.Calls()) < float64(want)*lo {
+				t.Errorf("through %s: calls per project %.2f..%.2f, %d calls; want %s, %.0f..%.0f a project, derived from the facts",
+					est.API, est.CallsPerProject, est.MaxCallsPerProject, est.Calls(), tt.wantAPI, lo, hi)
 			}
 			if d := est.Duration(); d <= 0 {
 				t.Errorf("duration %v with a 600/min ceiling", d)

@@ -9,8 +9,8 @@ import (
 // TestMembersInEstimate: INCLUDE_MEMBERS adds the members step's one page to every
 // profile, in both figures of the estimate.
 func TestMembersInEstimate(t *testing.T) {
-	always, most := callsPerProject(false)
-	withAlways, withMost := callsPerProject(true)
+	always, most := callsPerProject(false, false)
+	withAlways, withMost := callsPerProject(true, false)
 	if withAlways-always != 1 || withMost-most != 1 {
 		t.Errorf("members add %.2f and %.2f calls per project, want 1 and 1", withAlways-always, withMost-most)
 	}

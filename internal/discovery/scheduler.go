@@ -29,6 +29,8 @@ type Scheduler struct {
 	IncludePersonal bool
 	// IncludeMembers (INCLUDE_MEMBERS): profiles read members, which the estimate counts.
 	IncludeMembers bool
+	// API (GITLAB_API) decides which API's calls the estimate counts.
+	API string
 	// RPM is RATE_LIMIT_RPM, the ceiling an estimate's duration assumes; 0 = none.
 	RPM int
 	// StaleAfter is STALE_AFTER, recorded on the run so the export judges staleness

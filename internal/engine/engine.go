@@ -171,6 +171,7 @@ func (e *Engine) Scheduler(gl *gitlab.Client) *discovery.Scheduler {
 		Store: e.b.Store, Queue: e.b.Queue, GitLab: gl, Log: e.b.Log,
 		GitLabURL: e.cfg.GitLabURL, RootGroups: e.cfg.RootGroups, IncludePersonal: e.cfg.IncludePersonal,
 		RPM: e.cfg.RateLimitRPM, StaleAfter: e.cfg.StaleAfter, IncludeMembers: e.cfg.IncludeMembers,
+		API: e.cfg.API,
 	}
 }
 
