@@ -61,7 +61,7 @@ func (c *Config) declare() *Set {
 	s.String(&c.Token, "GITLAB_TOKEN", "", "Personal/group access token with read_api scope (required; never logged; Lambda reads it from Secrets Manager)")
 	s.String(&c.tokenFile, "GITLAB_TOKEN_FILE", "", "File holding the token instead of `GITLAB_TOKEN` (a Docker or Kubernetes secret mount, e.g. `/run/secrets/gitlab_token`); surrounding whitespace is ignored; setting both is an error. Every mode reads it; on Lambda, where `GITLAB_TOKEN` is refused, prefer `GITLAB_TOKEN_SECRET_ARN` to a file in the package")
 	s.EnvOnly("GITLAB_TOKEN", "GITLAB_TOKEN_FILE")
-	s.Func("GITLAB_API", "auto", "API a project is profiled through: `auto` uses GraphQL (`/api/graphql`, many projects' counts, packages and files in one request) where the instance answers it and REST otherwise, saying so once in the log; `graphql` always tries GraphQL first; `rest` never uses it. Facts GraphQL lacks (branches, tags, webhooks, protected branches, environments) come from REST in every mode, and so do CI variables and owners a GraphQL page does not hold ([docs/EXPORTS.md](docs/EXPORTS.md#which-api-gives-each-fact))",
+	s.Func("GITLAB_API", "auto", "API a project is profiled through: `auto` uses GraphQL (`/api/graphql`: one request for a project's counts, branch names, environments, packages and files) where the instance answers it and REST otherwise, saying so once in the log; `graphql` always tries GraphQL first; `rest` never uses it. Facts GraphQL lacks (tags, webhooks, protected branches) come from REST in every mode, and so do counts a GraphQL answer does not hold ([docs/EXPORTS.md](docs/EXPORTS.md#which-api-gives-each-fact))",
 		func(v string) error {
 			switch v = strings.ToLower(v); v {
 			case "auto", "graphql", "rest":
