@@ -389,8 +389,9 @@ func (w *Worker) prefetch(ctx context.Context, projects []gitlab.Project) (map[i
 		return out, nil
 	}
 	rest := projects
-	if w.gql.size.Load() == 0 {
-		// The first batch alone: its answer sizes the others.
+	if !w.gql.known.Load() || (w.gql.size.Load() == 0 && len(w.carried(rest[0])) == 0) {
+		// The first batch alone: its answer says whether GitLab serves GraphQL and,
+		// for a batch of several, sizes the others.
 		first := w.nextBatch(rest)
 		rest = rest[len(first):]
 		got, err := w.prefetchBatch(ctx, first)
