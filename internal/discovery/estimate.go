@@ -144,15 +144,17 @@ func (s *Scheduler) Estimate(ctx context.Context) (Estimate, error) {
 	if err != nil {
 		return Estimate{Requests: calls()}, fmt.Errorf("estimate: %w", err)
 	}
-	e, err := s.estimate(ctx, msgs)
+	e, err := s.estimate(ctx, msgs, true)
 	e.Requests = calls()
 	return e, err
 }
 
-// estimate counts the projects of the root group messages msgs.
-func (s *Scheduler) estimate(ctx context.Context, msgs []work.Message) (Estimate, error) {
+// estimate counts the projects of the root group messages msgs. In auto mode it asks
+// GitLab whether it serves GraphQL when probe, and assumes it does otherwise (every
+// GitLab since 12.1), so that a run's start spends no request on it: the workers ask.
+func (s *Scheduler) estimate(ctx context.Context, msgs []work.Message, probe bool) (Estimate, error) {
 	e := Estimate{Roots: len(msgs), Ceiling: s.RPM, API: APIREST}
-	if s.API == APIGraphQL || (s.API != APIREST && s.answersGraphQL(ctx)) {
+	if s.API == APIGraphQL || (s.API != APIREST && (!probe || s.answersGraphQL(ctx))) {
 		e.API = APIGraphQL
 	}
 	e.CallsPerProject, e.MaxCallsPerProject = callsPerProject(s.IncludeMembers, e.API == APIGraphQL)

@@ -62,7 +62,7 @@ func (s *Scheduler) boundedEstimate(ctx context.Context, msgs []work.Message) (E
 	ctx, cancel := context.WithTimeout(ctx, countTimeout)
 	defer cancel()
 	ctx, _ = gitlab.WithCallCounter(ctx, limit)
-	return s.estimate(ctx, msgs)
+	return s.estimate(ctx, msgs, false)
 }
 
 type fullKey struct{}
