@@ -385,44 +385,69 @@ func errorsByAlias(errs []gitlab.GraphQLError) map[string]map[string]bool {
 // profiled through REST alone; an error here is only the context's.
 func (w *Worker) prefetch(ctx context.Context, projects []gitlab.Project) (map[int64]*prefetched, error) {
 	out := map[int64]*prefetched{}
-	if len(projects) == 0 || !w.useGraphQL() {
-		return out, nil
-	}
-	rest := projects
-	if !w.gql.known.Load() || (w.gql.size.Load() == 0 && len(w.carried(rest[0])) == 0) {
-		// The first batch alone: its answer says whether GitLab serves GraphQL and,
-		// for a batch of several, sizes the others.
-		first := w.nextBatch(rest)
-		rest = rest[len(first):]
-		got, err := w.prefetchBatch(ctx, first)
-		if err != nil {
-			return nil, err
-		}
-		maps.Copy(out, got)
-	}
-	// Queries go Concurrency at a time, as REST's profiles do: a page's queries are
-	// many where projects are profiled alone (carried counts).
 	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(w.concurrency())
-	for len(rest) > 0 && gctx.Err() == nil && w.useGraphQL() {
-		batch := w.nextBatch(rest)
-		rest = rest[len(batch):]
-		g.Go(func() error {
-			got, err := w.prefetchBatch(gctx, batch)
+	err := w.profileEach(ctx, projects, func(_ context.Context, i int, pre *prefetched) error {
+		if pre != nil {
 			mu.Lock()
-			maps.Copy(out, got)
+			out[projects[i].ID] = pre
 			mu.Unlock()
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// profileEach runs fn for each project, i its index, Concurrency at a time: in
+// GraphQL mode after its batch's query, with what the query said of it (nil: REST
+// alone), so that a page stores its projects as the answers come in. The first
+// error stops it.
+func (w *Worker) profileEach(ctx context.Context, projects []gitlab.Project, fn func(ctx context.Context, i int, pre *prefetched) error) error {
+	run := func(ctx context.Context, lo, hi int) error {
+		var got map[int64]*prefetched
+		if w.useGraphQL() {
+			var err error
+			if got, err = w.prefetchBatch(ctx, projects[lo:hi]); err != nil {
+				return err
+			}
+		}
+		for i := lo; i < hi; i++ {
+			if err := fn(ctx, i, got[projects[i].ID]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	next := func(lo int) int {
+		if !w.useGraphQL() {
+			return lo + 1
+		}
+		return lo + len(w.nextBatch(projects[lo:]))
+	}
+	lo := 0
+	if len(projects) > 0 && w.useGraphQL() &&
+		(!w.gql.known.Load() || (w.gql.size.Load() == 0 && len(w.carried(projects[0])) == 0)) {
+		// The first batch alone: its answer says whether GitLab serves GraphQL and,
+		// for a batch of several, sizes the others.
+		hi := next(0)
+		if err := run(ctx, 0, hi); err != nil {
+			return err
+		}
+		lo = hi
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(w.concurrency())
+	for lo < len(projects) && gctx.Err() == nil {
+		from, to := lo, next(lo)
+		g.Go(func() error { return run(gctx, from, to) })
+		lo = to
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
 }
 
 // prefetchBatch asks for the facts of projects, one batch of them at first, again in

@@ -17,7 +17,7 @@ import (
 
 // profilePage profiles a page of projects concurrently and records each; skipStored
 // leaves out those the run already holds (a page resumed after a crash). In GraphQL
-// mode the facts of each chunk's projects to be profiled are asked for first.
+// mode a project is profiled after the query of its batch (most often itself alone).
 func (w *Worker) profilePage(ctx context.Context, runID string, projects []gitlab.Project, skipStored bool) error {
 	todo := make([]*pageProject, len(projects))
 	if err := w.each(ctx, projects, func(ctx context.Context, i int, gp gitlab.Project) (err error) {
@@ -26,35 +26,25 @@ func (w *Worker) profilePage(ctx context.Context, runID string, projects []gitla
 	}); err != nil {
 		return err
 	}
-	// In chunks, so that a page stores its projects as it goes (a page stopped at its
-	// soft deadline keeps them) while a chunk's GraphQL queries still go many at once.
-	chunk := pageChunk * w.concurrency()
-	for lo := 0; lo < len(projects); lo += chunk {
-		hi := min(lo+chunk, len(projects))
-		var profile []gitlab.Project
-		for _, t := range todo[lo:hi] {
-			if t != nil && !t.carried {
-				profile = append(profile, t.gp)
-			}
-		}
-		pre, err := w.prefetch(ctx, profile)
-		if err != nil {
-			return err
-		}
-		if err := w.each(ctx, projects[lo:hi], func(ctx context.Context, i int, gp gitlab.Project) error {
-			if todo[lo+i] == nil {
-				return nil
-			}
-			return w.finish(ctx, runID, todo[lo+i], pre[gp.ID])
-		}); err != nil {
-			return err
+	var profile []gitlab.Project
+	var at []int // profile[k] is projects[at[k]]
+	for i, t := range todo {
+		if t != nil && !t.carried {
+			profile, at = append(profile, t.gp), append(at, i)
 		}
 	}
-	return nil
+	if err := w.each(ctx, projects, func(ctx context.Context, i int, gp gitlab.Project) error {
+		if todo[i] == nil || !todo[i].carried {
+			return nil
+		}
+		return w.finish(ctx, runID, todo[i], nil)
+	}); err != nil {
+		return err
+	}
+	return w.profileEach(ctx, profile, func(ctx context.Context, k int, pre *prefetched) error {
+		return w.finish(ctx, runID, todo[at[k]], pre)
+	})
 }
-
-// pageChunk is how many projects a page profiles at a time, in units of Concurrency.
-const pageChunk = 4
 
 // each runs fn for every project, Concurrency at a time; the first error stops it.
 func (w *Worker) each(ctx context.Context, projects []gitlab.Project, fn func(context.Context, int, gitlab.Project) error) error {

@@ -283,8 +283,22 @@ func TestResumedPageSkipsStoredProjects(t *testing.T) {
 // real one, and continues in a message for the same page, one hop and one resume
 // further, which skips the projects stored; together they store every project once.
 func TestSlowPageContinuesInsideThePage(t *testing.T) {
+	for _, tt := range []struct {
+		api     string
+		latency time.Duration
+		class   string // asked once a project profiled
+	}{
+		// About 12 requests a project through REST, 5 through GraphQL (a query each).
+		{discovery.APIREST, 20 * time.Millisecond, "projects/:id/repository/branches"},
+		{discovery.APIAuto, 50 * time.Millisecond, gitlab.GraphQLClass},
+	} {
+		t.Run(tt.api, func(t *testing.T) { slowPageContinues(t, tt.api, tt.latency, tt.class) })
+	}
+}
+
+func slowPageContinues(t *testing.T, api string, latency time.Duration, class string) {
 	sim, err := gitlabsim.New(gitlabsim.Options{Seed: 1, Groups: 1, Projects: 100, Token: "t",
-		Faults: gitlabsim.Faults{Latency: 20 * time.Millisecond}})
+		Faults: gitlabsim.Faults{Latency: latency}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,6 +308,7 @@ func TestSlowPageContinuesInsideThePage(t *testing.T) {
 	if w.GitLab, err = gitlab.New(ts.URL, "t", gitlab.Options{Limiter: budget.NewMemory(budget.Config{})}); err != nil {
 		t.Fatal(err)
 	}
+	w.API = api
 	ctx := context.Background()
 	if err := st.CreateRun(ctx, inventory.Run{ID: "s", Status: inventory.RunRunning, StartedAt: time.Now()}); err != nil {
 		t.Fatal(err)
@@ -307,8 +322,8 @@ func TestSlowPageContinuesInsideThePage(t *testing.T) {
 	if err := st.AddPending(ctx, "s", first.Key()); err != nil {
 		t.Fatal(err)
 	}
-	// The page takes seconds (about 12 requests of 20 ms a project, 8 at a time); the
-	// margin lets it start and its soft deadline, a second in, stops it part-way.
+	// The page takes seconds (8 requests at a time); the margin lets it start and its
+	// soft deadline, a second in, stops it part-way, with projects stored.
 	w.DeadlineMargin = 2 * time.Second
 	dctx, cancel := context.WithTimeout(ctx, 2500*time.Millisecond)
 	defer cancel()
@@ -329,14 +344,15 @@ func TestSlowPageContinuesInsideThePage(t *testing.T) {
 	if storedFirst == 0 || storedFirst >= 100 {
 		t.Fatalf("%d projects stored before the soft deadline, want some of 100", storedFirst)
 	}
-	before := sim.Stats().ByClass["projects/:id/repository/branches"]
+	before := sim.Stats().ByClass[class]
 	w.DeadlineMargin = 0
 	if err := w.Handle(ctx, next, false); err != nil {
 		t.Fatal(err)
 	}
-	// The continuation profiled only the projects not stored (one branch count each).
-	if asked := sim.Stats().ByClass["projects/:id/repository/branches"] - before; asked > int64(100-storedFirst) {
-		t.Errorf("the continuation asked %d projects' branches, %d were left", asked, 100-storedFirst)
+	// The continuation profiled only the projects not stored (one request of class
+	// each).
+	if asked := sim.Stats().ByClass[class] - before; asked > int64(100-storedFirst) {
+		t.Errorf("the continuation asked %s %d times, %d projects were left", class, asked, 100-storedFirst)
 	}
 	stored := 0
 	if err := st.Projects(ctx, "s", func(inventory.Project) error { stored++; return nil }); err != nil {
