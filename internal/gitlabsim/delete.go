@@ -11,15 +11,17 @@ type Deleted struct {
 	Path string `json:"path_with_namespace"` // at the time of deletion
 }
 
-// Delete deletes a share of the projects as GitLab Free does on DELETE
-// /projects/:id, or Premium once its deletion delay has passed: the project leaves
-// every listing and count (GET /projects, a group's projects with or without its
-// subgroups, a user's projects, X-Total, the group totals, GraphQL's project
-// connections and their counts), GET /projects/:id and everything below answer
-// 404 {"message":"404 Project Not Found"} by id and by path, GraphQL's
-// project(fullPath:) is null, and the truth no longer holds it. This is not the
-// DeletedRate fault, which models a deletion during a scan: those projects are
-// still listed and still in the truth.
+// Delete deletes a share of the projects as a deletion that has taken effect: at
+// once on DELETE /projects/:id on GitLab Free before 18.0, otherwise (Premium, and
+// every tier since 18.0) once the deletion delay has passed; until then GitLab
+// keeps the project listed with marked_for_deletion_on, which the simulator does
+// not model. The project leaves every listing and count (GET /projects, a group's
+// projects with or without its subgroups, a user's projects, X-Total, the group
+// totals, GraphQL's project connections and their counts), GET /projects/:id and
+// everything below answer 404 {"message":"404 Project Not Found"} by id and by
+// path, GraphQL's project(fullPath:) is null, and the truth no longer holds it.
+// This is not the DeletedRate fault, which models a deletion during a scan: those
+// projects are still listed and still in the truth.
 //
 // Projects others name by path are left alone, since GitLab would leave those
 // references dangling, or unlink a fork, and the simulator models neither: CI
