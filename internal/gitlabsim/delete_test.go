@@ -386,3 +386,45 @@ func TestDeleteKeepsTheDeletedFault(t *testing.T) {
 		t.Errorf("the deleted projects' 404s counted %d faults, want none: they are gone, not faulted", got)
 	}
 }
+
+// TestDeleteWhileServing: deletions and answers interleave safely (run with -race),
+// and each listing is consistent in itself: as many projects as its X-Total says.
+func TestDeleteWhileServing(t *testing.T) {
+	s := newTestServer(t, Options{Seed: 1, Groups: 3, Projects: 80})
+	done := make(chan struct{})
+	errs := make(chan string, 4)
+	for range 4 {
+		go func() {
+			defer func() { errs <- "" }()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				req := httptest.NewRequest(http.MethodGet, "/api/v4/projects?per_page=100", nil)
+				req.Header.Set("Private-Token", "sim-token")
+				rec := httptest.NewRecorder()
+				s.ServeHTTP(rec, req)
+				var list []struct{ ID int64 }
+				if err := json.Unmarshal(rec.Body.Bytes(), &list); err != nil || rec.Header().Get("X-Total") != strconv.Itoa(len(list)) {
+					errs <- fmt.Sprintf("%d projects listed, X-Total %s (%v)", len(list), rec.Header().Get("X-Total"), err)
+					return
+				}
+			}
+		}()
+	}
+	deleted := 0
+	for k := range 10 {
+		deleted += len(s.Delete(0.05, int64(k)))
+	}
+	close(done)
+	for range 4 {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+	if n := len(s.Truth().Projects); deleted < 10*2 || n != 80-deleted {
+		t.Errorf("%d projects left after ten deletions of ⌈5%%⌉ that deleted %d", n, deleted)
+	}
+}
