@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # make demo: a full local discovery against the simulator, exports left in ./exports.
-# The data is kept between runs: a second `make demo` changes DEMO_CHANGE of the
-# projects in the simulator first (new commits, pipelines, merge requests: one day of
-# work per earlier run) and renames DEMO_RENAME of them, so its diff.json and report
-# show what changed and what moved since the last.
+# The data is kept between runs: a second `make demo` first deletes DEMO_DELETE of the
+# projects in the simulator, then changes DEMO_CHANGE of them (new commits, pipelines,
+# merge requests) and renames DEMO_RENAME of them, one day of work per earlier run, so
+# its diff.json and report show what changed, what moved and what was removed since
+# the last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ NGROUPS=${DEMO_GROUPS:-40}
 PROJECTS=${DEMO_PROJECTS:-3000}
 CHANGE=${DEMO_CHANGE:-0.05}
 RENAME=${DEMO_RENAME:-0.005}
+DELETE=${DEMO_DELETE:-0.005}
 STATE=.local/demo
 mkdir -p "$STATE"
 # Earlier demo runs over this data; each replays one simulator change (the simulator
@@ -36,10 +38,10 @@ if [ -z "$ready" ]; then
 fi
 echo "simulator: http://$ADDR ($NGROUPS groups, $PROJECTS projects; log $STATE/gitlab-sim.log)"
 for seed in $(seq 1 "$runs"); do
-  curl -fsS -X POST -d "{\"share\":$CHANGE,\"seed\":$seed,\"rename\":$RENAME}" "http://$ADDR/-/sim/change" -o "$STATE/sim-change.json"
+  curl -fsS -X POST -d "{\"share\":$CHANGE,\"seed\":$seed,\"rename\":$RENAME,\"delete\":$DELETE}" "http://$ADDR/-/sim/change" -o "$STATE/sim-change.json"
 done
 if [ "$runs" -gt 0 ]; then
-  echo "run $((runs + 1)) over $STATE/data: changed $CHANGE and renamed $RENAME of the projects in the simulator ($runs day(s) of work; $STATE/sim-change.json)"
+  echo "run $((runs + 1)) over $STATE/data: deleted $DELETE, changed $CHANGE and renamed $RENAME of the projects in the simulator ($runs day(s) of work; $STATE/sim-change.json)"
 fi
 
 export GITLAB_URL="http://$ADDR" GITLAB_TOKEN=sim-token DATA_DIR="$STATE/data" EXPORT_DIR=./exports

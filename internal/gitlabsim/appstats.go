@@ -24,9 +24,9 @@ func (s *Server) appStatistics(c *call) {
 }
 
 // totals are the instance's users (the token's own, sim-admin, and the user
-// namespaces) and projects.
+// namespaces) and projects, deleted ones (Delete) not counted.
 func (s *Server) totals() (users, projects int64) {
-	return int64(len(s.in.users)) + 1, int64(len(s.in.projects))
+	return int64(len(s.in.users)) + 1, int64(len(s.allProjects))
 }
 
 // truthInstance is the instance as the scheduler reports it: totals only for an

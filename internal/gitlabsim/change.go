@@ -11,7 +11,7 @@ import (
 type ChangeResult struct {
 	Share    float64 `json:"share"`
 	Seed     int64   `json:"seed"`
-	Projects int     `json:"projects"` // projects in the instance
+	Projects int     `json:"projects"` // projects in the instance, deleted ones (Delete) not counted
 	// Changed are the ids of the projects changed, ascending: ⌈share × projects⌉ of
 	// them, fewer only when fewer are active (not archived, not empty).
 	Changed []int64 `json:"changed"`
@@ -45,15 +45,15 @@ func (s *Server) Change(share float64, seed int64) ChangeResult {
 	day := in.now + int64(s.changes)*86400
 
 	var active []int32
-	for i := range in.projects {
+	for _, i := range s.allProjects { // deleted projects (Delete) are in no index
 		if p := &in.projects[i]; !p.has(fArchived | fEmpty) {
-			active = append(active, int32(i))
+			active = append(active, i)
 		}
 	}
 	in.rankBySeed(active, seed, saltChange)
 	// The epsilon keeps 0.1 × 320 at 32 although 0.1 is not exact in binary.
-	n := min(int(math.Ceil(share*float64(len(in.projects))-1e-9)), len(active))
-	res := ChangeResult{Share: share, Seed: seed, Projects: len(in.projects), Changed: make([]int64, 0, n), Since: time.Unix(day-86400, 0).UTC()}
+	n := min(int(math.Ceil(share*float64(len(s.allProjects))-1e-9)), len(active))
+	res := ChangeResult{Share: share, Seed: seed, Projects: len(s.allProjects), Changed: make([]int64, 0, n), Since: time.Unix(day-86400, 0).UTC()}
 	for _, i := range active[:n] {
 		p := &in.projects[i]
 		in.grow(p, newRNG(seed, uint64(p.id), saltChange+uint64(s.changes)), day)

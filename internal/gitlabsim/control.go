@@ -47,6 +47,7 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, p string) 
 			Share  *float64 `json:"share"`
 			Seed   int64    `json:"seed"`
 			Rename float64  `json:"rename"` // share of the projects also renamed (Rename)
+			Delete float64  `json:"delete"` // share of the projects deleted first (Delete)
 		}
 		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 		dec.DisallowUnknownFields()
@@ -62,10 +63,21 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, p string) 
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "change: rename must be a number in [0, 1]"})
 			return
 		}
-		res := struct {
+		if !(req.Delete >= 0 && req.Delete <= 1) {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "change: delete must be a number in [0, 1]"})
+			return
+		}
+		var res struct {
 			ChangeResult
 			Renamed []Renamed `json:"renamed,omitempty"`
-		}{ChangeResult: s.Change(*req.Share, req.Seed)}
+			Deleted []Deleted `json:"deleted,omitempty"`
+		}
+		// Deletion comes first, so that no project is reported changed or renamed
+		// and then deleted in the same call.
+		if req.Delete > 0 {
+			res.Deleted = s.Delete(req.Delete, req.Seed)
+		}
+		res.ChangeResult = s.Change(*req.Share, req.Seed)
 		if req.Rename > 0 {
 			res.Renamed = s.Rename(req.Rename, req.Seed)
 		}
@@ -104,8 +116,8 @@ func (s *Server) writeTruth(w io.Writer) error {
 		}
 	}
 	write(`],"projects":[`)
-	for i := range s.in.projects {
-		if i > 0 {
+	for k, i := range s.allProjects {
+		if k > 0 {
 			write(",")
 		}
 		if err := enc.Encode(s.withFaults(fs, s.in.truthProject(&s.in.projects[i]), &s.in.projects[i])); err != nil {

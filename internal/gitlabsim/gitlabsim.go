@@ -168,12 +168,13 @@ type Server struct {
 	notAdmin         bool
 	gql              *graphQLServer // nil when GraphQL is off
 
-	// mu guards the projects' changing fields: API answers and the truth read
-	// under RLock, Change writes under Lock.
+	// mu guards the projects' changing fields and the project indexes (allProjects,
+	// the groups' and users' lists): API answers and the truth read under RLock,
+	// Change, Rename and Delete write under Lock.
 	mu      sync.RWMutex
 	changes int // Change calls so far
 
-	allProjects []int32
+	allProjects []int32 // the projects not deleted (Delete), ascending index and id
 	allGroups   []int32
 
 	done      chan struct{}
@@ -267,7 +268,8 @@ func (s *Server) Close() { s.closeOnce.Do(func() { close(s.done) }) }
 //	GET  /-/sim/truth        Truth, streamed
 //	GET  /-/sim/faults       CurrentFaults; PUT with a Faults body: SetFaults
 //	POST /-/sim/change       {"share":0.1,"seed":7}: Change; answers its ChangeResult;
-//	                         "rename":0.01 also renames that share (Rename, "renamed")
+//	                         "rename":0.01 also renames that share (Rename, "renamed"),
+//	                         "delete":0.01 deletes that share first (Delete, "deleted")
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.EscapedPath()
 	if strings.HasPrefix(p, "/-/sim/") {

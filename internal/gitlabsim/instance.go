@@ -141,6 +141,7 @@ type project struct {
 	vis      uint8
 	lang     uint8
 	branch   uint8 // index in defaultBranches
+	removed  bool  // deleted by Server.Delete: listed nowhere, 404 everywhere, not in the truth
 	counts   [nCounts]uint32
 	sizes    [nSizes]int64
 	grown    *growth // what it was before Server.Change first touched it; nil if never
@@ -777,9 +778,9 @@ func (p *project) storageSize() int64 {
 	return s[sRepository] + s[sLFS] + s[sWiki] + s[sPackages] + s[sArtifacts] + s[sPipelineArtifacts] + s[sSnippets] + s[sUploads]
 }
 
-// projectIndex finds a project by id.
+// projectIndex finds a project by id; a removed project is not found.
 func (in *instance) projectIndex(id int64) (int, bool) {
-	return slices.BinarySearchFunc(in.projects, id, func(p project, id int64) int {
+	i, ok := slices.BinarySearchFunc(in.projects, id, func(p project, id int64) int {
 		switch {
 		case p.id < id:
 			return -1
@@ -788,6 +789,7 @@ func (in *instance) projectIndex(id int64) (int, bool) {
 		}
 		return 0
 	})
+	return i, ok && !in.projects[i].removed
 }
 
 // groupIndex finds a group by id.

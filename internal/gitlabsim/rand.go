@@ -33,6 +33,7 @@ const (
 	saltMembers
 	saltCIInclude
 	saltRename
+	saltRemove
 )
 
 // mix is the splitmix64 finaliser: cheap and well distributed.

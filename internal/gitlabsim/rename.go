@@ -20,28 +20,24 @@ const renameSuffix = "-next"
 // project keeps its id, data and last_activity_at; its path, path_with_namespace and
 // web_url change, and it answers under the new path. Projects others name by path
 // (CI include and trigger targets, submodule targets) are left alone, since GitLab
-// would not rewrite those references, and so are projects renamed before. Seeded
+// would not rewrite those references, and so are projects renamed before and
+// deleted ones (Delete). Seeded
 // like Change: a seed renames the same projects; share is clamped to [0, 1].
 func (s *Server) Rename(share float64, seed int64) []Renamed {
 	share = clampShare(share)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	in := s.in
-	named := map[string]bool{ciTemplates: true, ciDownstream: true}
-	for i := range in.projects {
-		for _, sm := range in.submodules(&in.projects[i]) {
-			named[sm.target] = true
-		}
-	}
+	named := s.namedByPath()
 	var free []int32
-	for i := range in.projects {
+	for _, i := range s.allProjects {
 		p := &in.projects[i]
 		if !strings.HasSuffix(p.path, renameSuffix) && !named[in.pathWithNamespace(p)] {
-			free = append(free, int32(i))
+			free = append(free, i)
 		}
 	}
 	in.rankBySeed(free, seed, saltRename)
-	n := min(int(math.Ceil(share*float64(len(in.projects))-1e-9)), len(free))
+	n := min(int(math.Ceil(share*float64(len(s.allProjects))-1e-9)), len(free))
 	out := make([]Renamed, 0, n)
 	for _, i := range free[:n] {
 		p := &in.projects[i]

@@ -11,6 +11,7 @@ import (
 // Truth is the instance as a fault-free scan reports it, sorted by ID, except that
 // what the project faults in force deny from the repository (403 on its tree or
 // files) is unknown (nil), as a scan must report it; and the faults themselves.
+// Projects Delete deleted are not in it.
 type Truth struct {
 	Groups   []inventory.Group   `json:"groups"`
 	Projects []inventory.Project `json:"projects"`
@@ -22,7 +23,7 @@ type Truth struct {
 // TruthFaults lists the projects that project-level faults affect.
 type TruthFaults struct {
 	Forbidden map[int64][]string `json:"forbidden"` // project id -> endpoint classes answering 403
-	Deleted   []int64            `json:"deleted"`   // listed, but 404 on projects/:id and below
+	Deleted   []int64            `json:"deleted"`   // listed, but 404 on projects/:id and below (DeletedRate; not Delete)
 }
 
 // Truth returns the whole ground truth. For large instances prefer GET /-/sim/truth,
@@ -31,12 +32,12 @@ func (s *Server) Truth() Truth {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	fs := s.faults.Load()
-	t := Truth{Groups: make([]inventory.Group, len(s.in.groups)), Projects: make([]inventory.Project, len(s.in.projects))}
+	t := Truth{Groups: make([]inventory.Group, len(s.in.groups)), Projects: make([]inventory.Project, len(s.allProjects))}
 	for i := range s.in.groups {
 		t.Groups[i] = s.in.truthGroup(&s.in.groups[i])
 	}
-	for i := range s.in.projects {
-		t.Projects[i] = s.withFaults(fs, s.in.truthProject(&s.in.projects[i]), &s.in.projects[i])
+	for k, i := range s.allProjects { // deleted projects (Delete) are not in it
+		t.Projects[k] = s.withFaults(fs, s.in.truthProject(&s.in.projects[i]), &s.in.projects[i])
 	}
 	t.Faults = s.truthFaults()
 	t.Instance = s.truthInstance()
@@ -46,7 +47,7 @@ func (s *Server) Truth() Truth {
 func (s *Server) truthFaults() TruthFaults {
 	fs := s.faults.Load()
 	tf := TruthFaults{Forbidden: map[int64][]string{}, Deleted: []int64{}}
-	for i := range s.in.projects {
+	for _, i := range s.allProjects {
 		id := s.in.projects[i].id
 		if s.projectDeleted(fs, id) {
 			tf.Deleted = append(tf.Deleted, id)
