@@ -65,7 +65,12 @@ func TestDryRunAndFull(t *testing.T) {
 	}
 
 	_, first := run("scan")
-	_, second := run("scan")
+	changed := sim.Change(0.05, 1).Changed
+	out, second := run("scan")
+	// The summary counts the profiled projects, made within the run's first second too.
+	if want := fmt.Sprintf("; %d profiled, %d unchanged since the last run and carried over", len(changed), n-len(changed)); len(changed) == 0 || !strings.Contains(out, want) {
+		t.Errorf("second run after %d projects changed printed\n%s\nwant %q", len(changed), out, want)
+	}
 	_, full := run("scan", "--full")
 	t.Logf("calls: estimated %d, first %d, second %d, --full %d", estimated, first, second, full)
 	if estimated*10 < first*7 || estimated*10 > first*13 {

@@ -35,8 +35,23 @@ func writeSummary(ctx context.Context, w io.Writer, r *runner.Runner, run invent
 	}
 	blockers, others := map[string]*finding{}, map[string]*finding{}
 	profiled := 0 // projects GitLab was asked about in this run; the rest were carried over
+	prev, hasPrev, err := r.Store.PreviousRun(ctx, run.ID)
+	if err != nil {
+		return err
+	}
 	err = r.Store.Projects(ctx, run.ID, func(p inventory.Project) error {
-		if !p.LastProfiledAt.Before(run.StartedAt) {
+		// A carried-over project keeps its previous profile's time. Times are kept to
+		// the second, so comparing with the run's start would miscount runs that
+		// follow each other within one.
+		carried := false
+		if hasPrev {
+			old, ok, err := r.Store.GetProject(ctx, prev.ID, p.ID)
+			if err != nil {
+				return err
+			}
+			carried = ok && !old.LastProfiledAt.IsZero() && old.LastProfiledAt.Equal(p.LastProfiledAt)
+		}
+		if !carried {
 			profiled++
 		}
 		if p.Readiness == nil {
