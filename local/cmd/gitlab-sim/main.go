@@ -1,11 +1,13 @@
-// Command gitlab-sim serves a simulated GitLab (REST API v4 subset) for demos, tests
-// and benchmarks of the discovery agent.
+// Command gitlab-sim serves a simulated GitLab (REST API v4 and GraphQL subsets) for
+// demos, tests and benchmarks of the discovery agent.
 //
 //	gitlab-sim --addr 127.0.0.1:8929 --seed 1 --groups 50 --projects 2000 [--users 20 --personal-projects 300]
 //
 // The API is under /api/v4; /-/sim/stats, /-/sim/truth and /-/sim/faults expose the
 // request accounting, the ground truth and the fault settings, and POST /-/sim/change
-// gives a share of the projects new activity. --endpoint-limits and
+// gives a share of the projects new activity and renames and deletes shares of them
+// ({"share":0.05,"seed":1,"rename":0.005,"delete":0.005}). GraphQL is served at
+// /api/graphql (--graphql-complexity, --no-graphql). --endpoint-limits and
 // --gitlab-com-limits add endpoint classes' own limits; --no-ratelimit-headers
 // throttles without announcing.
 package main
