@@ -145,6 +145,7 @@ var projectColumns = withFacts([]column[inventory.Project]{
 		return strconv.Itoa(p.Wave)
 	}),
 	text("owners", func(p *inventory.Project) string { return strings.Join(p.Owners, ";") }),
+	value("ci_jobs_lower_bound", ciCell(func(ci *inventory.CI) string { return strconv.FormatBool(ci.JobsLowerBound) })),
 })
 
 // projectsHeader is projects.csv's header row.

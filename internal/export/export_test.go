@@ -182,7 +182,7 @@ func TestProjectsCSVValues(t *testing.T) {
 	tricky.CreatedAt = time.Date(2024, 1, 2, 3, 4, 5, 0, time.FixedZone("CEST", 2*3600))
 	tricky.Errors = []inventory.ScanError{{Step: "hooks", Status: 403, Message: "403 Forbidden"}, {Step: "statistics", Status: 0, Message: "budget spent"}}
 	tricky.ScanStatus = inventory.StatusPartial
-	tricky.Features = inventory.Features{HasCI: new(true), CI: &inventory.CI{Jobs: 4, Constructs: []string{"needs", "rules"}, Complexity: 20},
+	tricky.Features = inventory.Features{HasCI: new(true), CI: &inventory.CI{Jobs: 4, JobsLowerBound: true, Constructs: []string{"needs", "rules"}, Complexity: 20},
 		PackageTypes: []string{"maven", "npm"}, RegistryInUse: new(true), WikiEnabled: true,
 		HasSubmodules: new(false), HasCodeowners: new(false), UsesLFS: new(false),
 		CIConfigPath: "ci.yml@platform/ci", CIConfigExternal: "platform/ci"}
@@ -207,6 +207,7 @@ func TestProjectsCSVValues(t *testing.T) {
 		"archived":              "false",
 		"has_ci":                "true",
 		"ci_jobs":               "4",
+		"ci_jobs_lower_bound":   "true",
 		"ci_complexity":         "20",
 		"ci_constructs":         "needs;rules",
 		"package_types":         "maven;npm",
@@ -237,7 +238,7 @@ func TestProjectsCSVValues(t *testing.T) {
 	}
 	// Unknown values are empty, never 0 or false.
 	for _, k := range []string{"has_submodules", "has_codeowners", "uses_lfs", "registry_in_use", "package_types", "repository_size_bytes", "storage_size_bytes", "commit_count", "branches", "merge_requests",
-		"webhooks", "ci_variables", "ci_jobs", "ci_complexity", "size_class", "created_at", "export_size_bytes"} {
+		"webhooks", "ci_variables", "ci_jobs", "ci_jobs_lower_bound", "ci_complexity", "size_class", "created_at", "export_size_bytes"} {
 		if rows[1][k] != "" {
 			t.Errorf("row 2 %s = %q, want empty", k, rows[1][k])
 		}
