@@ -56,7 +56,8 @@ type gqlState struct {
 	noOwnersOnce sync.Once
 	// uncarried: one-per-query counts GitLab's complexity limit left no room for,
 	// read from REST from then on.
-	uncarried sync.Map // count name → true
+	uncarried       sync.Map // count name → true
+	refusedCarrying atomic.Int64
 }
 
 // lockProbe waits for the probe's turn, or for ctx: a page whose deadline passes does

@@ -88,13 +88,14 @@ func (w *Worker) profileEach(ctx context.Context, projects []gitlab.Project, fn 
 // smaller batches or with less in them when GitLab refuses the query as too complex.
 func (w *Worker) prefetchBatch(ctx context.Context, projects []gitlab.Project) (map[int64]*prefetched, error) {
 	out := map[int64]*prefetched{}
+	without := map[string]bool{} // carried counts refused with these projects
 	rest := projects
 	for len(rest) > 0 && w.useGraphQL() {
 		batch := w.nextBatch(rest)
 		rest = rest[len(batch):]
 		var carried []facts.Count
 		if len(batch) == 1 {
-			carried = w.carried(batch[0])
+			carried = slices.DeleteFunc(w.carried(batch[0]), func(c facts.Count) bool { return without[c.Name] })
 		}
 		got, asked, err := w.queryGated(ctx, batch, carried)
 		if !asked {
@@ -110,7 +111,10 @@ func (w *Worker) prefetchBatch(ctx context.Context, projects []gitlab.Project) (
 			}
 			score, limit, complex := gitlab.ComplexityOf(err)
 			if complex && len(carried) > 0 {
-				w.uncarry(carried[0])
+				without[carried[0].Name] = true
+				if w.gql.refusedCarrying.Add(1) >= gqlUncarryAfter {
+					w.uncarry(carried[0])
+				}
 				rest = append(slices.Clone(batch), rest...) // again, carrying less
 				continue
 			}
@@ -211,7 +215,13 @@ func (w *Worker) carried(gp gitlab.Project) []facts.Count {
 	return out
 }
 
-// uncarry drops c, a count a query carried that GitLab refused as too complex, from
+// gqlUncarryAfter is how many queries GitLab may refuse as too complex for what they
+// carry before a carried count is dropped from every query: one project's odd files
+// do not cost every later project a REST request, a GitLab that scores every
+// project's query higher drops it soon.
+const gqlUncarryAfter = 3
+
+// uncarry drops c, a count queries carried that GitLab refused as too complex, from
 // every later query: REST counts it from then on.
 func (w *Worker) uncarry(c facts.Count) {
 	if _, was := w.gql.uncarried.LoadOrStore(c.Name, true); !was {

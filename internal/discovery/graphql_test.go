@@ -41,6 +41,7 @@ type fakeGQL struct {
 	noAbility  map[string]bool    // full paths whose userPermissions are all false
 	overLimit  int                // one-per-query fields asked past GitLab's limit of 1
 	carryCost  int                // complexity of branchNames
+	tooComplex map[string]bool    // full paths whose query carrying branchNames is refused
 	moved      map[string]bool    // full paths that name another project now
 	preShared  bool               // a GitLab before 16.0: no SHARED_INTO_ANCESTORS relation
 	mu         sync.Mutex
@@ -98,6 +99,9 @@ func (f *fakeGQL) graphql(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	score := n*f.perProject + 1 + strings.Count(req.Query, "branchNames(")*f.carryCost
+	if p0, _ := req.Variables["p0"].(string); f.tooComplex[p0] && strings.Contains(req.Query, "branchNames(") {
+		score = f.limit + 1
+	}
 	if score > f.limit {
 		fmt.Fprintf(w, `{"errors":[{"message":"Query has complexity of %d, which exceeds max complexity of %d"}]}`, score, f.limit)
 		return
