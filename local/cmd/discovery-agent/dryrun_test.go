@@ -71,7 +71,10 @@ func TestDryRunAndFull(t *testing.T) {
 	if want := fmt.Sprintf("; %d profiled, %d unchanged since the last run and carried over", len(changed), n-len(changed)); len(changed) == 0 || !strings.Contains(out, want) {
 		t.Errorf("second run after %d projects changed printed\n%s\nwant %q", len(changed), out, want)
 	}
-	_, full := run("scan", "--full")
+	out, full := run("scan", "--full")
+	if strings.Contains(out, "carried over") {
+		t.Errorf("a full run printed projects carried over:\n%s", out)
+	}
 	t.Logf("calls: estimated %d, first %d, second %d, --full %d", estimated, first, second, full)
 	if estimated*10 < first*7 || estimated*10 > first*13 {
 		t.Errorf("the dry run estimated %d calls, the first run made %d: want within 30%%", estimated, first)

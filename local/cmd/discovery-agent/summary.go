@@ -40,16 +40,18 @@ func writeSummary(ctx context.Context, w io.Writer, r *runner.Runner, run invent
 		return err
 	}
 	err = r.Store.Projects(ctx, run.ID, func(p inventory.Project) error {
-		// A carried-over project keeps its previous profile's time. Times are kept to
-		// the second, so comparing with the run's start would miscount runs that
-		// follow each other within one.
+		// A carried-over project keeps its previous complete profile, its time and
+		// its activity. Times are kept to the second, so comparing with the run's
+		// start would miscount runs that follow each other within one; a changed
+		// project profiled in the same second as before differs in its activity.
 		carried := false
-		if hasPrev {
+		if hasPrev && !run.Full {
 			old, ok, err := r.Store.GetProject(ctx, prev.ID, p.ID)
 			if err != nil {
 				return err
 			}
-			carried = ok && !old.LastProfiledAt.IsZero() && old.LastProfiledAt.Equal(p.LastProfiledAt)
+			carried = ok && old.ScanStatus == inventory.StatusComplete && !old.LastProfiledAt.IsZero() &&
+				old.LastProfiledAt.Equal(p.LastProfiledAt) && old.LastActivityAt.Equal(p.LastActivityAt)
 		}
 		if !carried {
 			profiled++
