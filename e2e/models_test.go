@@ -138,12 +138,13 @@ func TestLambdaMessageExpiry(t *testing.T) {
 // invocation; each stops before the function's timeout and continues in a message
 // for the same page: no invocation is killed, nothing reaches the DLQ.
 func TestLambdaSoftDeadline(t *testing.T) {
-	// A page of 100 projects takes about 10 s at 120 ms a request; an invocation has
-	// 8 s, of which the page may use up to 6 (half of DEADLINE_MARGIN, 2 s, is left
-	// to queue the continuation: ample on a loaded machine too).
+	// A page of 100 projects takes about 13 s at 250 ms a request (about 4 requests a
+	// project through GraphQL, 8 at a time); an invocation has 8 s, of which the page
+	// may use up to 6 (half of DEADLINE_MARGIN, 2 s, is left to queue the
+	// continuation: ample on a loaded machine too).
 	h := start(t, Options{Seed: 3, Groups: 2, Projects: 120, Workers: 2, BatchSize: 1,
 		WorkerTimeout: 8 * time.Second, DeadlineMargin: 4 * time.Second, Visibility: 20 * time.Second,
-		Faults: gitlabsim.Faults{Latency: 120 * time.Millisecond}})
+		Faults: gitlabsim.Faults{Latency: 250 * time.Millisecond}})
 	rep := runEqualsTruth(t, h, 8*time.Minute)
 	if rep.TimedOut != 0 || rep.Killed != 0 {
 		t.Errorf("%d invocations timed out, %d killed; want none", rep.TimedOut, rep.Killed)

@@ -412,10 +412,12 @@ func TestFinalDelivery(t *testing.T) {
 // new message; the run still equals the truth.
 func TestContinuation(t *testing.T) {
 	// One group of 150 projects: two pages. Latency makes the first page take over
-	// three seconds (100 projects x at least 10 calls x 30ms / 8 in flight = 3.75s).
+	// three seconds (100 projects x at least 10 REST calls x 30ms / 8 in flight =
+	// 3.75s; through GraphQL, 4 calls, it may not).
 	f := newFixture(t, gitlabsim.Options{Seed: 9, Groups: 1, Projects: 150, Faults: gitlabsim.Faults{Latency: 30 * time.Millisecond}})
 	ctx := context.Background()
 	f.settings.DeadlineMargin = 20 * time.Second
+	f.settings.Config.API = "rest"
 	a := f.app(t)
 	res, err := a.Schedule(ctx, nil)
 	if err != nil {
