@@ -80,7 +80,7 @@ func parse(r io.Reader) ([]*pkg, string, error) {
 			cur = &pkg{name: strings.TrimPrefix(line, "pkg: ")}
 			pkgs = append(pkgs, cur)
 		case strings.HasPrefix(line, "cpu: "):
-			cpu = strings.TrimPrefix(line, "cpu: ")
+			cpu = strings.TrimSpace(strings.TrimPrefix(line, "cpu: "))
 		case strings.HasPrefix(line, "Benchmark"):
 			f := strings.Fields(line)
 			if len(f) < 4 || len(f)%2 != 0 {
