@@ -2,10 +2,7 @@ package runner
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -44,24 +41,7 @@ func TestDeletedProjectsAreRemoved(t *testing.T) {
 		t.Errorf("%d projects in scope after deleting %d of %d, the truth has %d", run.ProjectsInScope, len(deleted), first.ProjectsInScope, n)
 	}
 
-	body, err := os.ReadFile(filepath.Join(e.cfg.ExportDir, "runs", run.ID, "diff.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	type entry struct {
-		ID       int64  `json:"project_id"`
-		Path     string `json:"path_with_namespace"`
-		Previous string `json:"previous_path_with_namespace"`
-	}
-	var diff struct {
-		Counts  map[string]int `json:"counts"`
-		Added   []entry        `json:"added"`
-		Removed []entry        `json:"removed"`
-		Moved   []entry        `json:"moved"`
-	}
-	if err := json.Unmarshal(body, &diff); err != nil {
-		t.Fatal(err)
-	}
+	diff := readDiff(t, e, run.ID)
 	var got, want []string
 	for _, d := range diff.Removed {
 		got = append(got, fmt.Sprintf("%d %s", d.ID, d.Path))
@@ -74,18 +54,7 @@ func TestDeletedProjectsAreRemoved(t *testing.T) {
 	if !slices.Equal(got, want) || diff.Counts["removed"] != len(deleted) {
 		t.Errorf("diff.json removed (count %d):\n%s\nwant the deleted projects:\n%s", diff.Counts["removed"], strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	got, want = nil, nil
-	for _, m := range diff.Moved {
-		got = append(got, fmt.Sprintf("%d %s <- %s", m.ID, m.Path, m.Previous))
-	}
-	for _, rn := range renamed {
-		want = append(want, fmt.Sprintf("%d %s <- %s", rn.ID, rn.To, rn.From))
-	}
-	slices.Sort(got)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Errorf("diff.json moved:\n%s\nwant the renamed projects:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	checkMoved(t, diff, renamed)
 	if len(diff.Added) != 0 || diff.Counts["added"] != 0 {
 		t.Errorf("diff.json added %v (count %d), want none", diff.Added, diff.Counts["added"])
 	}

@@ -2,12 +2,8 @@ package runner
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -200,30 +196,5 @@ func TestRenamedProjectsAreMoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.checkAgainstTruth(t, run)
-	body, err := os.ReadFile(filepath.Join(e.cfg.ExportDir, "runs", run.ID, "diff.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var diff struct {
-		Moved []struct {
-			ID       int64  `json:"project_id"`
-			Path     string `json:"path_with_namespace"`
-			Previous string `json:"previous_path_with_namespace"`
-		} `json:"moved"`
-	}
-	if err := json.Unmarshal(body, &diff); err != nil {
-		t.Fatal(err)
-	}
-	var got, want []string
-	for _, m := range diff.Moved {
-		got = append(got, fmt.Sprintf("%d %s <- %s", m.ID, m.Path, m.Previous))
-	}
-	for _, rn := range renamed {
-		want = append(want, fmt.Sprintf("%d %s <- %s", rn.ID, rn.To, rn.From))
-	}
-	slices.Sort(got)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Errorf("diff.json moved:\n%s\nwant the renamed projects:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	checkMoved(t, readDiff(t, e, run.ID), renamed)
 }
