@@ -6,33 +6,12 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"sync"
 
 	"github.com/gl2gh/discovery-agent/internal/budget"
 	"github.com/gl2gh/discovery-agent/internal/facts"
 	"github.com/gl2gh/discovery-agent/internal/gitlab"
 	"golang.org/x/sync/errgroup"
 )
-
-// prefetch asks GraphQL for the facts of the projects about to be profiled, in
-// batches sized to GitLab's complexity limit. A project missing from the result is
-// profiled through REST alone; an error here is only the context's.
-func (w *Worker) prefetch(ctx context.Context, projects []gitlab.Project) (map[int64]*prefetched, error) {
-	out := map[int64]*prefetched{}
-	var mu sync.Mutex
-	err := w.profileEach(ctx, projects, func(_ context.Context, i int, pre *prefetched) error {
-		if pre != nil {
-			mu.Lock()
-			out[projects[i].ID] = pre
-			mu.Unlock()
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
 
 // profileEach runs fn for each project, i its index, Concurrency at a time: in
 // GraphQL mode after its batch's query, with what the query said of it (nil: REST
